@@ -1,0 +1,256 @@
+//! Acquire: one conditional `UpdateItem` that either grants the lock or
+//! returns the holder from the same request.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde::Serialize;
+
+use crate::client::{LockClient, validate_key};
+use crate::clock::{lease_end, now_epoch_millis, now_iso};
+use crate::error::LockError;
+use crate::expr::Expr;
+use crate::record::{LockRecord, LockStatus, PreviousGrant};
+use crate::schema::{self, attr};
+
+/// What to lock, for whom and for how long. Build with [`AcquireRequest::new`]
+/// and set the optional fields you have.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireRequest {
+    pub key: String,
+    /// Stable owner id (a Slack user id, a CI run id, `user@host`).
+    pub owner: String,
+    pub owner_name: Option<String>,
+    /// Lease length; renew before it ends or lose the lock to the next caller.
+    pub ttl: Duration,
+    /// Idempotency key. Acquiring again with the request id that made the
+    /// current grant returns that grant instead of a conflict (redelivered SQS
+    /// messages). Defaults to the new lock id, i.e. no idempotency.
+    pub request_id: Option<String>,
+    pub purpose: Option<String>,
+    pub component: Option<String>,
+    pub environment: Option<String>,
+    pub correlation_id: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+}
+
+impl AcquireRequest {
+    pub fn new(key: impl Into<String>, owner: impl Into<String>, ttl: Duration) -> Self {
+        AcquireRequest {
+            key: key.into(),
+            owner: owner.into(),
+            ttl,
+            ..Default::default()
+        }
+    }
+}
+
+/// How a successful acquire came about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum GrantKind {
+    /// The key was free (absent or ended).
+    New,
+    /// The previous holder's lease had expired without release.
+    TakenOver { from: PreviousGrant },
+    /// The same request id already holds this grant; nothing was written.
+    Existing,
+}
+
+/// A lock you hold (or, for [`GrantKind::Existing`], held earlier by the same request).
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    pub record: LockRecord,
+    pub kind: GrantKind,
+}
+
+impl Grant {
+    pub fn lock_id(&self) -> &str {
+        &self.record.lock_id
+    }
+    pub fn fence(&self) -> u64 {
+        self.record.fence
+    }
+}
+
+impl LockClient {
+    /// Takes `request.key` if it is absent, ended, or expired for longer than
+    /// the clock-skew margin. Exactly one DynamoDB request in every case:
+    /// - granted: `Ok(Grant)`; the previous grant is copied onto the item;
+    /// - held: `Err(LockError::Held)` with the holder from `ALL_OLD`;
+    /// - same request id already granted: `Ok(Grant { kind: Existing })`;
+    /// - our own write landed but its response was lost and the SDK's retry
+    ///   failed the condition: recognised by lock id and returned as granted.
+    pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
+        validate_key(&request.key)?;
+        if request.owner.trim().is_empty() {
+            return Err(LockError::InvalidInput("owner must not be empty".into()));
+        }
+        if request.ttl < Duration::from_secs(1) {
+            return Err(LockError::InvalidInput("ttl must be at least one second".into()));
+        }
+
+        let now_millis = now_epoch_millis();
+        let now_secs = now_millis / 1000;
+        let lock_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request.request_id.clone().unwrap_or_else(|| lock_id.clone());
+        let expires_at = lease_end(now_millis, request.ttl);
+        let ttl = expires_at.saturating_add(self.options.retention.as_secs());
+        let locked_at = now_iso();
+        let takeover_before = now_secs.saturating_sub(self.options.clock_skew.as_secs());
+        // A fence for a key without history starts at the current epoch
+        // milliseconds. DynamoDB accepts at most 1000 writes per second on
+        // one item, so no key can have been granted more often than the
+        // milliseconds it existed: a key recreated after TTL collected it
+        // starts above every fence it ever issued.
+        let fence_base = now_millis;
+
+        let mut e = Expr::default();
+        e.set_string(attr::LOCK_ID, &lock_id);
+        e.set_string(attr::REQUEST_ID, &request_id);
+        e.set_string(attr::STATUS, LockStatus::InProgress.as_str());
+        e.set_string(attr::LOCKED_BY, &request.owner);
+        e.set_string(attr::LOCKED_AT, &locked_at);
+        e.set_number(attr::EXPIRES_AT, expires_at);
+        e.set_number(attr::TTL, ttl);
+        e.set_string(attr::ACTIVE, schema::ACTIVE_INDEX_PARTITION_VALUE);
+        let s = |v: &Option<String>| v.clone().map(AttributeValue::S);
+        e.set_or_remove(attr::LOCKED_BY_NAME, s(&request.owner_name));
+        e.set_or_remove(attr::PURPOSE, s(&request.purpose));
+        e.set_or_remove(attr::COMPONENT, s(&request.component));
+        e.set_or_remove(attr::ENVIRONMENT, s(&request.environment));
+        e.set_or_remove(attr::CORRELATION_ID, s(&request.correlation_id));
+        e.set_or_remove(attr::HOST, s(&request.host));
+        e.set_or_remove(attr::PID, request.pid.map(|p| AttributeValue::N(p.to_string())));
+        for ended in [attr::ENDED_AT, attr::RELEASED_BY, attr::RELEASE_REASON, attr::FORCED, attr::RUN_URL] {
+            e.remove(ended);
+        }
+        // Copy the grant being replaced (operands read the item before the update).
+        let none = e.string("none", "");
+        let zero = e.number("zero", 0);
+        for (prev, cur, default) in [
+            (attr::PREV_LOCK_ID, attr::LOCK_ID, &none),
+            (attr::PREV_LOCKED_BY, attr::LOCKED_BY, &none),
+            (attr::PREV_STATUS, attr::STATUS, &none),
+            (attr::PREV_EXPIRES_AT, attr::EXPIRES_AT, &zero),
+        ] {
+            let (p, c) = (e.name(prev), e.name(cur));
+            e.set_raw(format!("{p} = if_not_exists({c}, {default})"));
+        }
+        let fence = e.name(attr::FENCE);
+        let base = e.number("fenceBase", fence_base);
+        let one = e.number("one", 1);
+        e.set_raw(format!("{fence} = if_not_exists({fence}, {base}) + {one}"));
+
+        let key_name = e.name(attr::LOCK_KEY);
+        let status = e.name(attr::STATUS);
+        let expires = e.name(attr::EXPIRES_AT);
+        let req = e.name(attr::REQUEST_ID);
+        let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
+        let before = e.number("takeoverBefore", takeover_before);
+        let rid = e.string("requestId", &request_id);
+        let condition = format!(
+            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expires} <= {before}) \
+             AND (attribute_not_exists({req}) OR {req} <> {rid})"
+        );
+
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LOCK_KEY, AttributeValue::S(request.key.clone()))
+            .update_expression(e.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+
+        match result {
+            Ok(out) => {
+                let old = out.attributes();
+                let previous = LockRecord::from_optional_item(old)?;
+                let fence = match old.and_then(|o| o.get(attr::FENCE)) {
+                    Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|_| LockError::Corrupt {
+                        key: request.key.clone(),
+                        detail: format!("`fence` is not a whole number: {n}"),
+                    })? + 1,
+                    _ => fence_base + 1,
+                };
+                let previous = previous.map(|p| PreviousGrant {
+                    lock_id: p.lock_id,
+                    locked_by: p.locked_by,
+                    status: p.status,
+                    expires_at: p.expires_at,
+                });
+                let kind = match &previous {
+                    Some(p) if p.status == LockStatus::InProgress => GrantKind::TakenOver { from: p.clone() },
+                    _ => GrantKind::New,
+                };
+                let record = LockRecord {
+                    lock_key: request.key.clone(),
+                    lock_id,
+                    request_id: Some(request_id),
+                    fence,
+                    status: LockStatus::InProgress,
+                    locked_by: request.owner.clone(),
+                    locked_by_name: request.owner_name.clone(),
+                    locked_at,
+                    expires_at,
+                    ttl: Some(ttl),
+                    component: request.component.clone(),
+                    environment: request.environment.clone(),
+                    correlation_id: request.correlation_id.clone(),
+                    purpose: request.purpose.clone(),
+                    host: request.host.clone(),
+                    pid: request.pid,
+                    run_url: None,
+                    ended_at: None,
+                    released_by: None,
+                    release_reason: None,
+                    forced: false,
+                    previous,
+                };
+                tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted");
+                Ok(Grant { record, kind })
+            }
+            Err(err) => {
+                let current = match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                        LockRecord::from_optional_item(ccf.item())?
+                    }
+                    _ => return Err(LockError::from_sdk("UpdateItem", &self.table, err)),
+                };
+                let Some(current) = current else {
+                    return Err(LockError::Corrupt {
+                        key: request.key.clone(),
+                        detail: "condition failed but no current record was returned".into(),
+                    });
+                };
+                if current.lock_id == lock_id {
+                    // Our first attempt landed; its response was lost and the
+                    // SDK's retry met our own grant (dynamolock #280).
+                    tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
+                    let kind = match &current.previous {
+                        Some(p) if p.status == LockStatus::InProgress => GrantKind::TakenOver { from: p.clone() },
+                        _ => GrantKind::New,
+                    };
+                    return Ok(Grant { record: current, kind });
+                }
+                if current.request_id.as_deref() == Some(request_id.as_str()) {
+                    return Ok(Grant {
+                        record: current,
+                        kind: GrantKind::Existing,
+                    });
+                }
+                Err(LockError::Held {
+                    holder: Box::new(current),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Wall-clock helpers. Leases are whole epoch seconds, rounded so that a
+//! holder's view of validity is never longer than the store's.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, rounded down.
+pub fn now_epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+pub(crate) fn now_epoch_millis() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// ISO-8601 UTC with second precision, as seed 003's `lockedAt`.
+pub(crate) fn now_iso() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Lease end for a lease of `ttl` starting now: rounded up to a whole second.
+pub(crate) fn lease_end(now_millis: u64, ttl: Duration) -> u64 {
+    let end_millis = now_millis.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+    end_millis.div_ceil(1000)
+}

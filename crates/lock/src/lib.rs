@@ -1,0 +1,37 @@
+//! # baton-lock
+//!
+//! Leases on DynamoDB that a build, a deploy or a migration can trust:
+//!
+//! - **one request per operation**: acquire is a single conditional
+//!   `UpdateItem` that also returns the holder when it fails;
+//! - **expired leases are taken over at once**, and the new grant records
+//!   whom it replaced;
+//! - **a fencing token** (`fence`) that grows with every grant of a key, even
+//!   across release, expiry, force unlock and TTL collection;
+//! - **ownership by lock id** for release, renew and annotations;
+//! - **idempotency by request id**, so a redelivered message finds its own grant;
+//! - **ambiguous writes resolved**: a retry that meets its own earlier write
+//!   is recognised as success, not reported as a conflict.
+//!
+//! This crate knows DynamoDB and nothing of Slack, SQS or CI systems.
+
+mod acquire;
+pub mod aws;
+mod client;
+pub mod clock;
+mod error;
+mod expr;
+mod ownership;
+mod record;
+pub mod schema;
+mod table;
+mod wait;
+
+pub use acquire::{AcquireRequest, Grant, GrantKind};
+pub use client::{ListQuery, LockClient, LockOptions, LockPage};
+pub use error::LockError;
+pub use ownership::ReleaseRequest;
+pub use record::{LockRecord, LockState, LockStatus, PreviousGrant};
+pub use table::TableCreation;
+pub use wait::Backoff;
+pub use tokio_util::sync::CancellationToken;

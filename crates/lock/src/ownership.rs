@@ -1,0 +1,241 @@
+//! Writes that need the current grant's lock id: release, renew, annotate,
+//! and the one that deliberately does not: force unlock.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use crate::client::{LockClient, validate_key};
+use crate::clock::{lease_end, now_epoch_millis, now_epoch_secs, now_iso};
+use crate::error::LockError;
+use crate::expr::Expr;
+use crate::record::{LockRecord, LockStatus};
+use crate::schema::attr;
+
+/// How a holder ends its grant.
+#[derive(Debug, Clone)]
+pub struct ReleaseRequest {
+    pub key: String,
+    pub lock_id: String,
+    /// `COMPLETED` or `FAILED`; `IN_PROGRESS` is refused.
+    pub outcome: LockStatus,
+    pub reason: Option<String>,
+    /// Who releases; defaults to the holder recorded on the item.
+    pub actor: Option<String>,
+    /// When set, the grant's fence must match too (completion reports carry both).
+    pub fence: Option<u64>,
+}
+
+impl ReleaseRequest {
+    pub fn new(key: impl Into<String>, lock_id: impl Into<String>, outcome: LockStatus) -> Self {
+        ReleaseRequest {
+            key: key.into(),
+            lock_id: lock_id.into(),
+            outcome,
+            reason: None,
+            actor: None,
+            fence: None,
+        }
+    }
+}
+
+impl LockClient {
+    /// Ends the grant `lock_id` as COMPLETED or FAILED. The item stays as the
+    /// audit trail (and keeps the fence counter). One `UpdateItem`.
+    pub async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+        validate_key(&request.key)?;
+        if request.outcome == LockStatus::InProgress {
+            return Err(LockError::InvalidInput("release outcome must be COMPLETED or FAILED".into()));
+        }
+        let now = now_epoch_secs();
+        let mut e = Expr::default();
+        e.set_string(attr::STATUS, request.outcome.as_str());
+        e.set_string(attr::ENDED_AT, now_iso());
+        match &request.actor {
+            Some(actor) => e.set_string(attr::RELEASED_BY, actor),
+            None => {
+                let (by, holder) = (e.name(attr::RELEASED_BY), e.name(attr::LOCKED_BY));
+                e.set_raw(format!("{by} = {holder}"));
+            }
+        }
+        e.set_or_remove(attr::RELEASE_REASON, request.reason.clone().map(AttributeValue::S));
+        e.set_number(attr::TTL, now.saturating_add(self.options.retention.as_secs()));
+        e.remove(attr::ACTIVE);
+        let condition = ownership_condition(&mut e, &request.lock_id, request.fence);
+
+        let result = self.conditional_update(&request.key, e, condition).await;
+        self.finish(result, &request.key, &request.lock_id, |current| {
+            current.status == request.outcome
+                && !current.forced
+                && request.actor.as_ref().is_none_or(|a| current.released_by.as_ref() == Some(a))
+        })
+        .await
+    }
+
+    /// Extends the lease of grant `lock_id` to `ttl` from now. One `UpdateItem`.
+    /// A lease that lapsed but was not taken over can still be renewed: no one
+    /// else was granted the key in between, so the fence is still current.
+    pub async fn renew(&self, key: &str, lock_id: &str, ttl: Duration) -> Result<LockRecord, LockError> {
+        validate_key(key)?;
+        if ttl < Duration::from_secs(1) {
+            return Err(LockError::InvalidInput("ttl must be at least one second".into()));
+        }
+        let expires_at = lease_end(now_epoch_millis(), ttl);
+        let mut e = Expr::default();
+        e.set_number(attr::EXPIRES_AT, expires_at);
+        e.set_number(attr::TTL, expires_at.saturating_add(self.options.retention.as_secs()));
+        let condition = ownership_condition(&mut e, lock_id, None);
+        let result = self.conditional_update(key, e, condition).await;
+        // A renew is never "already done": a retry simply writes again.
+        self.finish(result, key, lock_id, |_| false).await
+    }
+
+    /// Records the pipeline run that works under grant `lock_id`, so `status`
+    /// can show what the holder runs. One `UpdateItem`.
+    pub async fn set_run_url(&self, key: &str, lock_id: &str, run_url: &str) -> Result<LockRecord, LockError> {
+        validate_key(key)?;
+        let mut e = Expr::default();
+        e.set_string(attr::RUN_URL, run_url);
+        let condition = ownership_condition(&mut e, lock_id, None);
+        let result = self.conditional_update(key, e, condition).await;
+        self.finish(result, key, lock_id, |current| current.run_url.as_deref() == Some(run_url))
+            .await
+    }
+
+    /// Ends whatever grant holds `key` as FAILED, recording `actor`, the
+    /// mandatory `reason` and `forced = true`. With `only_lock_id`, ends that
+    /// grant only (so an operator never breaks a newer lock than the one they
+    /// looked at). One `UpdateItem`; returns the ended record, holder included.
+    pub async fn force_unlock(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> Result<LockRecord, LockError> {
+        validate_key(key)?;
+        if actor.trim().is_empty() {
+            return Err(LockError::InvalidInput("force unlock needs an actor".into()));
+        }
+        if reason.trim().is_empty() {
+            return Err(LockError::InvalidInput("force unlock needs a reason".into()));
+        }
+        let now = now_epoch_secs();
+        let mut e = Expr::default();
+        e.set_string(attr::STATUS, LockStatus::Failed.as_str());
+        e.set_string(attr::ENDED_AT, now_iso());
+        e.set_string(attr::RELEASED_BY, actor);
+        e.set_string(attr::RELEASE_REASON, reason);
+        e.set(attr::FORCED, AttributeValue::Bool(true));
+        e.set_number(attr::TTL, now.saturating_add(self.options.retention.as_secs()));
+        e.remove(attr::ACTIVE);
+        let status = e.name(attr::STATUS);
+        let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
+        let mut condition = format!("{status} = {in_progress}");
+        if let Some(lock_id) = only_lock_id {
+            let (name, value) = (e.name(attr::LOCK_ID), e.string("lockId", lock_id));
+            condition.push_str(&format!(" AND {name} = {value}"));
+        }
+        match self.conditional_update(key, e, condition).await {
+            Ok(out) => parse_new(key, out),
+            Err(err) => {
+                let current = current_from_failure(&self.table, err)?;
+                // A retried force unlock that already landed looks like ours.
+                match current {
+                    Some(c)
+                        if c.forced
+                            && c.released_by.as_deref() == Some(actor)
+                            && c.release_reason.as_deref() == Some(reason) =>
+                    {
+                        Ok(c)
+                    }
+                    current => Err(LockError::NotHeld {
+                        key: key.to_owned(),
+                        current: current.map(Box::new),
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn conditional_update(
+        &self,
+        key: &str,
+        e: Expr,
+        condition: String,
+    ) -> Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LOCK_KEY, AttributeValue::S(key.to_owned()))
+            .update_expression(e.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+    }
+
+    /// Turns the result of an ownership-checked write into a record or a typed
+    /// error. `already_done` recognises an item that already shows this very
+    /// write (a retry after a lost response), which counts as success.
+    async fn finish(
+        &self,
+        result: Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>>,
+        key: &str,
+        lock_id: &str,
+        already_done: impl Fn(&LockRecord) -> bool,
+    ) -> Result<LockRecord, LockError> {
+        let err = match result {
+            Ok(out) => return parse_new(key, out),
+            Err(err) => err,
+        };
+        let current = current_from_failure(&self.table, err)?;
+        match current {
+            Some(c) if c.lock_id == lock_id && already_done(&c) => Ok(c),
+            Some(c) if c.lock_id == lock_id && c.status != LockStatus::InProgress => {
+                Err(LockError::AlreadyEnded { record: Box::new(c) })
+            }
+            current => Err(LockError::NotOwner {
+                key: key.to_owned(),
+                lock_id: lock_id.to_owned(),
+                current: current.map(Box::new),
+            }),
+        }
+    }
+}
+
+fn ownership_condition(e: &mut Expr, lock_id: &str, fence: Option<u64>) -> String {
+    let (id_name, id_value) = (e.name(attr::LOCK_ID), e.string("lockId", lock_id));
+    let (status, in_progress) = (
+        e.name(attr::STATUS),
+        e.string("inProgress", LockStatus::InProgress.as_str()),
+    );
+    let mut condition = format!("{id_name} = {id_value} AND {status} = {in_progress}");
+    if let Some(fence) = fence {
+        let (name, value) = (e.name(attr::FENCE), e.number("fence", fence));
+        condition.push_str(&format!(" AND {name} = {value}"));
+    }
+    condition
+}
+
+fn parse_new(key: &str, out: UpdateItemOutput) -> Result<LockRecord, LockError> {
+    LockRecord::from_optional_item(out.attributes())?.ok_or_else(|| LockError::Corrupt {
+        key: key.to_owned(),
+        detail: "update returned no attributes".into(),
+    })
+}
+
+/// The `ALL_OLD` image from a failed condition, or the mapped SDK error.
+fn current_from_failure(
+    table: &str,
+    err: aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
+) -> Result<Option<LockRecord>, LockError> {
+    match err.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => LockRecord::from_optional_item(ccf.item()),
+        _ => Err(LockError::from_sdk("UpdateItem", table, err)),
+    }
+}

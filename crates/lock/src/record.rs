@@ -1,0 +1,211 @@
+//! The lock record as stored in DynamoDB, and how to read one back.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use crate::error::LockError;
+use crate::schema::attr;
+
+/// Raw DynamoDB item.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Lifecycle of a grant. Ended records stay in the table as the audit trail of
+/// the last run and are free to acquire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl LockStatus {
+    /// The string stored in the `status` attribute (seed 003's values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockStatus::InProgress => "IN_PROGRESS",
+            LockStatus::Completed => "COMPLETED",
+            LockStatus::Failed => "FAILED",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "IN_PROGRESS" => Some(LockStatus::InProgress),
+            "COMPLETED" => Some(LockStatus::Completed),
+            "FAILED" => Some(LockStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LockStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a reader should conclude from a record at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    /// `IN_PROGRESS` and the lease has not ended: someone holds it.
+    Held,
+    /// `IN_PROGRESS` but the lease ended: the holder is presumed dead and the
+    /// next acquire takes it over at once.
+    Expired,
+    /// Released as `COMPLETED` or `FAILED`: free.
+    Ended,
+}
+
+/// The grant a record replaced, copied onto the item by the same write that
+/// made the new grant, so the audit trail survives without a second request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousGrant {
+    pub lock_id: String,
+    pub locked_by: String,
+    pub status: LockStatus,
+    pub expires_at: u64,
+}
+
+/// One lock key's item. Field names serialise to the table's attribute names
+/// so `--json` output matches what dashboards read from DynamoDB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRecord {
+    pub lock_key: String,
+    /// Unique per grant: the ownership token every later write must present.
+    pub lock_id: String,
+    /// Idempotency key of the request that made this grant (e.g. an SQS message id).
+    pub request_id: Option<String>,
+    /// Fencing token: strictly increases with every grant of this key.
+    pub fence: u64,
+    pub status: LockStatus,
+    pub locked_by: String,
+    pub locked_by_name: Option<String>,
+    /// ISO-8601 UTC time of the grant.
+    pub locked_at: String,
+    /// Lease end in epoch seconds; decides validity.
+    pub expires_at: u64,
+    /// Garbage-collection time for DynamoDB TTL, well after the lease.
+    pub ttl: Option<u64>,
+    pub component: Option<String>,
+    pub environment: Option<String>,
+    pub correlation_id: Option<String>,
+    pub purpose: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    pub run_url: Option<String>,
+    pub ended_at: Option<String>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+    /// True when the lock was ended by `force_unlock` rather than its holder.
+    pub forced: bool,
+    /// The grant this one replaced, if any.
+    pub previous: Option<PreviousGrant>,
+}
+
+impl LockRecord {
+    /// Validity at `now` (epoch seconds), decided only by status and lease end.
+    pub fn state_at(&self, now: u64) -> LockState {
+        match self.status {
+            LockStatus::InProgress if now < self.expires_at => LockState::Held,
+            LockStatus::InProgress => LockState::Expired,
+            LockStatus::Completed | LockStatus::Failed => LockState::Ended,
+        }
+    }
+
+    /// True when this grant replaced a lease that expired without release.
+    pub fn took_over_expired(&self) -> bool {
+        self.previous
+            .as_ref()
+            .is_some_and(|p| p.status == LockStatus::InProgress)
+    }
+
+    /// Human label for the holder: name when known, id otherwise.
+    pub fn holder_label(&self) -> &str {
+        self.locked_by_name.as_deref().unwrap_or(&self.locked_by)
+    }
+
+    pub(crate) fn from_item(item: &Item) -> Result<Self, LockError> {
+        let key = opt_s(item, attr::LOCK_KEY).unwrap_or_default();
+        let corrupt = |detail: String| LockError::Corrupt {
+            key: key.clone(),
+            detail,
+        };
+        let req_s = |name: &str| opt_s(item, name).ok_or_else(|| corrupt(format!("missing `{name}`")));
+        let status_raw = req_s(attr::STATUS)?;
+        let status = LockStatus::parse(&status_raw)
+            .ok_or_else(|| corrupt(format!("unknown status `{status_raw}`")))?;
+        let previous = match opt_s(item, attr::PREV_STATUS).as_deref().and_then(LockStatus::parse) {
+            Some(prev_status) => Some(PreviousGrant {
+                lock_id: opt_s(item, attr::PREV_LOCK_ID).unwrap_or_default(),
+                locked_by: opt_s(item, attr::PREV_LOCKED_BY).unwrap_or_default(),
+                status: prev_status,
+                expires_at: opt_n(item, attr::PREV_EXPIRES_AT).map_err(corrupt)?.unwrap_or(0),
+            }),
+            None => None,
+        };
+        Ok(LockRecord {
+            lock_id: req_s(attr::LOCK_ID)?,
+            request_id: opt_s(item, attr::REQUEST_ID),
+            fence: opt_n(item, attr::FENCE)
+                .map_err(corrupt)?
+                .ok_or_else(|| corrupt("missing `fence`".into()))?,
+            status,
+            locked_by: req_s(attr::LOCKED_BY)?,
+            locked_by_name: opt_s(item, attr::LOCKED_BY_NAME),
+            locked_at: opt_s(item, attr::LOCKED_AT).unwrap_or_default(),
+            expires_at: opt_n(item, attr::EXPIRES_AT)
+                .map_err(corrupt)?
+                .ok_or_else(|| corrupt("missing `expiresAt`".into()))?,
+            ttl: opt_n(item, attr::TTL).map_err(corrupt)?,
+            component: opt_s(item, attr::COMPONENT),
+            environment: opt_s(item, attr::ENVIRONMENT),
+            correlation_id: opt_s(item, attr::CORRELATION_ID),
+            purpose: opt_s(item, attr::PURPOSE),
+            host: opt_s(item, attr::HOST),
+            pid: opt_n(item, attr::PID)
+                .map_err(corrupt)?
+                .and_then(|p| u32::try_from(p).ok()),
+            run_url: opt_s(item, attr::RUN_URL),
+            ended_at: opt_s(item, attr::ENDED_AT),
+            released_by: opt_s(item, attr::RELEASED_BY),
+            release_reason: opt_s(item, attr::RELEASE_REASON),
+            forced: matches!(item.get(attr::FORCED), Some(AttributeValue::Bool(true))),
+            previous,
+            lock_key: key,
+        })
+    }
+
+    /// Reads an item that may be absent or incomplete (e.g. the `ALL_OLD`
+    /// image of a key that was never locked).
+    pub(crate) fn from_optional_item(item: Option<&Item>) -> Result<Option<Self>, LockError> {
+        match item {
+            Some(item) if item.contains_key(attr::LOCK_ID) => Self::from_item(item).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, String> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("`{name}` is not a whole number: {n}")),
+        Some(_) => Err(format!("`{name}` is not a number")),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,47 @@
+//! Names shared by the code, the `table create` helper and the terraform in
+//! `infra/`. They are the contract with existing dashboards (seed 003 kept
+//! `lockKey`, `lockedBy`, … ) and are checked against the HCL by
+//! `tests/infra`, so change them in both places or not at all.
+
+/// Partition key of the lock table: one item per lock key.
+pub const TABLE_PARTITION_KEY: &str = "lockKey";
+/// DynamoDB TTL attribute. Used only for garbage collection, never for validity.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Sparse global secondary index holding only `IN_PROGRESS` items, so `list`
+/// never scans the table.
+pub const ACTIVE_INDEX_NAME: &str = "active-locks";
+/// Partition key of [`ACTIVE_INDEX_NAME`]; present only while a lock is held.
+pub const ACTIVE_INDEX_PARTITION_KEY: &str = "activeLock";
+/// The single value [`ACTIVE_INDEX_PARTITION_KEY`] takes on held items.
+pub const ACTIVE_INDEX_PARTITION_VALUE: &str = "IN_PROGRESS";
+
+/// Attribute names of a lock record, kept in one place so an expression can
+/// never drift from the parser.
+pub mod attr {
+    pub const LOCK_KEY: &str = super::TABLE_PARTITION_KEY;
+    pub const LOCK_ID: &str = "lockId";
+    pub const REQUEST_ID: &str = "requestId";
+    pub const FENCE: &str = "fence";
+    pub const STATUS: &str = "status";
+    pub const LOCKED_BY: &str = "lockedBy";
+    pub const LOCKED_BY_NAME: &str = "lockedByName";
+    pub const LOCKED_AT: &str = "lockedAt";
+    pub const EXPIRES_AT: &str = "expiresAt";
+    pub const TTL: &str = super::TTL_ATTRIBUTE;
+    pub const COMPONENT: &str = "component";
+    pub const ENVIRONMENT: &str = "environment";
+    pub const CORRELATION_ID: &str = "correlationId";
+    pub const PURPOSE: &str = "purpose";
+    pub const HOST: &str = "host";
+    pub const PID: &str = "pid";
+    pub const RUN_URL: &str = "runUrl";
+    pub const ENDED_AT: &str = "endedAt";
+    pub const RELEASED_BY: &str = "releasedBy";
+    pub const RELEASE_REASON: &str = "releaseReason";
+    pub const FORCED: &str = "forced";
+    pub const ACTIVE: &str = super::ACTIVE_INDEX_PARTITION_KEY;
+    pub const PREV_LOCK_ID: &str = "prevLockId";
+    pub const PREV_LOCKED_BY: &str = "prevLockedBy";
+    pub const PREV_STATUS: &str = "prevStatus";
+    pub const PREV_EXPIRES_AT: &str = "prevExpiresAt";
+}

@@ -1,0 +1,119 @@
+//! Waiting for a key: polling with capped exponential backoff and jitter,
+//! bounded by a deadline and cancellable.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::acquire::{AcquireRequest, Grant};
+use crate::client::LockClient;
+use crate::clock::now_epoch_secs;
+use crate::error::LockError;
+use crate::record::{LockRecord, LockState};
+
+/// Delay schedule between polls: doubles from `initial` up to `max`, each
+/// delay drawn uniformly from its upper half so that many waiters spread out.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            next: initial.max(Duration::from_millis(1)),
+            max: max.max(initial),
+        }
+    }
+
+    /// The next delay to sleep.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let half = ceiling / 2;
+        half + Duration::from_secs_f64(half.as_secs_f64() * fastrand::f64())
+    }
+}
+
+impl LockClient {
+    /// Polls [`LockClient::status`] until `key` is free (absent, ended, or
+    /// expired past the skew margin), `timeout` passes, or `cancel` fires.
+    /// Returns the last record seen (the ended or expired grant), if any.
+    pub async fn wait_until_free(
+        &self,
+        key: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Option<LockRecord>, LockError> {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Backoff::new(self.options.poll_initial, self.options.poll_max);
+        loop {
+            let current = self.status(key).await?;
+            let holder = match current {
+                Some(r) if self.blocks(&r) => r,
+                other => return Ok(other),
+            };
+            self.pause(key, &holder, deadline, &mut backoff, cancel).await?;
+        }
+    }
+
+    /// [`LockClient::acquire`], retried while the key is held until `wait`
+    /// passes or `cancel` fires. With a zero `wait` this is a single attempt.
+    pub async fn acquire_with_wait(
+        &self,
+        request: &AcquireRequest,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Grant, LockError> {
+        let deadline = Instant::now() + wait;
+        let mut backoff = Backoff::new(self.options.poll_initial, self.options.poll_max);
+        loop {
+            match self.acquire(request).await {
+                Err(LockError::Held { holder }) => {
+                    self.pause(&request.key, &holder, deadline, &mut backoff, cancel).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// True while `record` keeps others out: held, or expired but still inside
+    /// the clock-skew margin.
+    fn blocks(&self, record: &LockRecord) -> bool {
+        let now = now_epoch_secs();
+        match record.state_at(now) {
+            LockState::Held => true,
+            LockState::Expired => now < record.expires_at + self.options.clock_skew.as_secs(),
+            LockState::Ended => false,
+        }
+    }
+
+    /// Sleeps the next backoff delay, but never past the moment the holder's
+    /// lease can be taken over nor past the deadline.
+    async fn pause(
+        &self,
+        key: &str,
+        holder: &LockRecord,
+        deadline: Instant,
+        backoff: &mut Backoff,
+        cancel: &CancellationToken,
+    ) -> Result<(), LockError> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::WaitTimedOut {
+                key: key.to_owned(),
+                holder: Some(Box::new(holder.clone())),
+            });
+        }
+        let takeover_at = holder.expires_at + self.options.clock_skew.as_secs();
+        let until_takeover = Duration::from_secs(takeover_at.saturating_sub(now_epoch_secs()))
+            .max(Duration::from_millis(50));
+        let delay = backoff.next_delay().min(until_takeover).min(deadline - now);
+        tokio::select! {
+            () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+}

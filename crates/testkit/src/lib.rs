@@ -1,0 +1,9 @@
+//! Test support shared by every crate's integration tests. Everything here
+//! talks to loopback only: DynamoDB Local started by `make test`, and servers
+//! this crate starts on `127.0.0.1:0`.
+
+pub mod dynamo;
+pub mod proxy;
+
+pub use dynamo::{dynamodb_endpoint, fast_options, local_dynamodb_client, unique_name, TestTable};
+pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
