@@ -1,0 +1,701 @@
+//! The slash-command grammar: turns what a user typed into a [`Request`]
+//! the worker can act on, or a [`CommandError`] that tells them what would
+//! have worked.
+//!
+//! ```text
+//! /build <component> <environment> [--dry-run]
+//! /build status
+//! /build unlock <component> <environment> <reason>
+//! /build help
+//! ```
+//!
+//! Components, environments and sub-command words are case-insensitive and
+//! normalised to lowercase; `--dry-run` may appear anywhere (and survives
+//! chat clients that "smart-punctuate" `--` into a dash). Permissions are
+//! checked here too, so the worker never starts a pipeline for a request
+//! that was not allowed.
+
+use std::fmt::Write as _;
+
+use crate::config::{CommandConfig, Config};
+
+/// What a user asked for, checked against the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Take the lock and dispatch the pipeline (or, with `dry_run`, only
+    /// say what would happen).
+    Run {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The component, lowercase.
+        component: String,
+        /// The environment, lowercase.
+        environment: String,
+        /// The lock this run takes, per the command's lock scope.
+        lock_key: String,
+        /// Whether to only report what would happen.
+        dry_run: bool,
+    },
+    /// List the command's current locks.
+    Status {
+        /// The command, e.g. `/build`.
+        command: String,
+    },
+    /// Release a lock by force (for admins, when a run died holding it).
+    Unlock {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The component, lowercase.
+        component: String,
+        /// The environment, lowercase.
+        environment: String,
+        /// The lock to release.
+        lock_key: String,
+        /// Why, as the user wrote it; recorded and posted to the channel.
+        reason: String,
+    },
+    /// Show how to use the command.
+    Help {
+        /// The command, e.g. `/build`.
+        command: String,
+    },
+}
+
+impl Request {
+    /// The slash command this request is for.
+    pub fn command(&self) -> &str {
+        match self {
+            Request::Run { command, .. }
+            | Request::Status { command }
+            | Request::Unlock { command, .. }
+            | Request::Help { command } => command,
+        }
+    }
+}
+
+/// Why a command could not be accepted. Every variant carries what the user
+/// needs to fix it; [`CommandError::user_message`] renders that for Slack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The slash command is not configured (a Slack app set up with more
+    /// commands than baton knows).
+    #[error("unknown command `{command}`")]
+    UnknownCommand {
+        /// The command Slack sent.
+        command: String,
+        /// The commands baton is configured for.
+        known: Vec<String>,
+    },
+    /// The component is not in the command's list.
+    #[error("`{command}` doesn't know component `{component}`")]
+    UnknownComponent {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// What the user typed (lowercased).
+        component: String,
+        /// The configured components.
+        allowed: Vec<String>,
+    },
+    /// The environment is not in the command's list.
+    #[error("`{command}` doesn't know environment `{environment}`")]
+    UnknownEnvironment {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// What the user typed (lowercased).
+        environment: String,
+        /// The configured environments.
+        allowed: Vec<String>,
+    },
+    /// The text does not fit the grammar.
+    #[error("`{command}`: {problem}")]
+    Malformed {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// What is wrong, in a short sentence.
+        problem: String,
+        /// The usage lines for this command.
+        usage: String,
+    },
+    /// The user may not run this command in this environment.
+    #[error("user {user} may not run `{command}` in `{environment}`")]
+    NotAllowed {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The requester's Slack user id.
+        user: String,
+        /// The restricted environment.
+        environment: String,
+        /// Who may (to tell the user whom to ask).
+        allowed_users: Vec<String>,
+    },
+    /// The user may not force-unlock this command's locks.
+    #[error("user {user} may not force-unlock `{command}` locks")]
+    NotAllowedToUnlock {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The requester's Slack user id.
+        user: String,
+        /// Who may (empty when nobody is configured).
+        unlock_users: Vec<String>,
+    },
+    /// `unlock` without a reason: force-unlocks are announced and the reason
+    /// is what makes the announcement useful.
+    #[error("`{command} unlock` needs a reason")]
+    MissingReason {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The component named.
+        component: String,
+        /// The environment named.
+        environment: String,
+    },
+}
+
+impl CommandError {
+    /// A short Slack mrkdwn message that says what went wrong and what is
+    /// allowed instead.
+    pub fn user_message(&self) -> String {
+        match self {
+            CommandError::UnknownCommand { command, known } => format!(
+                "baton isn't set up for `{}`. It knows: {}.",
+                escape(command),
+                code_list(known)
+            ),
+            CommandError::UnknownComponent {
+                command,
+                component,
+                allowed,
+            } => format!(
+                "`{command}` doesn't know component `{}`. Try one of: {}.\n{}",
+                escape(component),
+                code_list(allowed),
+                usage_lines(command)
+            ),
+            CommandError::UnknownEnvironment {
+                command,
+                environment,
+                allowed,
+            } => format!(
+                "`{command}` doesn't know environment `{}`. Try one of: {}.\n{}",
+                escape(environment),
+                code_list(allowed),
+                usage_lines(command)
+            ),
+            CommandError::Malformed { problem, usage, .. } => format!("{problem}\n{usage}"),
+            CommandError::NotAllowed {
+                command,
+                environment,
+                allowed_users,
+                ..
+            } => format!(
+                "You're not on the list of people who can run `{command}` in `{environment}`. Ask {} to run it, or to add you.",
+                people(allowed_users)
+            ),
+            CommandError::NotAllowedToUnlock {
+                command,
+                unlock_users,
+                ..
+            } => {
+                if unlock_users.is_empty() {
+                    format!(
+                        "Force-unlocking `{command}` locks isn't enabled for anyone. Locks expire on their own; `{command} status` shows when."
+                    )
+                } else {
+                    format!(
+                        "Only {} can force-unlock `{command}` locks. Locks also expire on their own; `{command} status` shows when.",
+                        people(unlock_users)
+                    )
+                }
+            }
+            CommandError::MissingReason {
+                command,
+                component,
+                environment,
+            } => format!(
+                "Please say why you're unlocking, e.g. `{command} unlock {component} {environment} run died mid-deploy`. The reason is posted to the channel."
+            ),
+        }
+    }
+}
+
+/// The usage lines for a command, as Slack mrkdwn.
+pub fn usage_lines(command: &str) -> String {
+    format!(
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> <reason>`"
+    )
+}
+
+/// Help text for a command: usage plus its components and environments.
+pub fn help_text(config: &CommandConfig) -> String {
+    let c = &config.name;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "*{c}* starts the pipeline for a component in an environment."
+    );
+    let _ = writeln!(out, "• `{c} <component> <environment>` to run it");
+    let _ = writeln!(
+        out,
+        "• `{c} <component> <environment> --dry-run` to see what would happen"
+    );
+    let _ = writeln!(out, "• `{c} status` to see who holds which lock");
+    let _ = writeln!(
+        out,
+        "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock"
+    );
+    let _ = writeln!(out, "Components: {}", code_list(&config.components));
+    let _ = write!(out, "Environments: {}", code_list(&config.environments));
+    out
+}
+
+/// Parses a slash command's `text` for `msg_command`, on behalf of `user_id`.
+pub fn parse_request(
+    config: &Config,
+    msg_command: &str,
+    text: &str,
+    user_id: &str,
+) -> Result<Request, CommandError> {
+    let cmd_config = config
+        .command(msg_command)
+        .or_else(|| config.command(&msg_command.trim().to_lowercase()))
+        .ok_or_else(|| CommandError::UnknownCommand {
+            command: msg_command.to_string(),
+            known: config.command_names(),
+        })?;
+    let command = cmd_config.name.clone();
+    let malformed = |problem: String| CommandError::Malformed {
+        command: command.clone(),
+        problem,
+        usage: usage_lines(&command),
+    };
+
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Some(first) = words.first() else {
+        return Ok(Request::Help { command });
+    };
+    match first.to_lowercase().as_str() {
+        "help" | "-h" | "--help" => Ok(Request::Help { command }),
+        "status" => {
+            if words.len() > 1 {
+                return Err(malformed(format!(
+                    "`{command} status` takes nothing after it."
+                )));
+            }
+            Ok(Request::Status { command })
+        }
+        "unlock" => {
+            if !cmd_config.user_may_unlock(user_id) {
+                return Err(CommandError::NotAllowedToUnlock {
+                    command,
+                    user: user_id.to_string(),
+                    unlock_users: cmd_config.unlock_users.clone(),
+                });
+            }
+            let (Some(component), Some(environment)) = (words.get(1), words.get(2)) else {
+                return Err(malformed(format!(
+                    "`{command} unlock` needs a component, an environment and a reason."
+                )));
+            };
+            if words.iter().any(|w| is_dry_run(w)) {
+                return Err(malformed(
+                    "`unlock` has no dry run; `status` shows what is locked.".into(),
+                ));
+            }
+            let (component, environment) = check_target(cmd_config, component, environment)?;
+            let reason = words.get(3..).map(|w| w.join(" ")).unwrap_or_default();
+            if reason.is_empty() {
+                return Err(CommandError::MissingReason {
+                    command,
+                    component,
+                    environment,
+                });
+            }
+            let lock_key = cmd_config.lock_key(&command, &component, &environment);
+            Ok(Request::Unlock {
+                command,
+                component,
+                environment,
+                lock_key,
+                reason,
+            })
+        }
+        _ => {
+            let dry_run = words.iter().any(|w| is_dry_run(w));
+            let args: Vec<&str> = words.iter().copied().filter(|w| !is_dry_run(w)).collect();
+            if let Some(option) = args.iter().find(|w| w.starts_with('-')) {
+                return Err(malformed(format!(
+                    "I don't know the option `{}`; the only option is `--dry-run`.",
+                    escape(option)
+                )));
+            }
+            let [component, environment] = args.as_slice() else {
+                return Err(malformed(if args.len() < 2 {
+                    format!("`{command}` needs a component and an environment.")
+                } else {
+                    format!(
+                        "`{command}` takes a component and an environment, but got {} words.",
+                        args.len()
+                    )
+                }));
+            };
+            let (component, environment) = check_target(cmd_config, component, environment)?;
+            if !cmd_config.user_may_run(user_id, &environment) {
+                return Err(CommandError::NotAllowed {
+                    command,
+                    user: user_id.to_string(),
+                    allowed_users: cmd_config
+                        .allowed_users
+                        .get(&environment)
+                        .cloned()
+                        .unwrap_or_default(),
+                    environment,
+                });
+            }
+            let lock_key = cmd_config.lock_key(&command, &component, &environment);
+            Ok(Request::Run {
+                command,
+                component,
+                environment,
+                lock_key,
+                dry_run,
+            })
+        }
+    }
+}
+
+/// Lowercases and checks a component/environment pair against the config.
+fn check_target(
+    config: &CommandConfig,
+    component: &str,
+    environment: &str,
+) -> Result<(String, String), CommandError> {
+    let component = component.to_lowercase();
+    let environment = environment.to_lowercase();
+    if !config.components.contains(&component) {
+        return Err(CommandError::UnknownComponent {
+            command: config.name.clone(),
+            component,
+            allowed: config.components.clone(),
+        });
+    }
+    if !config.environments.contains(&environment) {
+        return Err(CommandError::UnknownEnvironment {
+            command: config.name.clone(),
+            environment,
+            allowed: config.environments.clone(),
+        });
+    }
+    Ok((component, environment))
+}
+
+/// `--dry-run`, also as typed by clients that turn `--` into an en or em dash.
+fn is_dry_run(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    [
+        "--dry-run",
+        "\u{2014}dry-run",
+        "\u{2013}dry-run",
+        "--dryrun",
+    ]
+    .contains(&lower.as_str())
+}
+
+/// `` `a`, `b`, `c` ``
+fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{}`", escape(i)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `<@U1>`, `<@U1> or <@U2>`, `<@U1>, <@U2> or <@U3>`; "an admin" when empty.
+fn people(users: &[String]) -> String {
+    let mentions: Vec<String> = users.iter().map(|u| format!("<@{}>", escape(u))).collect();
+    match mentions.split_last() {
+        None => "an admin".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Escapes the three characters Slack mrkdwn treats as control characters.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_toml_str(
+            r#"
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+unlock_users = ["UADMIN"]
+[commands."/build".allowed_users]
+prod = ["UADMIN", "UREL"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+
+[commands."/deploy"]
+lock_ttl = "30m"
+lock_scope = "environment"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn parse(cmd: &str, text: &str) -> Result<Request, CommandError> {
+        parse_request(&config(), cmd, text, "U1")
+    }
+
+    fn run(component: &str, env: &str, key: &str, dry_run: bool) -> Request {
+        Request::Run {
+            command: "/build".into(),
+            component: component.into(),
+            environment: env.into(),
+            lock_key: key.into(),
+            dry_run,
+        }
+    }
+
+    #[test]
+    fn run_is_parsed_and_keyed() {
+        assert_eq!(
+            parse("/build", "router plt").unwrap(),
+            run("router", "plt", "build-router-plt", false)
+        );
+        assert_eq!(
+            parse("/deploy", "api prod").unwrap(),
+            Request::Run {
+                command: "/deploy".into(),
+                component: "api".into(),
+                environment: "prod".into(),
+                lock_key: "deploy-prod".into(),
+                dry_run: false,
+            }
+        );
+    }
+
+    #[test]
+    fn case_and_whitespace_are_normalised() {
+        assert_eq!(
+            parse("/build", "  Router\tPLT \n").unwrap(),
+            run("router", "plt", "build-router-plt", false)
+        );
+        assert_eq!(parse("/BUILD", "STATUS").unwrap().command(), "/build");
+    }
+
+    #[test]
+    fn dry_run_anywhere() {
+        for text in [
+            "--dry-run router plt",
+            "router --dry-run plt",
+            "router plt --DRY-RUN",
+            "router plt \u{2014}dry-run",
+        ] {
+            assert_eq!(
+                parse("/build", text).unwrap(),
+                run("router", "plt", "build-router-plt", true),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_status() {
+        assert_eq!(
+            parse("/build", "").unwrap(),
+            Request::Help {
+                command: "/build".into()
+            }
+        );
+        assert_eq!(
+            parse("/build", "   ").unwrap(),
+            Request::Help {
+                command: "/build".into()
+            }
+        );
+        assert_eq!(
+            parse("/build", "Help").unwrap(),
+            Request::Help {
+                command: "/build".into()
+            }
+        );
+        assert_eq!(
+            parse("/build", "status").unwrap(),
+            Request::Status {
+                command: "/build".into()
+            }
+        );
+        assert!(matches!(
+            parse("/build", "status router"),
+            Err(CommandError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_command_lists_known() {
+        let err = parse("/echo", "hi").unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::UnknownCommand {
+                command: "/echo".into(),
+                known: vec!["/build".into(), "/deploy".into()]
+            }
+        );
+        assert!(err.user_message().contains("`/build`, `/deploy`"));
+    }
+
+    #[test]
+    fn unknown_component_says_what_is_allowed() {
+        let err = parse("/build", "routr plt").unwrap_err();
+        assert!(
+            matches!(err, CommandError::UnknownComponent { ref component, .. } if component == "routr")
+        );
+        let msg = err.user_message();
+        assert!(
+            msg.starts_with(
+                "`/build` doesn't know component `routr`. Try one of: `router`, `api`, `web`."
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("`/build <component> <environment> [--dry-run]`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("`/build unlock <component> <environment> <reason>`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_environment_says_what_is_allowed() {
+        let err = parse("/build", "router staging").unwrap_err();
+        let msg = err.user_message();
+        assert!(msg.contains("environment `staging`"), "{msg}");
+        assert!(msg.contains("`dev`, `plt`, `prod`"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_texts() {
+        for text in [
+            "router",
+            "router plt now",
+            "router plt --force",
+            "--dry-run",
+        ] {
+            let err = parse("/build", text).unwrap_err();
+            assert!(
+                matches!(err, CommandError::Malformed { .. }),
+                "{text}: {err:?}"
+            );
+            assert!(err.user_message().contains("Usage:"), "{text}");
+        }
+        let msg = parse("/build", "router plt --force")
+            .unwrap_err()
+            .user_message();
+        assert!(msg.contains("`--force`"), "{msg}");
+    }
+
+    #[test]
+    fn environment_permissions() {
+        let err = parse("/build", "router prod").unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::NotAllowed {
+                command: "/build".into(),
+                user: "U1".into(),
+                environment: "prod".into(),
+                allowed_users: vec!["UADMIN".into(), "UREL".into()],
+            }
+        );
+        assert!(
+            err.user_message().contains("Ask <@UADMIN> or <@UREL>"),
+            "{}",
+            err.user_message()
+        );
+        assert!(parse_request(&config(), "/build", "router prod", "UREL").is_ok());
+        assert!(
+            parse("/deploy", "router prod").is_ok(),
+            "no allowed_users: open"
+        );
+    }
+
+    #[test]
+    fn unlock_needs_permission_and_reason() {
+        let cfg = config();
+        assert_eq!(
+            parse_request(
+                &cfg,
+                "/build",
+                "unlock Router PLT run died at step 3",
+                "UADMIN"
+            )
+            .unwrap(),
+            Request::Unlock {
+                command: "/build".into(),
+                component: "router".into(),
+                environment: "plt".into(),
+                lock_key: "build-router-plt".into(),
+                reason: "run died at step 3".into(),
+            }
+        );
+        let err = parse_request(&cfg, "/build", "unlock router plt", "UADMIN").unwrap_err();
+        assert!(matches!(err, CommandError::MissingReason { .. }), "{err:?}");
+        assert!(err.user_message().contains("`/build unlock router plt "));
+
+        let err = parse_request(&cfg, "/build", "unlock router plt stuck", "U1").unwrap_err();
+        assert!(
+            matches!(err, CommandError::NotAllowedToUnlock { .. }),
+            "{err:?}"
+        );
+        assert!(err.user_message().contains("Only <@UADMIN>"));
+
+        let err = parse_request(&cfg, "/deploy", "unlock router plt stuck", "UADMIN").unwrap_err();
+        assert!(err.user_message().contains("isn't enabled for anyone"));
+
+        let err = parse_request(&cfg, "/build", "unlock router", "UADMIN").unwrap_err();
+        assert!(matches!(err, CommandError::Malformed { .. }));
+        let err = parse_request(&cfg, "/build", "unlock routr plt x", "UADMIN").unwrap_err();
+        assert!(matches!(err, CommandError::UnknownComponent { .. }));
+        let err =
+            parse_request(&cfg, "/build", "unlock router plt x --dry-run", "UADMIN").unwrap_err();
+        assert!(matches!(err, CommandError::Malformed { .. }));
+    }
+
+    #[test]
+    fn user_text_is_escaped() {
+        let msg = parse("/build", "<!channel> plt")
+            .unwrap_err()
+            .user_message();
+        assert!(msg.contains("`&lt;!channel&gt;`"), "{msg}");
+        assert!(!msg.contains("<!channel>"), "{msg}");
+    }
+
+    #[test]
+    fn help_lists_components() {
+        let text = help_text(config().command("/build").unwrap());
+        assert!(
+            text.contains("Components: `router`, `api`, `web`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Environments: `dev`, `plt`, `prod`"),
+            "{text}"
+        );
+    }
+}

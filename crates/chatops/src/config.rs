@@ -1,0 +1,993 @@
+//! Per-command configuration: which slash commands exist, what they lock,
+//! for how long, who may run them, and which pipeline they start.
+//!
+//! The configuration is TOML, read and validated once at start-up by
+//! [`Config::from_toml_str`]; everything after that works with checked,
+//! typed values ([`CommandConfig`], [`LockScope`], a real [`Duration`]).
+//! A mistake in the file should stop a deployment, not surface as a confused
+//! Slack reply hours later, so every check runs up front and every error
+//! names the field path, e.g. `commands."/deploy".lock_ttl`.
+//!
+//! ```toml
+//! [commands."/build"]
+//! requires_lock = true
+//! lock_scope = "component-environment"
+//! lock_ttl = "10m"
+//! components = ["router", "api", "web"]
+//! environments = ["dev", "plt", "prod"]
+//! on_conflict = "reject"
+//! unlock_users = ["U0ADMIN"]
+//! [commands."/build".allowed_users]
+//! prod = ["U0ADMIN"]
+//! [commands."/build".pipeline]
+//! repo = "acme/platform"
+//! workflow = "build.yml"
+//! ref = "main"
+//! [commands."/build".pipeline.inputs]
+//! notify = "true"
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The workflow inputs baton always sends with a dispatch, so a pipeline can
+/// report its completion back with the lock identity it was given.
+pub const BATON_INPUTS: [&str; 6] = [
+    "component",
+    "environment",
+    "lock_key",
+    "lock_id",
+    "fence",
+    "requested_by",
+];
+
+/// GitHub's limit on the number of inputs a `workflow_dispatch` may carry.
+pub const MAX_DISPATCH_INPUTS: usize = 25;
+
+/// Shortest lock TTL accepted: anything shorter expires before a pipeline
+/// has even been dispatched.
+pub const MIN_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// Longest lock TTL accepted: a crashed run should not block a component for
+/// more than half a day.
+pub const MAX_LOCK_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Words of the command grammar; a component or environment with one of
+/// these names could never be addressed, so the config rejects them.
+pub const RESERVED_WORDS: [&str; 3] = ["status", "unlock", "help"];
+
+/// Why a configuration file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML, has an unknown key, or a value of the
+    /// wrong type. `path` is the best-known field path (`None` when the
+    /// problem is plain TOML syntax).
+    #[error("{}line {line}, column {column}: {message}", path_prefix(.path))]
+    Syntax {
+        /// The field path, e.g. `commands."/build".lock_ttl`, when known.
+        path: Option<String>,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// The TOML reader's description.
+        message: String,
+    },
+    /// The file parsed, but a value breaks one of baton's rules.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The field path, e.g. `commands."/deploy".lock_ttl`.
+        path: String,
+        /// What is wrong and what is accepted instead.
+        message: String,
+    },
+}
+
+fn path_prefix(path: &Option<String>) -> String {
+    path.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
+}
+
+/// How a command's lock key is formed, i.e. what two runs must share to
+/// exclude each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockScope {
+    /// One lock per component and environment (`build-router-plt`): the
+    /// usual choice, so building `api` never waits for `router`.
+    ComponentEnvironment,
+    /// One lock per component across environments (`build-router`).
+    Component,
+    /// One lock per environment across components (`deploy-prod`).
+    Environment,
+    /// One lock for the whole command (`build`).
+    Command,
+}
+
+impl LockScope {
+    const ALL: [(LockScope, &'static str); 4] = [
+        (LockScope::ComponentEnvironment, "component-environment"),
+        (LockScope::Component, "component"),
+        (LockScope::Environment, "environment"),
+        (LockScope::Command, "command"),
+    ];
+
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("component-environment", |(_, n)| n)
+    }
+
+    /// Reads a config-file name; `None` if unknown.
+    pub fn from_name(name: &str) -> Option<LockScope> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+    }
+}
+
+impl fmt::Display for LockScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do when a command's lock is already held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnConflict {
+    /// Tell the requester who holds the lock and do nothing. (Queueing
+    /// requests is planned but not supported yet, so it is the only choice.)
+    Reject,
+}
+
+/// The GitHub Actions workflow a command dispatches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Repository owner (user or organisation).
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    /// Workflow file name or id, e.g. `build.yml`.
+    pub workflow: String,
+    /// The git ref to run the workflow on, e.g. `main`.
+    pub git_ref: String,
+    /// Extra string inputs sent alongside baton's own [`BATON_INPUTS`].
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl PipelineConfig {
+    /// `owner/name`, for messages and API paths.
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.owner, self.repo)
+    }
+}
+
+/// Everything baton needs to know about one slash command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// The command, including its slash, e.g. `/build`.
+    pub name: String,
+    /// Whether runs take a lock at all; `false` just dispatches.
+    pub requires_lock: bool,
+    /// What the lock key covers.
+    pub lock_scope: LockScope,
+    /// How long a lock lasts unless released earlier by the run's completion.
+    pub lock_ttl: Duration,
+    /// The components users may name, lowercase.
+    pub components: Vec<String>,
+    /// The environments users may name, lowercase.
+    pub environments: Vec<String>,
+    /// What happens when the lock is held.
+    pub on_conflict: OnConflict,
+    /// Slack user ids allowed to force-unlock; empty means nobody.
+    pub unlock_users: Vec<String>,
+    /// Per environment, the Slack user ids allowed to run the command there;
+    /// an environment that is not listed is open to everyone.
+    pub allowed_users: BTreeMap<String, Vec<String>>,
+    /// The workflow to dispatch.
+    pub pipeline: PipelineConfig,
+}
+
+impl CommandConfig {
+    /// The lock key for a run of `command` on `component` in `environment`,
+    /// according to this command's [`LockScope`]: `/build router plt` gives
+    /// `build-router-plt`, `build-router`, `build-plt` or `build`.
+    pub fn lock_key(&self, command: &str, component: &str, environment: &str) -> String {
+        let base = command.trim_start_matches('/').to_lowercase();
+        let component = component.to_lowercase();
+        let environment = environment.to_lowercase();
+        match self.lock_scope {
+            LockScope::ComponentEnvironment => format!("{base}-{component}-{environment}"),
+            LockScope::Component => format!("{base}-{component}"),
+            LockScope::Environment => format!("{base}-{environment}"),
+            LockScope::Command => base,
+        }
+    }
+
+    /// Whether `user_id` may run this command in `environment`.
+    pub fn user_may_run(&self, user_id: &str, environment: &str) -> bool {
+        self.allowed_users
+            .get(environment)
+            .is_none_or(|users| users.iter().any(|u| u == user_id))
+    }
+
+    /// Whether `user_id` may force-unlock this command's locks.
+    pub fn user_may_unlock(&self, user_id: &str) -> bool {
+        self.unlock_users.iter().any(|u| u == user_id)
+    }
+
+    /// The lock TTL as a person would write it, e.g. `10m`.
+    pub fn lock_ttl_display(&self) -> String {
+        humantime::format_duration(self.lock_ttl).to_string()
+    }
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    commands: BTreeMap<String, CommandConfig>,
+}
+
+impl Config {
+    /// The configuration baton ships with, matching the original design:
+    /// `/build` (10 minute locks) and `/deploy` (30 minute locks), both
+    /// locked per component and environment, over components `router`,
+    /// `api`, `web` and environments `dev`, `plt`, `prod`. Nobody may
+    /// force-unlock and everyone may run everywhere until an operator says
+    /// otherwise. It is the same as [`Config::BUILTIN_TOML`].
+    pub fn builtin() -> Config {
+        let command = |name: &str, ttl_minutes: u64, workflow: &str| CommandConfig {
+            name: name.to_string(),
+            requires_lock: true,
+            lock_scope: LockScope::ComponentEnvironment,
+            lock_ttl: Duration::from_secs(ttl_minutes * 60),
+            components: vec!["router".into(), "api".into(), "web".into()],
+            environments: vec!["dev".into(), "plt".into(), "prod".into()],
+            on_conflict: OnConflict::Reject,
+            unlock_users: Vec::new(),
+            allowed_users: BTreeMap::new(),
+            pipeline: PipelineConfig {
+                owner: "acme".into(),
+                repo: "platform".into(),
+                workflow: workflow.into(),
+                git_ref: "main".into(),
+                inputs: BTreeMap::new(),
+            },
+        };
+        let commands = [
+            command("/build", 10, "build.yml"),
+            command("/deploy", 30, "deploy.yml"),
+        ];
+        Config {
+            commands: commands.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        }
+    }
+
+    /// [`Config::builtin`] written out as TOML: a starting point for an
+    /// operator's own file.
+    pub const BUILTIN_TOML: &'static str = r#"[commands."/build"]
+requires_lock = true
+lock_scope = "component-environment"
+lock_ttl = "10m"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+on_conflict = "reject"
+unlock_users = []
+
+[commands."/build".allowed_users]
+
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+ref = "main"
+
+[commands."/deploy"]
+requires_lock = true
+lock_scope = "component-environment"
+lock_ttl = "30m"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+on_conflict = "reject"
+unlock_users = []
+
+[commands."/deploy".allowed_users]
+
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+ref = "main"
+"#;
+
+    /// Reads and validates a TOML configuration.
+    pub fn from_toml_str(source: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(source).map_err(|e| syntax_error(source, &e))?;
+        raw.validate()
+    }
+
+    /// The configuration of one command (`/build`), if it exists.
+    pub fn command(&self, name: &str) -> Option<&CommandConfig> {
+        self.commands.get(name)
+    }
+
+    /// The configured command names, sorted, for usage messages.
+    pub fn command_names(&self) -> Vec<String> {
+        self.commands.keys().cloned().collect()
+    }
+
+    /// All command configurations, sorted by name.
+    pub fn commands(&self) -> impl Iterator<Item = &CommandConfig> {
+        self.commands.values()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw file shape and validation.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    commands: BTreeMap<String, RawCommand>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    #[serde(default = "default_true")]
+    requires_lock: bool,
+    #[serde(default = "default_scope")]
+    lock_scope: String,
+    lock_ttl: String,
+    components: Vec<String>,
+    environments: Vec<String>,
+    #[serde(default = "default_on_conflict")]
+    on_conflict: String,
+    #[serde(default)]
+    unlock_users: Vec<String>,
+    #[serde(default)]
+    allowed_users: BTreeMap<String, Vec<String>>,
+    pipeline: RawPipeline,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    repo: String,
+    workflow: String,
+    #[serde(rename = "ref", default = "default_ref")]
+    git_ref: String,
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_scope() -> String {
+    "component-environment".into()
+}
+fn default_on_conflict() -> String {
+    "reject".into()
+}
+fn default_ref() -> String {
+    "main".into()
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Quotes a TOML key when it is not a bare key (`/build` becomes `"/build"`).
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// `[a-z0-9][a-z0-9_.-]*`: safe in lock keys, workflow inputs and messages.
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+}
+
+/// GitHub owner and repository names: letters, digits, `-`, `_`, `.`.
+fn is_github_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        if self.commands.is_empty() {
+            return Err(invalid(
+                "commands",
+                "no commands are configured; add at least one [commands.\"/name\"] table",
+            ));
+        }
+        let mut commands = BTreeMap::new();
+        for (name, raw) in self.commands {
+            let cmd = raw.validate(&name)?;
+            commands.insert(name, cmd);
+        }
+        Ok(Config { commands })
+    }
+}
+
+impl RawCommand {
+    fn validate(self, name: &str) -> Result<CommandConfig, ConfigError> {
+        let at = format!("commands.{}", toml_key(name));
+        let field = |f: &str| format!("{at}.{f}");
+
+        let rest = name.strip_prefix('/').unwrap_or_default();
+        if !name.starts_with('/') || rest.is_empty() {
+            return Err(invalid(
+                &at,
+                format!(
+                    "command name {name:?} must start with `/` followed by a name, e.g. \"/build\""
+                ),
+            ));
+        }
+        if !is_identifier(rest) {
+            return Err(invalid(
+                &at,
+                format!(
+                    "command name {name:?} may only use lowercase letters, digits, `_`, `.` and `-` after the `/`"
+                ),
+            ));
+        }
+
+        let lock_scope = LockScope::from_name(&self.lock_scope).ok_or_else(|| {
+            invalid(
+                field("lock_scope"),
+                format!(
+                    "unknown lock scope {:?}; use one of \"component-environment\", \"component\", \"environment\", \"command\"",
+                    self.lock_scope
+                ),
+            )
+        })?;
+
+        let lock_ttl = humantime::parse_duration(self.lock_ttl.trim()).map_err(|e| {
+            invalid(
+                field("lock_ttl"),
+                format!(
+                    "invalid duration {:?} ({e}); write it like \"10m\", \"1h 30m\"",
+                    self.lock_ttl
+                ),
+            )
+        })?;
+        if !(MIN_LOCK_TTL..=MAX_LOCK_TTL).contains(&lock_ttl) {
+            return Err(invalid(
+                field("lock_ttl"),
+                format!(
+                    "{:?} is out of range; a lock TTL must be between 1m and 12h",
+                    self.lock_ttl
+                ),
+            ));
+        }
+
+        let components = check_names(&field("components"), self.components, "component")?;
+        let environments = check_names(&field("environments"), self.environments, "environment")?;
+
+        let on_conflict = match self.on_conflict.as_str() {
+            "reject" => OnConflict::Reject,
+            "queue" => {
+                return Err(invalid(
+                    field("on_conflict"),
+                    "\"queue\" is not supported yet; use \"reject\"",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    field("on_conflict"),
+                    format!("unknown value {other:?}; use \"reject\""),
+                ));
+            }
+        };
+
+        check_user_ids(&field("unlock_users"), &self.unlock_users)?;
+
+        for (env, users) in &self.allowed_users {
+            let path = format!("{}.{}", field("allowed_users"), toml_key(env));
+            if !environments.contains(env) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "environment {env:?} is not in {}; listed environments: {}",
+                        field("environments"),
+                        environments.join(", ")
+                    ),
+                ));
+            }
+            check_user_ids(&path, users)?;
+        }
+
+        let pipeline = self.pipeline.validate(&field("pipeline"))?;
+
+        Ok(CommandConfig {
+            name: name.to_string(),
+            requires_lock: self.requires_lock,
+            lock_scope,
+            lock_ttl,
+            components,
+            environments,
+            on_conflict,
+            unlock_users: self.unlock_users,
+            allowed_users: self.allowed_users,
+            pipeline,
+        })
+    }
+}
+
+impl RawPipeline {
+    fn validate(self, at: &str) -> Result<PipelineConfig, ConfigError> {
+        let field = |f: &str| format!("{at}.{f}");
+        let (owner, repo) = match self.repo.split_once('/') {
+            Some((o, r)) if is_github_name(o) && is_github_name(r) => {
+                (o.to_string(), r.to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    field("repo"),
+                    format!(
+                        "{:?} is not a repository; write it as \"owner/name\"",
+                        self.repo
+                    ),
+                ));
+            }
+        };
+        let workflow = self.workflow.trim();
+        if workflow.is_empty() || workflow.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                field("workflow"),
+                "must name the workflow file (e.g. \"build.yml\") or its id",
+            ));
+        }
+        let git_ref = self.git_ref.trim();
+        if git_ref.is_empty() || git_ref.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                field("ref"),
+                "must be a branch, tag or commit, e.g. \"main\"",
+            ));
+        }
+        for key in self.inputs.keys() {
+            let path = format!("{}.{}", field("inputs"), toml_key(key));
+            if key.trim().is_empty() {
+                return Err(invalid(path, "input names must not be empty"));
+            }
+            if BATON_INPUTS.contains(&key.as_str()) {
+                return Err(invalid(
+                    path,
+                    format!("{key:?} is one of baton's own inputs and is always sent; remove it"),
+                ));
+            }
+        }
+        let total = BATON_INPUTS.len() + self.inputs.len();
+        if total > MAX_DISPATCH_INPUTS {
+            return Err(invalid(
+                field("inputs"),
+                format!(
+                    "{} extra inputs plus baton's {} own make {total}; GitHub accepts at most {MAX_DISPATCH_INPUTS}, so keep extra inputs to {}",
+                    self.inputs.len(),
+                    BATON_INPUTS.len(),
+                    MAX_DISPATCH_INPUTS - BATON_INPUTS.len()
+                ),
+            ));
+        }
+        Ok(PipelineConfig {
+            owner,
+            repo,
+            workflow: workflow.to_string(),
+            git_ref: git_ref.to_string(),
+            inputs: self.inputs,
+        })
+    }
+}
+
+fn check_names(path: &str, names: Vec<String>, what: &str) -> Result<Vec<String>, ConfigError> {
+    if names.is_empty() {
+        return Err(invalid(path, format!("list at least one {what}")));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !is_identifier(&name) {
+            return Err(invalid(
+                path,
+                format!("{what} {name:?} must match [a-z0-9][a-z0-9_.-]* (lowercase, no spaces)"),
+            ));
+        }
+        if RESERVED_WORDS.contains(&name.as_str()) {
+            return Err(invalid(
+                path,
+                format!("{what} {name:?} is a command word (status, unlock, help); rename it"),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(invalid(path, format!("{what} {name:?} is listed twice")));
+        }
+        seen.push(name);
+    }
+    Ok(seen)
+}
+
+fn check_user_ids(path: &str, users: &[String]) -> Result<(), ConfigError> {
+    for user in users {
+        if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                path,
+                format!("{user:?} is not a Slack user id (like \"U0123ABCD\")"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turns a TOML/serde error into a [`ConfigError::Syntax`] with the line,
+/// column and, where the source shows it, the field path.
+fn syntax_error(source: &str, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().trim().to_string();
+    let Some(span) = err.span() else {
+        return ConfigError::Syntax {
+            path: None,
+            line: 1,
+            column: 1,
+            message,
+        };
+    };
+    let start = floor_char_boundary(source, span.start);
+    let before = &source[..start];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = source[line_start..start].chars().count() + 1;
+    ConfigError::Syntax {
+        path: guess_path(source, line_start),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The field path of the line starting at `line_start`: the nearest table
+/// header at or above it, plus the key on the line when it is `key = value`.
+/// Best effort (inline tables and multi-line values can fool it), only
+/// used to make error messages easier to act on.
+fn guess_path(source: &str, line_start: usize) -> Option<String> {
+    let line_end = source[line_start..]
+        .find('\n')
+        .map_or(source.len(), |i| line_start + i);
+    let this_line = source[line_start..line_end].trim();
+    if let Some(header) = table_header(this_line) {
+        return Some(header);
+    }
+    let table = source[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| table_header(l.trim()));
+    let key = this_line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty());
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (Some(t), None) => Some(t),
+        (None, Some(k)) => Some(k.to_string()),
+        (None, None) => None,
+    }
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let inner = line.strip_prefix('[')?;
+    let inner = inner.strip_prefix('[').unwrap_or(inner);
+    let end = inner.find(']')?;
+    Some(inner[..end].trim().to_string())
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_only() -> String {
+        r#"
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+unlock_users = ["U0ADMIN"]
+[commands."/build".allowed_users]
+prod = ["U0ADMIN"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#
+        .to_string()
+    }
+
+    fn err(source: &str) -> ConfigError {
+        match Config::from_toml_str(source) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn err_text(source: &str) -> String {
+        err(source).to_string()
+    }
+
+    #[test]
+    fn builtin_matches_its_toml_and_the_seed() {
+        let parsed = Config::from_toml_str(Config::BUILTIN_TOML).unwrap();
+        assert_eq!(parsed, Config::builtin());
+        let c = Config::builtin();
+        assert_eq!(c.command_names(), vec!["/build", "/deploy"]);
+        let build = c.command("/build").unwrap();
+        let deploy = c.command("/deploy").unwrap();
+        assert_eq!(build.lock_ttl, Duration::from_secs(600));
+        assert_eq!(deploy.lock_ttl, Duration::from_secs(1800));
+        assert_eq!(deploy.lock_ttl_display(), "30m");
+        assert_eq!(build.lock_scope, LockScope::ComponentEnvironment);
+        assert!(build.requires_lock && deploy.requires_lock);
+        assert_eq!(
+            build.lock_key("/build", "router", "plt"),
+            "build-router-plt"
+        );
+        assert_eq!(deploy.lock_key("/deploy", "api", "prod"), "deploy-api-prod");
+        assert!(c.command("/echo").is_none());
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_toml_str(&build_only()).unwrap();
+        let b = c.command("/build").unwrap();
+        assert!(b.requires_lock);
+        assert_eq!(b.lock_scope, LockScope::ComponentEnvironment);
+        assert_eq!(b.on_conflict, OnConflict::Reject);
+        assert_eq!(b.pipeline.git_ref, "main");
+        assert_eq!(b.pipeline.repository(), "acme/platform");
+        assert!(b.pipeline.inputs.is_empty());
+    }
+
+    #[test]
+    fn lock_key_per_scope() {
+        let mut b = Config::builtin().command("/build").unwrap().clone();
+        let cases = [
+            (LockScope::ComponentEnvironment, "build-router-plt"),
+            (LockScope::Component, "build-router"),
+            (LockScope::Environment, "build-plt"),
+            (LockScope::Command, "build"),
+        ];
+        for (scope, want) in cases {
+            b.lock_scope = scope;
+            assert_eq!(b.lock_key("/build", "Router", "PLT"), want, "{scope}");
+        }
+    }
+
+    #[test]
+    fn scope_names_parse() {
+        let src = build_only().replace("lock_ttl", "lock_scope = \"environment\"\nlock_ttl");
+        let c = Config::from_toml_str(&src).unwrap();
+        assert_eq!(
+            c.command("/build").unwrap().lock_scope,
+            LockScope::Environment
+        );
+        let src = build_only().replace("lock_ttl", "lock_scope = \"team\"\nlock_ttl");
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/build".lock_scope: unknown lock scope "team""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_ttl_names_field() {
+        let e = err_text(&build_only().replace("\"10m\"", "\"30\""));
+        assert!(
+            e.starts_with(r#"commands."/build".lock_ttl: invalid duration "30""#),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("\"10m\"", "\"half an hour\""));
+        assert!(
+            e.starts_with(r#"commands."/build".lock_ttl: invalid duration"#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ttl_out_of_range() {
+        for ttl in ["30s", "13h", "0s"] {
+            let e = err_text(&build_only().replace("\"10m\"", &format!("{ttl:?}")));
+            assert!(e.starts_with(r#"commands."/build".lock_ttl: "#), "{e}");
+            assert!(e.contains("between 1m and 12h"), "{e}");
+        }
+        for ttl in ["1m", "12h", "1h 30m"] {
+            let src = build_only().replace("\"10m\"", &format!("{ttl:?}"));
+            assert!(Config::from_toml_str(&src).is_ok(), "{ttl}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_path() {
+        let e = err(&build_only().replace("lock_ttl", "lock_tll = \"1m\"\nlock_ttl"));
+        let ConfigError::Syntax {
+            path,
+            line,
+            message,
+            ..
+        } = &e
+        else {
+            panic!("expected a syntax error, got {e:?}");
+        };
+        assert_eq!(path.as_deref(), Some(r#"commands."/build".lock_tll"#));
+        assert_eq!(*line, 3);
+        assert!(message.contains("unknown field `lock_tll`"), "{message}");
+
+        let e = err_text(&build_only().replace("workflow =", "branch = \"x\"\nworkflow ="));
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.branch: line "#),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `branch`"), "{e}");
+
+        let e = err_text(&format!("verbose = true\n{}", build_only()));
+        assert!(e.contains("unknown field `verbose`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_field_are_located() {
+        let e = err_text(&build_only().replace("\"10m\"", "10"));
+        assert!(
+            e.starts_with(r#"commands."/build".lock_ttl: line 3"#),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("workflow = \"build.yml\"\n", ""));
+        assert!(e.contains("missing field `workflow`"), "{e}");
+        assert!(e.contains(r#"commands."/build".pipeline"#), "{e}");
+        let e = err_text("[commands.\n");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn queue_on_conflict_is_not_supported_yet() {
+        let src = build_only().replace("lock_ttl", "on_conflict = \"queue\"\nlock_ttl");
+        assert_eq!(
+            err_text(&src),
+            r#"commands."/build".on_conflict: "queue" is not supported yet; use "reject""#
+        );
+        let src = build_only().replace("lock_ttl", "on_conflict = \"wait\"\nlock_ttl");
+        assert!(err_text(&src).contains("unknown value \"wait\""));
+    }
+
+    #[test]
+    fn allowed_users_env_must_be_listed() {
+        let e = err_text(&build_only().replace("prod = [", "staging = ["));
+        assert!(
+            e.starts_with(
+                r#"commands."/build".allowed_users.staging: environment "staging" is not in"#
+            ),
+            "{e}"
+        );
+        assert!(e.contains("dev, plt, prod"), "{e}");
+    }
+
+    #[test]
+    fn too_many_inputs() {
+        let mut src = build_only();
+        src.push_str("[commands.\"/build\".pipeline.inputs]\n");
+        for i in 0..19 {
+            src.push_str(&format!("extra{i} = \"v\"\n"));
+        }
+        let c = Config::from_toml_str(&src).unwrap();
+        assert_eq!(c.command("/build").unwrap().pipeline.inputs.len(), 19);
+        src.push_str("extra19 = \"v\"\n");
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.inputs: 20 extra inputs"#),
+            "{e}"
+        );
+        assert!(e.contains("at most 25"), "{e}");
+    }
+
+    #[test]
+    fn input_may_not_shadow_baton_inputs() {
+        let mut src = build_only();
+        src.push_str("[commands.\"/build\".pipeline.inputs]\nfence = \"1\"\n");
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.inputs.fence: "#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn command_names_need_a_slash() {
+        let e = err_text(&build_only().replace("\"/build\"", "\"build\""));
+        assert!(
+            e.starts_with("commands.build: command name \"build\" must start with `/`"),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("\"/build\"", "\"/\""));
+        assert!(e.contains("must start with `/` followed by a name"), "{e}");
+    }
+
+    #[test]
+    fn component_and_environment_names_are_checked() {
+        let e = err_text(&build_only().replace("[\"router\", \"api\", \"web\"]", "[]"));
+        assert_eq!(
+            e,
+            r#"commands."/build".components: list at least one component"#
+        );
+        let e = err_text(&build_only().replace("\"router\"", "\"Router\""));
+        assert!(
+            e.starts_with(r#"commands."/build".components: component "Router" must match"#),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("\"dev\"", "\"status\""));
+        assert!(e.contains("command word"), "{e}");
+        let e = err_text(&build_only().replace("\"dev\"", "\"plt\""));
+        assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn repo_workflow_and_users_are_checked() {
+        let e = err_text(&build_only().replace("acme/platform", "platform"));
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.repo: "platform""#),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("acme/platform", "acme/plat/form"));
+        assert!(e.contains("owner/name"), "{e}");
+        let e = err_text(&build_only().replace("\"build.yml\"", "\"\""));
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.workflow: "#),
+            "{e}"
+        );
+        let e = err_text(
+            &build_only().replace("unlock_users = [\"U0ADMIN\"]", "unlock_users = [\"@ann\"]"),
+        );
+        assert!(
+            e.starts_with(r#"commands."/build".unlock_users: "@ann""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_config_is_rejected() {
+        assert!(err_text("").starts_with("commands: no commands"));
+    }
+
+    #[test]
+    fn permissions() {
+        let c = Config::from_toml_str(&build_only()).unwrap();
+        let b = c.command("/build").unwrap();
+        assert!(b.user_may_run("U1", "plt"), "unlisted env is open");
+        assert!(!b.user_may_run("U1", "prod"));
+        assert!(b.user_may_run("U0ADMIN", "prod"));
+        assert!(b.user_may_unlock("U0ADMIN"));
+        assert!(!b.user_may_unlock("U1"));
+        assert!(
+            !Config::builtin()
+                .command("/build")
+                .unwrap()
+                .user_may_unlock("U0ADMIN")
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! Chatops domain logic for baton: everything about Slack commands that is
+//! not IO.
+//!
+//! The router Lambda and the worker Lambda share this crate so they agree on
+//! what a command means and what travels between them:
+//!
+//! * [`message`]: the SQS bodies — a [`CommandMessage`] the router enqueues
+//!   for each slash command, a [`CompletionMessage`] a pipeline sends when
+//!   its run ends — and Slack's form-encoded POST body.
+//! * [`config`]: per-command configuration (components, environments, lock
+//!   scope and TTL, permissions, the pipeline to dispatch), validated once.
+//! * [`command`]: the command grammar, turning `/build router plt` into a
+//!   [`Request`] or a [`CommandError`] that says what would have worked.
+//! * [`render`]: the Slack replies, as Block Kit JSON.
+//!
+//! Nothing here touches the network, the clock or AWS: callers pass `now`
+//! in, which keeps every decision testable.
+
+pub mod command;
+pub mod config;
+pub mod message;
+pub mod render;
+
+pub use command::{CommandError, Request, help_text, parse_request, usage_lines};
+pub use config::{
+    BATON_INPUTS, CommandConfig, Config, ConfigError, LockScope, MAX_DISPATCH_INPUTS, OnConflict,
+    PipelineConfig,
+};
+pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
+pub use render::{Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType};

@@ -1,0 +1,740 @@
+//! Queue message shapes: the SQS bodies the router writes and the worker reads.
+//!
+//! Two kinds of work travel through the queue: a Slack slash command that the
+//! router has verified and acknowledged ([`CommandMessage`]), and a pipeline
+//! reporting that its run ended ([`CompletionMessage`]). Both are JSON objects
+//! tagged with `"kind"`, so the worker never has to guess a body's meaning
+//! from which fields happen to be present. A body without `kind` that carries
+//! a `command` field is read as a command, so a raw Slack-field JSON object
+//! (handy when testing by hand) works too.
+//!
+//! Parsing is done field by field rather than through a derived
+//! `Deserialize`, so that every error names the exact field that is missing
+//! or malformed; a message the worker cannot read ends up in the dead-letter
+//! queue, and whoever looks at it there deserves a precise reason.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a queue body (or a Slack form body) could not be turned into a message.
+///
+/// Each variant names what is wrong precisely enough to fix the producer
+/// without reading this crate's source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// The body is not JSON at all.
+    #[error("message body is not JSON: {detail}")]
+    NotJson {
+        /// The JSON parser's description of the problem.
+        detail: String,
+    },
+    /// The body is JSON but not an object (e.g. an array or a string).
+    #[error("message body must be a JSON object, got {found}")]
+    NotAnObject {
+        /// The JSON type that was found instead.
+        found: &'static str,
+    },
+    /// The body has no `kind` and no `command` field, so its meaning is unknown.
+    #[error(
+        "message has no `kind` field (expected \"command\" or \"completion\") and no `command` field"
+    )]
+    MissingKind,
+    /// The `kind` field holds a value this version does not understand.
+    #[error("unknown message kind `{kind}` (expected \"command\" or \"completion\")")]
+    UnknownKind {
+        /// The `kind` value that was found (JSON-rendered when not a string).
+        kind: String,
+    },
+    /// A required field is absent (or, for a form body, empty where it may not be).
+    #[error("{kind} message is missing required field `{field}`")]
+    MissingField {
+        /// Which message shape was being read: `command` or `completion`.
+        kind: &'static str,
+        /// The missing field's name.
+        field: &'static str,
+    },
+    /// A field is present but holds the wrong type or an unacceptable value.
+    #[error("{kind} message field `{field}` is invalid: {problem}")]
+    InvalidField {
+        /// Which message shape was being read: `command` or `completion`.
+        kind: &'static str,
+        /// The offending field's name.
+        field: &'static str,
+        /// What was expected and what was found.
+        problem: String,
+    },
+}
+
+/// A Slack slash command, as the router received it, waiting for the worker.
+///
+/// Field names are Slack's own, so the router can copy the form fields
+/// across one to one and anyone reading a queued body recognises them.
+/// `received_at` is added by the router: the worker uses it to tell how long
+/// the command waited in the queue (Slack's `response_url` only works for 30
+/// minutes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    /// The slash command itself, e.g. `/build`.
+    pub command: String,
+    /// Everything the user typed after the command; may be empty.
+    #[serde(default)]
+    pub text: String,
+    /// The Slack user id of the person who ran the command, e.g. `U2CERLKJA`.
+    pub user_id: String,
+    /// The (deprecated, but still sent) Slack user name, shown in lock records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The channel the command was run in; replies and completions go there.
+    pub channel_id: String,
+    /// The channel's name, for logs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_name: Option<String>,
+    /// The Slack workspace id.
+    pub team_id: String,
+    /// The Slack workspace's domain, for logs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_domain: Option<String>,
+    /// The Enterprise Grid id, when the workspace belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise_id: Option<String>,
+    /// Where replies to this command are posted (up to 5 times in 30 minutes).
+    pub response_url: String,
+    /// Slack's unique id for this invocation; a natural deduplication key.
+    pub trigger_id: String,
+    /// The Slack app the command was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_app_id: Option<String>,
+    /// When the router received the command, in epoch milliseconds.
+    pub received_at: u64,
+}
+
+/// How a pipeline run ended, in GitHub Actions' vocabulary.
+///
+/// Only `success` counts as success; every other conclusion releases the
+/// lock as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conclusion {
+    /// The run finished and all its jobs passed.
+    Success,
+    /// The run finished and at least one job failed.
+    Failure,
+    /// Someone cancelled the run.
+    Cancelled,
+    /// The run exceeded its time limit.
+    TimedOut,
+}
+
+impl Conclusion {
+    /// Every conclusion with its wire name, so parsing and error messages agree.
+    const ALL: [(Conclusion, &'static str); 4] = [
+        (Conclusion::Success, "success"),
+        (Conclusion::Failure, "failure"),
+        (Conclusion::Cancelled, "cancelled"),
+        (Conclusion::TimedOut, "timed_out"),
+    ];
+
+    /// Whether the run should be reported (and its lock released) as successful.
+    pub fn succeeded(self) -> bool {
+        matches!(self, Conclusion::Success)
+    }
+
+    /// The wire name (`success`, `failure`, `cancelled`, `timed_out`).
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("failure", |(_, name)| name)
+    }
+
+    /// Reads a wire name; `None` for anything this version does not know.
+    pub fn from_name(name: &str) -> Option<Conclusion> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+    }
+}
+
+/// A pipeline reporting that the run baton dispatched has ended.
+///
+/// It carries back the lock identity baton handed to the run as workflow
+/// inputs (`lock_key`, `lock_id`, `fence`), so the worker can release exactly
+/// the lock that run held and ignore a late report from a run whose lock was
+/// already taken over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionMessage {
+    /// The lock the run held, e.g. `build-router-plt`.
+    pub lock_key: String,
+    /// The unique id of that lock acquisition.
+    pub lock_id: String,
+    /// The fencing token of that acquisition.
+    pub fence: u64,
+    /// How the run ended.
+    pub conclusion: Conclusion,
+    /// Link to the run, shown in the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    /// The GitHub Actions run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<u64>,
+    /// Where to post the outcome; without it the outcome is only logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+    /// Who or what sent the report (a workflow step, a webhook relay…), for logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<String>,
+    /// Free-text explanation, e.g. which step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CompletionMessage {
+    /// Whether the run succeeded; anything but `success` is a failure.
+    pub fn succeeded(&self) -> bool {
+        self.conclusion.succeeded()
+    }
+}
+
+/// One queue body: either a slash command or a completion report.
+///
+/// Serialises with an explicit `"kind"` tag; read bodies with
+/// [`QueueMessage::parse`], which also accepts untagged Slack-field JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueueMessage {
+    /// A slash command to carry out.
+    Command(CommandMessage),
+    /// A pipeline run that has ended.
+    Completion(CompletionMessage),
+}
+
+impl QueueMessage {
+    /// Reads a queue body, naming precisely what is wrong when it can't.
+    pub fn parse(body: &str) -> Result<QueueMessage, MessageError> {
+        let value: Value = serde_json::from_str(body).map_err(|e| MessageError::NotJson {
+            detail: e.to_string(),
+        })?;
+        let obj = match &value {
+            Value::Object(obj) => obj,
+            other => {
+                return Err(MessageError::NotAnObject {
+                    found: json_type(other),
+                });
+            }
+        };
+        match obj.get("kind") {
+            Some(Value::String(kind)) if kind == "command" => {
+                CommandMessage::from_json_object(obj).map(QueueMessage::Command)
+            }
+            Some(Value::String(kind)) if kind == "completion" => {
+                CompletionMessage::from_json_object(obj).map(QueueMessage::Completion)
+            }
+            Some(Value::String(kind)) => Err(MessageError::UnknownKind { kind: kind.clone() }),
+            Some(Value::Null) | None if obj.contains_key("command") => {
+                CommandMessage::from_json_object(obj).map(QueueMessage::Command)
+            }
+            Some(Value::Null) | None => Err(MessageError::MissingKind),
+            Some(other) => Err(MessageError::UnknownKind {
+                kind: other.to_string(),
+            }),
+        }
+    }
+
+    /// The body to put on the queue, with its `kind` tag.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail (no maps with non-string
+        // keys, no custom serialisers); fall back to an empty object anyway
+        // rather than panic.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+impl From<CommandMessage> for QueueMessage {
+    fn from(msg: CommandMessage) -> Self {
+        QueueMessage::Command(msg)
+    }
+}
+
+impl From<CompletionMessage> for QueueMessage {
+    fn from(msg: CompletionMessage) -> Self {
+        QueueMessage::Completion(msg)
+    }
+}
+
+impl CommandMessage {
+    /// Required fields of a command, in the order they are checked.
+    const REQUIRED: [&'static str; 6] = [
+        "command",
+        "user_id",
+        "channel_id",
+        "team_id",
+        "response_url",
+        "trigger_id",
+    ];
+
+    /// The queue body for this command, tagged `"kind": "command"`.
+    pub fn to_json(&self) -> String {
+        QueueMessage::Command(self.clone()).to_json()
+    }
+
+    /// Builds a command from Slack's `application/x-www-form-urlencoded` POST
+    /// body, stamping it with the time the router received it.
+    ///
+    /// Percent-escapes and `+` are decoded. Empty optional fields (Slack sends
+    /// `enterprise_id=` outside Enterprise Grid) become `None`; an empty
+    /// required field counts as missing, except `text`, which may be empty.
+    pub fn from_form_urlencoded(
+        body: &[u8],
+        received_at_ms: u64,
+    ) -> Result<CommandMessage, MessageError> {
+        let mut fields = Map::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            // Keep the first occurrence, like most form readers do.
+            if !fields.contains_key(key.as_ref()) && !value.is_empty() {
+                fields.insert(key.into_owned(), Value::String(value.into_owned()));
+            }
+        }
+        fields.insert("received_at".into(), Value::from(received_at_ms));
+        CommandMessage::from_json_object(&fields)
+    }
+
+    fn from_json_object(obj: &Map<String, Value>) -> Result<CommandMessage, MessageError> {
+        let f = Fields {
+            kind: "command",
+            obj,
+        };
+        for name in Self::REQUIRED {
+            f.require(name)?;
+        }
+        Ok(CommandMessage {
+            command: f.req_str("command")?,
+            text: f.opt_str("text")?.unwrap_or_default(),
+            user_id: f.req_str("user_id")?,
+            user_name: f.opt_str("user_name")?,
+            channel_id: f.req_str("channel_id")?,
+            channel_name: f.opt_str("channel_name")?,
+            team_id: f.req_str("team_id")?,
+            team_domain: f.opt_str("team_domain")?,
+            enterprise_id: f.opt_str("enterprise_id")?,
+            response_url: f.req_str("response_url")?,
+            trigger_id: f.req_str("trigger_id")?,
+            api_app_id: f.opt_str("api_app_id")?,
+            received_at: f.req_u64("received_at")?,
+        })
+    }
+}
+
+impl CompletionMessage {
+    /// Required fields of a completion report, in the order they are checked.
+    const REQUIRED: [&'static str; 4] = ["lock_key", "lock_id", "fence", "conclusion"];
+
+    /// The queue body for this report, tagged `"kind": "completion"`.
+    pub fn to_json(&self) -> String {
+        QueueMessage::Completion(self.clone()).to_json()
+    }
+
+    fn from_json_object(obj: &Map<String, Value>) -> Result<CompletionMessage, MessageError> {
+        let f = Fields {
+            kind: "completion",
+            obj,
+        };
+        for name in Self::REQUIRED {
+            f.require(name)?;
+        }
+        let conclusion_name = f.req_str("conclusion")?;
+        let conclusion = Conclusion::from_name(&conclusion_name).ok_or_else(|| {
+            let known: Vec<&str> = Conclusion::ALL.iter().map(|(_, n)| *n).collect();
+            MessageError::InvalidField {
+                kind: "completion",
+                field: "conclusion",
+                problem: format!(
+                    "unknown conclusion `{conclusion_name}`; expected one of {}",
+                    known.join(", ")
+                ),
+            }
+        })?;
+        Ok(CompletionMessage {
+            lock_key: f.req_str("lock_key")?,
+            lock_id: f.req_str("lock_id")?,
+            fence: f.req_u64("fence")?,
+            conclusion,
+            run_url: f.opt_str("run_url")?,
+            run_id: f.opt_u64("run_id")?,
+            channel_id: f.opt_str("channel_id")?,
+            reported_by: f.opt_str("reported_by")?,
+            reason: f.opt_str("reason")?,
+        })
+    }
+}
+
+/// Field-by-field reader over a JSON object that names the field in every error.
+struct Fields<'a> {
+    kind: &'static str,
+    obj: &'a Map<String, Value>,
+}
+
+impl Fields<'_> {
+    /// Present and not `null`.
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    fn require(&self, name: &'static str) -> Result<(), MessageError> {
+        match self.get(name) {
+            Some(_) => Ok(()),
+            None => Err(MessageError::MissingField {
+                kind: self.kind,
+                field: name,
+            }),
+        }
+    }
+
+    fn invalid(&self, field: &'static str, problem: String) -> MessageError {
+        MessageError::InvalidField {
+            kind: self.kind,
+            field,
+            problem,
+        }
+    }
+
+    fn req_str(&self, name: &'static str) -> Result<String, MessageError> {
+        self.require(name)?;
+        match self.opt_str(name)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(self.invalid(name, "must not be empty".into())),
+        }
+    }
+
+    fn opt_str(&self, name: &'static str) -> Result<Option<String>, MessageError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => {
+                Err(self.invalid(name, format!("expected a string, got {}", json_type(other))))
+            }
+        }
+    }
+
+    fn req_u64(&self, name: &'static str) -> Result<u64, MessageError> {
+        self.require(name)?;
+        self.opt_u64(name)?.ok_or(MessageError::MissingField {
+            kind: self.kind,
+            field: name,
+        })
+    }
+
+    /// Accepts a JSON number or a string of decimal digits: workflow inputs
+    /// are always strings, so a pipeline echoing `fence` back may quote it.
+    fn opt_u64(&self, name: &'static str) -> Result<Option<u64>, MessageError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+                self.invalid(name, format!("expected a non-negative integer, got {n}"))
+            }),
+            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+                self.invalid(
+                    name,
+                    format!("expected a non-negative integer, got \"{s}\""),
+                )
+            }),
+            Some(other) => Err(self.invalid(
+                name,
+                format!("expected a non-negative integer, got {}", json_type(other)),
+            )),
+        }
+    }
+}
+
+/// A JSON value's type name, for error messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Slack's published signing test body (REFERENCE.md §3).
+    const SLACK_TEST_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+
+    fn command() -> CommandMessage {
+        CommandMessage {
+            command: "/build".into(),
+            text: "router plt".into(),
+            user_id: "U1".into(),
+            user_name: Some("ann".into()),
+            channel_id: "C1".into(),
+            channel_name: None,
+            team_id: "T1".into(),
+            team_domain: None,
+            enterprise_id: None,
+            response_url: "https://hooks.slack.com/commands/T1/1/x".into(),
+            trigger_id: "1.2.3".into(),
+            api_app_id: None,
+            received_at: 1_700_000_000_123,
+        }
+    }
+
+    fn completion() -> CompletionMessage {
+        CompletionMessage {
+            lock_key: "build-router-plt".into(),
+            lock_id: "abc".into(),
+            fence: 7,
+            conclusion: Conclusion::TimedOut,
+            run_url: Some("https://github.com/acme/platform/actions/runs/9".into()),
+            run_id: Some(9),
+            channel_id: Some("C1".into()),
+            reported_by: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn command_round_trips_with_kind_tag() {
+        let body = command().to_json();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["kind"], "command");
+        assert_eq!(v["received_at"], 1_700_000_000_123u64);
+        assert!(v.get("channel_name").is_none(), "None fields are omitted");
+        assert_eq!(
+            QueueMessage::parse(&body).unwrap(),
+            QueueMessage::Command(command())
+        );
+    }
+
+    #[test]
+    fn completion_round_trips_with_kind_tag() {
+        let body = QueueMessage::from(completion()).to_json();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["kind"], "completion");
+        assert_eq!(v["conclusion"], "timed_out");
+        assert_eq!(
+            QueueMessage::parse(&body).unwrap(),
+            QueueMessage::Completion(completion())
+        );
+        assert_eq!(completion().to_json(), body);
+    }
+
+    #[test]
+    fn only_success_succeeds() {
+        assert!(Conclusion::Success.succeeded());
+        for c in [
+            Conclusion::Failure,
+            Conclusion::Cancelled,
+            Conclusion::TimedOut,
+        ] {
+            assert!(!c.succeeded(), "{c:?}");
+        }
+        let mut m = completion();
+        assert!(!m.succeeded());
+        m.conclusion = Conclusion::Success;
+        assert!(m.succeeded());
+        assert_eq!(Conclusion::Cancelled.as_str(), "cancelled");
+    }
+
+    #[test]
+    fn not_json_is_named() {
+        let err = QueueMessage::parse("kind=command").unwrap_err();
+        assert!(matches!(err, MessageError::NotJson { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("message body is not JSON"));
+    }
+
+    #[test]
+    fn non_object_is_named() {
+        assert_eq!(
+            QueueMessage::parse("[1,2]").unwrap_err(),
+            MessageError::NotAnObject { found: "an array" }
+        );
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let mut v = serde_json::to_value(QueueMessage::from(command())).unwrap();
+        v.as_object_mut().unwrap().remove("user_id");
+        let err = QueueMessage::parse(&v.to_string()).unwrap_err();
+        assert_eq!(
+            err,
+            MessageError::MissingField {
+                kind: "command",
+                field: "user_id"
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "command message is missing required field `user_id`"
+        );
+
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","conclusion":"success"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            MessageError::MissingField {
+                kind: "completion",
+                field: "fence"
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":-3,"conclusion":"success"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, MessageError::InvalidField { field: "fence", .. }),
+            "{err:?}"
+        );
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":5,"lock_id":"i","fence":3,"conclusion":"success"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "completion message field `lock_key` is invalid: expected a string, got a number"
+        );
+    }
+
+    #[test]
+    fn unknown_conclusion_lists_known_ones() {
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":3,"conclusion":"neutral"}"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`conclusion`"), "{text}");
+        assert!(
+            text.contains("neutral") && text.contains("timed_out"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fence_may_be_a_quoted_number() {
+        let msg = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":"42","conclusion":"failure","run_id":"77"}"#,
+        )
+        .unwrap();
+        let QueueMessage::Completion(c) = msg else {
+            panic!("expected completion, got {msg:?}");
+        };
+        assert_eq!((c.fence, c.run_id), (42, Some(77)));
+        assert!(!c.succeeded());
+    }
+
+    #[test]
+    fn unknown_kind_is_named() {
+        assert_eq!(
+            QueueMessage::parse(r#"{"kind":"cancel","command":"/build"}"#).unwrap_err(),
+            MessageError::UnknownKind {
+                kind: "cancel".into()
+            }
+        );
+        assert_eq!(
+            QueueMessage::parse(r#"{"kind":3}"#).unwrap_err(),
+            MessageError::UnknownKind { kind: "3".into() }
+        );
+    }
+
+    #[test]
+    fn missing_kind_without_command_is_rejected() {
+        assert_eq!(
+            QueueMessage::parse(r#"{"lock_key":"k"}"#).unwrap_err(),
+            MessageError::MissingKind
+        );
+    }
+
+    #[test]
+    fn raw_slack_json_without_kind_is_a_command() {
+        let body = json!({
+            "command": "/deploy",
+            "user_id": "U9",
+            "channel_id": "C9",
+            "team_id": "T9",
+            "response_url": "https://hooks.slack.com/x",
+            "trigger_id": "t",
+            "received_at": 5,
+            "token": "ignored-unknown-field"
+        });
+        let QueueMessage::Command(c) = QueueMessage::parse(&body.to_string()).unwrap() else {
+            panic!("expected a command");
+        };
+        assert_eq!(c.command, "/deploy");
+        assert_eq!(c.text, "", "text defaults to empty");
+        assert_eq!(c.received_at, 5);
+    }
+
+    #[test]
+    fn slack_test_form_body_decodes() {
+        let c = CommandMessage::from_form_urlencoded(SLACK_TEST_BODY.as_bytes(), 99).unwrap();
+        assert_eq!(c.user_id, "U2CERLKJA");
+        assert_eq!(c.user_name.as_deref(), Some("roadrunner"));
+        assert_eq!(c.command, "/webhook-collect");
+        assert_eq!(c.text, "");
+        assert_eq!(
+            c.response_url,
+            "https://hooks.slack.com/commands/T1DC2JH3J/397700885554/96rGlfmibIGlgcZRskXaIFfN"
+        );
+        assert_eq!(c.channel_id, "G8PSS9T3V");
+        assert_eq!(c.channel_name.as_deref(), Some("foobar"));
+        assert_eq!(c.team_id, "T1DC2JH3J");
+        assert_eq!(c.enterprise_id, None);
+        assert_eq!(
+            c.trigger_id,
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+        );
+        assert_eq!(c.received_at, 99);
+        // And it survives the queue.
+        assert_eq!(
+            QueueMessage::parse(&c.to_json()).unwrap(),
+            QueueMessage::Command(c)
+        );
+    }
+
+    #[test]
+    fn form_plus_and_percent_decode_in_text() {
+        let body = SLACK_TEST_BODY.replace("text=", "text=router+plt+%2D%2Ddry-run+caf%C3%A9");
+        let c = CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap();
+        assert_eq!(c.text, "router plt --dry-run café");
+    }
+
+    #[test]
+    fn form_missing_required_field_is_named() {
+        let body = SLACK_TEST_BODY.replace("&trigger_id=", "&not_trigger=");
+        assert_eq!(
+            CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap_err(),
+            MessageError::MissingField {
+                kind: "command",
+                field: "trigger_id"
+            }
+        );
+        let body = SLACK_TEST_BODY.replace("user_id=U2CERLKJA", "user_id=");
+        assert_eq!(
+            CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap_err(),
+            MessageError::MissingField {
+                kind: "command",
+                field: "user_id"
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_form_does_not_panic() {
+        let err = CommandMessage::from_form_urlencoded(b"%zz&&==&\xff\xfe=%", 0).unwrap_err();
+        assert!(matches!(
+            err,
+            MessageError::MissingField {
+                field: "command",
+                ..
+            }
+        ));
+    }
+}
