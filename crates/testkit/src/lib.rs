@@ -4,6 +4,8 @@
 
 pub mod dynamo;
 pub mod proxy;
+pub mod recorder;
 
 pub use dynamo::{dynamodb_endpoint, fast_options, local_dynamodb_client, unique_name, TestTable};
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
+pub use recorder::{HttpRecorder, RecordedRequest, Reply};

@@ -1,0 +1,166 @@
+//! Starting pipelines: GitHub Actions `workflow_dispatch`, and finding a run
+//! that an earlier, ambiguous dispatch may have started.
+
+use std::collections::BTreeMap;
+
+use baton_chatops::PipelineConfig;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::retry::{Attempt, retry_after, with_retries};
+
+/// A run that was started, as far as GitHub told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchedRun {
+    pub run_id: Option<u64>,
+    /// The run's page, or the workflow's page when GitHub returned no run details.
+    pub run_url: String,
+    /// Whether `run_url` points at the run itself.
+    pub exact: bool,
+}
+
+/// Why a dispatch did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// GitHub refused (4xx): a missing workflow, a bad ref, a bad token.
+    #[error("GitHub refused the dispatch (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    /// GitHub was unavailable (5xx, 429, timeout) for the whole time budget.
+    #[error("GitHub was unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A GitHub REST client for one token.
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    http: reqwest::Client,
+    api_url: String,
+    web_url: String,
+    token: String,
+}
+
+impl GitHub {
+    /// `api_url` is `https://api.github.com` (or an Enterprise `…/api/v3`);
+    /// `web_url` is where run pages live (`https://github.com`).
+    pub fn new(http: reqwest::Client, api_url: &str, web_url: &str, token: String) -> GitHub {
+        GitHub {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            web_url: web_url.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn workflow_path(&self, p: &PipelineConfig) -> String {
+        format!(
+            "{}/repos/{}/{}/actions/workflows/{}",
+            self.api_url, p.owner, p.repo, p.workflow
+        )
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(reqwest::header::USER_AGENT, "baton-worker")
+    }
+
+    /// Sends `workflow_dispatch` once. Not retried here: a lost response
+    /// might mean the run started, so the caller retries through the queue
+    /// and checks with [`GitHub::find_run`] first.
+    pub async fn dispatch(
+        &self,
+        pipeline: &PipelineConfig,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<DispatchedRun, DispatchError> {
+        let url = format!("{}/dispatches", self.workflow_path(pipeline));
+        let body = json!({ "ref": pipeline.git_ref, "inputs": inputs, "return_run_details": true });
+        let response = self
+            .request(reqwest::Method::POST, &url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            let details: serde_json::Value = response.json().await.unwrap_or_default();
+            let run_id = details.get("workflow_run_id").and_then(serde_json::Value::as_u64);
+            return Ok(match details.get("html_url").and_then(|u| u.as_str()) {
+                Some(url) => DispatchedRun { run_id, run_url: url.to_owned(), exact: true },
+                None => DispatchedRun { run_id, run_url: self.workflow_page(pipeline), exact: false },
+            });
+        }
+        let transient = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
+        let message = error_message(response).await;
+        if transient {
+            Err(DispatchError::Unavailable(format!("HTTP {status}: {message}")))
+        } else {
+            Err(DispatchError::Refused { status: status.as_u16(), message })
+        }
+    }
+
+    /// Looks for a recent dispatched run whose title carries `lock_id` (the
+    /// example workflow sets `run-name` from baton's inputs). Retried within
+    /// `deadline`: a read is safe to repeat.
+    pub async fn find_run(
+        &self,
+        pipeline: &PipelineConfig,
+        lock_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<DispatchedRun>, DispatchError> {
+        let url = format!("{}/runs?event=workflow_dispatch&per_page=50", self.workflow_path(pipeline));
+        with_retries(deadline, || async {
+            let response = match self.request(reqwest::Method::GET, &url).send().await {
+                Ok(r) => r,
+                Err(e) => return Attempt::Transient { error: DispatchError::Unavailable(e.to_string()), after: None },
+            };
+            let status = response.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Attempt::Transient {
+                    after: retry_after(&response),
+                    error: DispatchError::Unavailable(format!("HTTP {status}")),
+                };
+            }
+            if !status.is_success() {
+                let message = error_message(response).await;
+                return Attempt::Permanent(DispatchError::Refused { status: status.as_u16(), message });
+            }
+            let runs: serde_json::Value = response.json().await.unwrap_or_default();
+            let found = runs
+                .get("workflow_runs")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+                .find(|run| {
+                    run.get("display_title")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| t.contains(lock_id))
+                })
+                .map(|run| DispatchedRun {
+                    run_id: run.get("id").and_then(serde_json::Value::as_u64),
+                    run_url: run
+                        .get("html_url")
+                        .and_then(|u| u.as_str())
+                        .map_or_else(|| self.workflow_page(pipeline), str::to_owned),
+                    exact: true,
+                });
+            Attempt::Done(found)
+        })
+        .await
+    }
+
+    /// The workflow's page, for when GitHub returned no run details.
+    pub fn workflow_page(&self, p: &PipelineConfig) -> String {
+        format!("{}/{}/{}/actions/workflows/{}", self.web_url, p.owner, p.repo, p.workflow)
+    }
+}
+
+async fn error_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}

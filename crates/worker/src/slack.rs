@@ -1,0 +1,121 @@
+//! Talking to Slack: replies through a command's `response_url`, and
+//! `chat.postMessage` for messages that outlive it (completion notices).
+
+use std::time::Duration;
+
+use baton_chatops::{PostMessage, Reply};
+use tokio::time::Instant;
+
+use crate::retry::{Attempt, retry_after, with_retries};
+
+/// Why a Slack message was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// Slack kept failing (5xx, 429, timeouts) until the time budget ran out:
+    /// worth another try later.
+    #[error("Slack did not accept the message in time: {0}")]
+    Unavailable(String),
+    /// Slack refused the message (expired `response_url`, unknown channel,
+    /// bad token): retrying will not help.
+    #[error("Slack refused the message: {0}")]
+    Refused(String),
+}
+
+/// A Slack Web API client with the bot token, plus the `response_url` rules.
+#[derive(Debug, Clone)]
+pub struct Slack {
+    http: reqwest::Client,
+    api_url: String,
+    bot_token: String,
+    response_url_prefix: String,
+}
+
+impl Slack {
+    /// `api_url` is `https://slack.com/api` in production; `response_url_prefix`
+    /// is the only place replies may be posted to (Slack's hooks host), so a
+    /// crafted message cannot make the worker post elsewhere.
+    pub fn new(http: reqwest::Client, api_url: &str, bot_token: String, response_url_prefix: String) -> Slack {
+        Slack {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            bot_token,
+            response_url_prefix,
+        }
+    }
+
+    /// Replies to a slash command through its `response_url`.
+    pub async fn respond(&self, response_url: &str, reply: &Reply, deadline: Instant) -> Result<(), SlackError> {
+        if !response_url.starts_with(&self.response_url_prefix) {
+            return Err(SlackError::Refused(format!(
+                "response_url is not under {}",
+                self.response_url_prefix
+            )));
+        }
+        let body = reply.to_json();
+        with_retries(deadline, || async {
+            let sent = self.http.post(response_url).json(&body).send().await;
+            classify(sent, false).await
+        })
+        .await
+    }
+
+    /// Posts to a channel with `chat.postMessage` and the bot token.
+    pub async fn post_message(&self, message: &PostMessage, deadline: Instant) -> Result<(), SlackError> {
+        let url = format!("{}/chat.postMessage", self.api_url);
+        let body = message.to_json();
+        with_retries(deadline, || async {
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.bot_token)
+                .json(&body)
+                .send()
+                .await;
+            classify(sent, true).await
+        })
+        .await
+    }
+}
+
+/// Sorts one HTTP outcome into done / permanent / transient. Web API calls
+/// answer 200 with `{"ok": false}` on refusal; `response_url` answers plain text.
+async fn classify(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    web_api: bool,
+) -> Attempt<(), SlackError> {
+    let response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Transient {
+                error: SlackError::Unavailable(e.to_string()),
+                after: None,
+            };
+        }
+    };
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        let after = retry_after(&response).map(|d| d.min(Duration::from_secs(30)));
+        return Attempt::Transient {
+            error: SlackError::Unavailable(format!("HTTP {status}")),
+            after,
+        };
+    }
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Attempt::Permanent(SlackError::Refused(format!("HTTP {status}: {}", text.trim())));
+    }
+    if web_api {
+        let json: serde_json::Value = response.json().await.unwrap_or_default();
+        if json.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+            let error = json.get("error").and_then(|e| e.as_str()).unwrap_or("unknown error");
+            if error == "ratelimited" {
+                return Attempt::Transient {
+                    error: SlackError::Unavailable(error.to_owned()),
+                    after: None,
+                };
+            }
+            return Attempt::Permanent(SlackError::Refused(error.to_owned()));
+        }
+    }
+    Attempt::Done(())
+}

@@ -1,0 +1,575 @@
+//! The worker's behaviour through its public handler, with DynamoDB Local for
+//! locks and loopback HTTP recorders standing in for Slack and GitHub.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use baton_chatops::{CommandMessage, CompletionMessage, Conclusion, Config, QueueMessage};
+use baton_lock::{LockClient, LockStatus};
+use baton_testkit::{HttpRecorder, RecordedRequest, Reply, TestTable, fast_options};
+use baton_worker::{Worker, WorkerSettings};
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router", "api", "web"]
+environments = ["dev", "plt", "prod"]
+unlock_users = ["UADMIN"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+ref = "main"
+[commands."/build".pipeline.inputs]
+channel = "builds"
+
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["router", "api"]
+environments = ["plt", "prod"]
+unlock_users = ["UADMIN"]
+[commands."/deploy".allowed_users]
+prod = ["UADMIN"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+"#;
+
+const DISPATCH_BUILD: &str = "/repos/acme/platform/actions/workflows/build.yml/dispatches";
+const RUNS_BUILD: &str = "/repos/acme/platform/actions/workflows/build.yml/runs";
+
+struct Harness {
+    _table: TestTable,
+    locks: LockClient,
+    slack: HttpRecorder,
+    github: HttpRecorder,
+    worker: Worker,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(adjust: impl FnOnce(&mut WorkerSettings)) -> Harness {
+        let table = TestTable::create().await;
+        let slack = HttpRecorder::start().await.unwrap();
+        let github = HttpRecorder::start().await.unwrap();
+        github.default_reply(
+            DISPATCH_BUILD,
+            Reply::json(
+                200,
+                json!({"workflow_run_id": 99, "run_url": "x", "html_url": "https://github.example/acme/platform/actions/runs/99"}),
+            ),
+        );
+        github.default_reply(RUNS_BUILD, Reply::json(200, json!({"total_count": 0, "workflow_runs": []})));
+        let mut settings = WorkerSettings {
+            config: Config::from_toml_str(CONFIG).unwrap(),
+            locking_enabled: true,
+            slack_api_url: format!("{}/api", slack.url()),
+            slack_response_url_prefix: format!("{}/response/", slack.url()),
+            slack_bot_token: "xoxb-test".into(),
+            github_api_url: github.url(),
+            github_web_url: "https://github.example".into(),
+            github_token: "ghp-test".into(),
+            max_receives: 5,
+            default_budget: Duration::from_secs(4),
+            http_timeout: Duration::from_millis(700),
+        };
+        adjust(&mut settings);
+        let locks = table.client(fast_options());
+        let worker = Worker::new(locks.clone(), settings).unwrap();
+        Harness { _table: table, locks, slack, github, worker }
+    }
+
+    fn command(&self, user: &str, command: &str, text: &str) -> CommandMessage {
+        CommandMessage {
+            command: command.into(),
+            text: text.into(),
+            user_id: user.into(),
+            user_name: Some(user.to_lowercase()),
+            channel_id: "C0BUILDS".into(),
+            channel_name: None,
+            team_id: "T0ACME".into(),
+            team_domain: None,
+            enterprise_id: None,
+            response_url: format!("{}/response/{user}/{}", self.slack.url(), uuid()),
+            trigger_id: uuid(),
+            api_app_id: None,
+            received_at: 1,
+        }
+    }
+
+    async fn run(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
+        let mut event = SqsEvent::default();
+        event.records = records;
+        self.worker.handle(event).await
+    }
+
+    fn dispatches(&self) -> Vec<RecordedRequest> {
+        self.github.requests_to(DISPATCH_BUILD)
+    }
+
+    fn replies(&self) -> Vec<Value> {
+        self.slack.requests_to("/response/").iter().map(RecordedRequest::json).collect()
+    }
+}
+
+fn uuid() -> String {
+    baton_testkit::unique_name("id")
+}
+
+fn record(id: &str, body: String, receive_count: u32) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.into());
+    m.body = Some(body);
+    m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    m
+}
+
+fn command_record(id: &str, message: &CommandMessage, receive_count: u32) -> SqsMessage {
+    record(id, QueueMessage::Command(message.clone()).to_json(), receive_count)
+}
+
+fn failures(response: &SqsBatchResponse) -> Vec<String> {
+    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+}
+
+fn text(reply: &Value) -> String {
+    reply["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
+    let h = Harness::new().await;
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::InProgress);
+    assert_eq!(lock.request_id.as_deref(), Some("m-1"), "the SQS message id is the request id");
+    assert_eq!(lock.locked_by, "U1");
+    assert_eq!(lock.purpose.as_deref(), Some("/build router plt"));
+    assert_eq!(lock.run_url.as_deref(), Some("https://github.example/acme/platform/actions/runs/99"));
+
+    let dispatches = h.dispatches();
+    assert_eq!(dispatches.len(), 1);
+    let body = dispatches[0].json();
+    assert_eq!(body["ref"], "main");
+    assert_eq!(body["inputs"]["component"], "router");
+    assert_eq!(body["inputs"]["environment"], "plt");
+    assert_eq!(body["inputs"]["lock_key"], "build-router-plt");
+    assert_eq!(body["inputs"]["lock_id"], lock.lock_id.as_str());
+    assert_eq!(body["inputs"]["fence"], lock.fence.to_string());
+    assert_eq!(body["inputs"]["requested_by"], "U1");
+    assert_eq!(body["inputs"]["channel"], "builds", "configured extra inputs are sent too");
+    assert_eq!(dispatches[0].header("authorization"), Some("Bearer ghp-test"));
+    assert_eq!(dispatches[0].header("x-github-api-version"), Some("2022-11-28"));
+
+    let replies = h.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["response_type"], "in_channel");
+    let t = text(&replies[0]);
+    assert!(t.contains("<@U1>") && t.contains("/build router plt"), "{t}");
+    assert!(t.contains("https://github.example/acme/platform/actions/runs/99"), "{t}");
+    assert!(replies[0]["blocks"].is_array());
+}
+
+#[tokio::test]
+async fn a_held_lock_is_reported_ephemerally_to_the_requester_without_dispatch() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    let second = h.command("U2", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-2", &second, 1)]).await;
+
+    assert!(failures(&response).is_empty(), "a conflict is an answer, not a retry");
+    assert_eq!(h.dispatches().len(), 1);
+    let to_u2 = h.slack.requests_to(&second.response_url.replace(&h.slack.url(), ""));
+    assert_eq!(to_u2.len(), 1);
+    let reply = to_u2[0].json();
+    assert_eq!(reply["response_type"], "ephemeral");
+    let t = text(&reply);
+    assert!(t.contains("<@U1>"), "names the holder: {t}");
+    assert!(t.contains("/build router plt"), "says what they run: {t}");
+    assert!(t.contains("UTC"), "says since/until when: {t}");
+}
+
+#[tokio::test]
+async fn a_redelivered_command_never_dispatches_twice_nor_says_already_running() {
+    let h = Harness::new().await;
+    let cmd = h.command("U1", "/build", "router plt");
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    let response = h.run(vec![command_record("m-1", &cmd, 2)]).await;
+
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.dispatches().len(), 1, "no second dispatch");
+    for reply in h.replies() {
+        assert_eq!(reply["response_type"], "in_channel", "never the ephemeral 'held' answer: {reply}");
+        assert!(!text(&reply).contains("already running"), "{reply}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_dispatch_fails_the_lock_and_tells_the_requester() {
+    let h = Harness::new().await;
+    h.github.script(
+        DISPATCH_BUILD,
+        [Reply::json(422, json!({"message": "Workflow does not have 'workflow_dispatch' trigger"}))],
+    );
+    let cmd = h.command("U1", "/build", "api dev");
+
+    let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let lock = h.locks.status("build-api-dev").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::Failed);
+    assert!(lock.release_reason.unwrap().contains("workflow_dispatch"));
+    let replies = h.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["response_type"], "ephemeral");
+    assert!(text(&replies[0]).contains("workflow_dispatch"), "tells why: {}", text(&replies[0]));
+}
+
+#[tokio::test]
+async fn a_transient_dispatch_failure_is_retried_through_the_queue_without_double_dispatch() {
+    let h = Harness::new().await;
+    h.github.script(DISPATCH_BUILD, [Reply::new(502, "bad gateway")]);
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let first = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+    assert_eq!(failures(&first), vec!["m-1"]);
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::InProgress, "the lock is kept for the retry");
+    assert!(h.replies().is_empty(), "nothing told yet: the message is still in flight");
+
+    let second = h.run(vec![command_record("m-1", &cmd, 2)]).await;
+    assert!(failures(&second).is_empty());
+    assert_eq!(h.github.requests_to(RUNS_BUILD).len(), 1, "asked GitHub whether the first try started a run");
+    assert_eq!(h.dispatches().len(), 2, "the first dispatch failed, so one more");
+    let after = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(after.lock_id, lock.lock_id, "the same grant carried the retry");
+    assert_eq!(h.replies().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dispatch_whose_answer_was_lost_is_found_instead_of_repeated() {
+    let h = Harness::new().await;
+    h.github.script(DISPATCH_BUILD, [Reply::new(504, "gateway timeout")]);
+    let cmd = h.command("U1", "/build", "router plt");
+    assert_eq!(failures(&h.run(vec![command_record("m-1", &cmd, 1)]).await), vec!["m-1"]);
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    // GitHub did start the run: it shows up with baton's lock id in its title.
+    h.github.default_reply(
+        RUNS_BUILD,
+        Reply::json(200, json!({"workflow_runs": [
+            {"id": 7, "display_title": "baton lock_key=other lock_id=nope fence=1", "html_url": "https://github.example/runs/7"},
+            {"id": 8, "display_title": format!("baton lock_key=build-router-plt lock_id={} fence={}", lock.lock_id, lock.fence), "html_url": "https://github.example/runs/8"}
+        ]})),
+    );
+
+    let response = h.run(vec![command_record("m-1", &cmd, 2)]).await;
+
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.dispatches().len(), 1, "no second dispatch");
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.run_url.as_deref(), Some("https://github.example/runs/8"));
+    assert!(text(&h.replies()[0]).contains("https://github.example/runs/8"));
+}
+
+#[tokio::test]
+async fn on_the_last_delivery_a_failing_dispatch_releases_the_lock_and_tells_the_user() {
+    let h = Harness::new().await;
+    h.github.default_reply(DISPATCH_BUILD, Reply::new(503, "unavailable"));
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-1", &cmd, 5)]).await;
+
+    assert!(failures(&response).is_empty(), "not sent to the DLQ in silence");
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::Failed);
+    let replies = h.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["response_type"], "ephemeral");
+}
+
+#[tokio::test]
+async fn slack_429_with_retry_after_is_honoured() {
+    let h = Harness::new().await;
+    h.slack.script("/response/", [Reply::new(429, "slow down").header("retry-after", "1")]);
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let attempts = h.slack.requests_to("/response/");
+    assert_eq!(attempts.len(), 2, "one 429, then delivered");
+    assert_eq!(attempts[0].body, attempts[1].body);
+    assert_eq!(h.dispatches().len(), 1);
+}
+
+#[tokio::test]
+async fn slack_down_keeps_the_lock_and_the_dispatch_and_retries_the_message() {
+    let h = Harness::with(|s| s.default_budget = Duration::from_millis(1500)).await;
+    h.slack.default_reply("/response/", Reply::new(500, "down"));
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let first = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert_eq!(failures(&first), vec!["m-1"], "the user was not told, so the message goes back");
+    assert!(h.slack.requests_to("/response/").len() >= 2, "retried within the budget");
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::InProgress, "an undelivered reply never releases the lock");
+    assert_eq!(h.dispatches().len(), 1);
+
+    h.slack.default_reply("/response/", Reply::new(200, "ok"));
+    let second = h.run(vec![command_record("m-1", &cmd, 2)]).await;
+    assert!(failures(&second).is_empty());
+    assert_eq!(h.dispatches().len(), 1, "redelivery does not dispatch again");
+    let last = h.slack.requests_to("/response/").last().unwrap().json();
+    assert_eq!(last["response_type"], "in_channel");
+}
+
+#[tokio::test]
+async fn slack_timeouts_are_retried_like_5xx() {
+    let h = Harness::new().await;
+    h.slack.script("/response/", [Reply::new(200, "ok").delayed(Duration::from_millis(1500))]);
+    let cmd = h.command("U1", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.slack.requests_to("/response/").len(), 2, "timed out once, then delivered");
+}
+
+fn completion(lock_key: &str, lock_id: &str, fence: u64, conclusion: Conclusion) -> CompletionMessage {
+    CompletionMessage {
+        lock_key: lock_key.into(),
+        lock_id: lock_id.into(),
+        fence,
+        conclusion,
+        run_url: Some("https://github.example/runs/99".into()),
+        run_id: Some(99),
+        channel_id: None,
+        reported_by: Some("github".into()),
+        reason: None,
+    }
+}
+
+#[tokio::test]
+async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    let done = completion("build-router-plt", &lock.lock_id, lock.fence, Conclusion::Success);
+
+    let response = h.run(vec![record("c-1", QueueMessage::Completion(done).to_json(), 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let ended = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(ended.status, LockStatus::Completed);
+    assert_eq!(ended.released_by.as_deref(), Some("github"));
+    let posts = h.slack.requests_to("/api/chat.postMessage");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].header("authorization"), Some("Bearer xoxb-test"));
+    let body = posts[0].json();
+    assert_eq!(body["channel"], "C0BUILDS", "found through the lock's correlation id");
+    assert!(text(&body).contains("succeeded"), "{body}");
+    assert!(text(&body).contains("<@U1>"), "{body}");
+
+    // The key is free again: the next build starts.
+    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+    assert_eq!(h.dispatches().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_run_ends_the_lock_as_failed() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    let failed = completion("build-router-plt", &lock.lock_id, lock.fence, Conclusion::Failure);
+
+    h.run(vec![record("c-1", QueueMessage::Completion(failed).to_json(), 1)]).await;
+
+    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().status, LockStatus::Failed);
+    assert!(text(&h.slack.requests_to("/api/chat.postMessage")[0].json()).contains("failed"));
+}
+
+#[tokio::test]
+async fn a_late_completion_from_an_old_run_cannot_end_a_newer_lock() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    let old = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    h.locks.force_unlock("build-router-plt", "UADMIN", "stuck", None).await.unwrap();
+    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+    let current = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_ne!(current.lock_id, old.lock_id);
+
+    let late = completion("build-router-plt", &old.lock_id, old.fence, Conclusion::Success);
+    let response = h.run(vec![record("c-1", QueueMessage::Completion(late).to_json(), 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let still = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(still.status, LockStatus::InProgress);
+    assert_eq!(still.lock_id, current.lock_id);
+    assert!(h.slack.requests_to("/api/chat.postMessage").is_empty());
+}
+
+#[tokio::test]
+async fn status_lists_active_locks_ephemerally() {
+    let h = Harness::new().await;
+    h.run(vec![
+        command_record("m-1", &h.command("U1", "/build", "router plt"), 1),
+        command_record("m-2", &h.command("U2", "/build", "api dev"), 1),
+    ])
+    .await;
+    let ask = h.command("U3", "/build", "status");
+
+    h.run(vec![command_record("m-3", &ask, 1)]).await;
+
+    let reply = h.slack.requests_to(&ask.response_url.replace(&h.slack.url(), ""))[0].json();
+    assert_eq!(reply["response_type"], "ephemeral");
+    let t = text(&reply);
+    assert!(t.contains("build-router-plt") && t.contains("build-api-dev"), "{t}");
+    assert!(t.contains("<@U1>") && t.contains("<@U2>"), "{t}");
+}
+
+#[tokio::test]
+async fn unlock_is_for_authorised_users_and_is_announced() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+
+    let intruder = h.command("U2", "/build", "unlock router plt because");
+    h.run(vec![command_record("m-2", &intruder, 1)]).await;
+    let refusal = h.slack.requests_to(&intruder.response_url.replace(&h.slack.url(), ""))[0].json();
+    assert_eq!(refusal["response_type"], "ephemeral");
+    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().status, LockStatus::InProgress);
+
+    let admin = h.command("UADMIN", "/build", "unlock router plt runner died");
+    h.run(vec![command_record("m-3", &admin, 1)]).await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::Failed);
+    assert!(lock.forced);
+    assert_eq!(lock.released_by.as_deref(), Some("UADMIN"));
+    assert_eq!(lock.release_reason.as_deref(), Some("runner died"));
+    let notice = h.slack.requests_to(&admin.response_url.replace(&h.slack.url(), ""))[0].json();
+    assert_eq!(notice["response_type"], "in_channel");
+    assert!(text(&notice).contains("runner died"), "{notice}");
+}
+
+#[tokio::test]
+async fn dry_run_says_what_would_happen_without_locking_or_dispatching() {
+    let h = Harness::new().await;
+    let cmd = h.command("U1", "/build", "router plt --dry-run");
+
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(h.locks.status("build-router-plt").await.unwrap().is_none());
+    assert!(h.dispatches().is_empty());
+    let reply = &h.replies()[0];
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert!(text(reply).to_lowercase().contains("dry run"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_kill_switch_dispatches_without_a_lock_and_says_so() {
+    let h = Harness::with(|s| s.locking_enabled = false).await;
+    let cmd = h.command("U1", "/build", "router plt");
+
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+
+    assert!(h.locks.status("build-router-plt").await.unwrap().is_none(), "no lock taken");
+    assert_eq!(h.dispatches().len(), 2, "both dispatched: locking is off");
+    assert!(text(&h.replies()[0]).contains("Locking is switched off"), "{}", text(&h.replies()[0]));
+}
+
+#[tokio::test]
+async fn bad_commands_get_an_ephemeral_answer_that_says_what_is_allowed() {
+    let h = Harness::new().await;
+    let unknown_component = h.command("U1", "/build", "routr plt");
+    let not_allowed = h.command("U1", "/deploy", "api prod");
+    let unknown_command = h.command("U1", "/destroy", "everything");
+
+    let response = h
+        .run(vec![
+            command_record("m-1", &unknown_component, 1),
+            command_record("m-2", &not_allowed, 1),
+            command_record("m-3", &unknown_command, 1),
+        ])
+        .await;
+
+    assert!(failures(&response).is_empty());
+    assert!(h.dispatches().is_empty());
+    let answer = |m: &CommandMessage| h.slack.requests_to(&m.response_url.replace(&h.slack.url(), ""))[0].json();
+    let a = answer(&unknown_component);
+    assert_eq!(a["response_type"], "ephemeral");
+    assert!(text(&a).contains("router"), "lists the allowed components: {a}");
+    assert!(text(&answer(&not_allowed)).contains("prod"));
+    assert!(text(&answer(&unknown_command)).contains("/build"), "lists the known commands");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_dropped_without_retry_or_reply() {
+    let h = Harness::new().await;
+    let response = h
+        .run(vec![
+            record("bad-1", "this is not json".into(), 1),
+            record("bad-2", json!({"kind": "command", "text": "router plt"}).to_string(), 1),
+            record("bad-3", json!({"kind": "mystery"}).to_string(), 1),
+        ])
+        .await;
+    assert!(failures(&response).is_empty(), "retrying cannot fix a body");
+    assert!(h.slack.requests().is_empty());
+    assert!(h.dispatches().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_runs_keys_concurrently_and_keeps_order_within_a_key() {
+    let h = Harness::new().await;
+    // Each dispatch is answered only once three are in flight at the same time.
+    h.github.default_reply(
+        DISPATCH_BUILD,
+        Reply::json(200, json!({"workflow_run_id": 1, "html_url": "https://github.example/runs/1"})).gated(3),
+    );
+    let first = h.command("U1", "/build", "router plt");
+    let same_key_later = h.command("U2", "/build", "router plt");
+    let response = h
+        .run(vec![
+            command_record("m-1", &first, 1),
+            command_record("m-2", &h.command("U1", "/build", "api plt"), 1),
+            command_record("m-3", &same_key_later, 1),
+            command_record("m-4", &h.command("U1", "/build", "web plt"), 1),
+        ])
+        .await;
+
+    assert!(failures(&response).is_empty(), "{:?}", failures(&response));
+    assert_eq!(h.dispatches().len(), 3);
+    // Within one key the queue order holds: the first took it, the later was told.
+    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().locked_by, "U1");
+    let later = h.slack.requests_to(&same_key_later.response_url.replace(&h.slack.url(), ""))[0].json();
+    assert_eq!(later["response_type"], "ephemeral");
+}
+
+#[tokio::test]
+async fn only_failed_records_and_their_successors_on_the_same_key_are_returned() {
+    let h = Harness::new().await;
+    h.github.script(DISPATCH_BUILD, [Reply::new(500, "boom")]);
+    let response = h
+        .run(vec![
+            command_record("a-1", &h.command("U1", "/build", "router plt"), 1),
+            command_record("a-2", &h.command("U2", "/build", "router plt"), 1),
+        ])
+        .await;
+    assert_eq!(failures(&response), vec!["a-1", "a-2"]);
+
+    let h = Harness::new().await;
+    h.github.script(DISPATCH_BUILD, [Reply::new(500, "boom")]);
+    let other = h.run(vec![command_record("b-1", &h.command("U1", "/build", "api dev"), 1)]).await;
+    assert_eq!(failures(&other), vec!["b-1"]);
+    let fine = h.run(vec![command_record("b-2", &h.command("U1", "/build", "web dev"), 1)]).await;
+    assert!(failures(&fine).is_empty());
+}
