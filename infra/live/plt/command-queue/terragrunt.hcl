@@ -1,0 +1,23 @@
+# FIFO command queue + DLQ + DLQ alarm. No dependencies: apply before the
+# functions (the worker polls it, the router sends to it).
+
+include "root" {
+  path   = find_in_parent_folders("terragrunt.hcl")
+  expose = true
+}
+
+terraform {
+  source = "../../../modules//command-queue"
+}
+
+inputs = {
+  name = "baton-commands"
+
+  # >= 6x the worker timeout (45 s in ../worker). Raise this first, and apply
+  # this unit first, before raising the worker timeout.
+  visibility_timeout_seconds = 300
+  max_receive_count          = 5
+
+  # SNS topic ARNs to notify when a command lands in the DLQ.
+  alarm_actions = []
+}

@@ -1,0 +1,4 @@
+locals {
+  env    = "plt"
+  region = "ca-central-1"
+}

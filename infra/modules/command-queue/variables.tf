@@ -1,0 +1,51 @@
+variable "name" {
+  description = "Queue base name; the queue is <name>.fifo and its DLQ <name>-dlq.fifo."
+  type        = string
+  default     = "baton-commands"
+}
+
+variable "visibility_timeout_seconds" {
+  description = "Visibility timeout of the command queue. Keep it >= 6x the worker's timeout (300 s for 45 s)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.visibility_timeout_seconds >= 0 && var.visibility_timeout_seconds <= 43200
+    error_message = "SQS allows 0..43200 seconds."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "How long an unprocessed command stays in the queue. Chat commands go stale fast (Slack's response_url lives 30 minutes); one day is plenty."
+  type        = number
+  default     = 86400
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "Retention in the DLQ (for FIFO queues the clock restarts when a message moves to the DLQ)."
+  type        = number
+  default     = 1209600
+}
+
+variable "max_receive_count" {
+  description = "Receives before a command moves to the DLQ."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 5
+    error_message = "maxReceiveCount must be at least 5 (fewer lets throttling alone push healthy commands to the DLQ)."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. SNS topics) notified when the DLQ alarm fires or clears."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags for the queues and the alarm."
+  type        = map(string)
+  default     = {}
+}

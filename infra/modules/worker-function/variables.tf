@@ -1,0 +1,215 @@
+variable "function_name" {
+  description = "Lambda function name."
+  type        = string
+  default     = "baton-worker"
+}
+
+# --- code package ------------------------------------------------------------
+
+variable "package_path" {
+  description = "Local zip built by `make package` (target/lambda/baton-worker/bootstrap.zip). Ignored when package_s3_bucket is set."
+  type        = string
+  default     = null
+}
+
+variable "package_s3_bucket" {
+  description = "Bucket of a versioned zip to deploy instead of package_path (rollback: point at the previous object version)."
+  type        = string
+  default     = null
+}
+
+variable "package_s3_key" {
+  description = "Key of the zip in package_s3_bucket."
+  type        = string
+  default     = null
+}
+
+variable "package_s3_object_version" {
+  description = "Object version of the zip in package_s3_bucket (pin it: a new version is then a visible diff)."
+  type        = string
+  default     = null
+}
+
+variable "architecture" {
+  description = "Instruction set of the zip: arm64 (what `make package` builds when the aarch64 target is installed) or x86_64 (its fallback). Must match the zip."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+# --- runtime -------------------------------------------------------------------
+
+variable "timeout" {
+  description = "Function timeout in seconds. The command queue's visibility timeout must be >= 6x this."
+  type        = number
+  default     = 45
+
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 900
+    error_message = "Lambda allows 1..900 seconds."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory in MB (CPU scales with it)."
+  type        = number
+  default     = 256
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions; -1 = unreserved. When set it must be >= maximum_concurrency."
+  type        = number
+  default     = -1
+}
+
+variable "tracing_enabled" {
+  description = "Active X-Ray tracing (adds xray:PutTraceSegments/PutTelemetryRecords to the role)."
+  type        = bool
+  default     = false
+}
+
+variable "log_level" {
+  description = "RUST_LOG for the function (tracing-subscriber EnvFilter syntax)."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's log group, in days."
+  type        = number
+  default     = 30
+}
+
+variable "log_kms_key_arn" {
+  description = "Customer-managed KMS key for the log group (its key policy must allow logs.<region>.amazonaws.com). null = service-managed encryption."
+  type        = string
+  default     = null
+}
+
+variable "permissions_boundary_arn" {
+  description = "Optional permissions boundary for the execution role."
+  type        = string
+  default     = null
+}
+
+# --- what the code reads -------------------------------------------------------
+
+variable "table_name" {
+  description = "Lock table name (BATON_TABLE)."
+  type        = string
+}
+
+variable "table_arn" {
+  description = "Lock table ARN."
+  type        = string
+}
+
+variable "table_index_arns" {
+  description = "ARNs of the lock table's indexes the code queries (the active-locks GSI)."
+  type        = list(string)
+}
+
+variable "config_path" {
+  description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default."
+  type        = string
+  default     = null
+}
+
+variable "slack_bot_token_param" {
+  description = "NAME of the SecureString SSM parameter holding the Slack bot token (SLACK_BOT_TOKEN_PARAM), e.g. /baton/plt/slack/bot-token."
+  type        = string
+
+  validation {
+    condition     = startswith(var.slack_bot_token_param, "/")
+    error_message = "Use the full parameter name, starting with /."
+  }
+}
+
+variable "github_token_param" {
+  description = "NAME of the SecureString SSM parameter holding the GitHub token (GITHUB_TOKEN_PARAM), e.g. /baton/plt/github/token."
+  type        = string
+
+  validation {
+    condition     = startswith(var.github_token_param, "/")
+    error_message = "Use the full parameter name, starting with /."
+  }
+}
+
+variable "ssm_kms_key_arn" {
+  description = "Key ARN (not an alias) of the customer-managed KMS key that encrypts the SecureString parameters. null = the AWS-managed alias/aws/ssm, whose key policy already allows decryption through SSM in this account."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ssm_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.ssm_kms_key_arn))
+    error_message = "Give the key ARN (arn:...:kms:<region>:<account id>:key/<id>); alias ARNs do not match IAM resources."
+  }
+}
+
+variable "enable_distributed_lock" {
+  description = "ENABLE_DISTRIBUTED_LOCK: the lock kill switch. false = run commands without taking locks (rollback)."
+  type        = bool
+  default     = true
+}
+
+variable "extra_environment" {
+  description = "Additional environment variables (e.g. GITHUB_API_URL for GitHub Enterprise). Never secrets: those go to SSM."
+  type        = map(string)
+  default     = {}
+}
+
+# --- event source ----------------------------------------------------------------
+
+variable "queue_arn" {
+  description = "ARN of the FIFO command queue."
+  type        = string
+}
+
+variable "queue_visibility_timeout_seconds" {
+  description = "The command queue's visibility timeout (its module's output); checked against 6x timeout."
+  type        = number
+}
+
+variable "queue_max_receive_count" {
+  description = "The command queue's redrive maxReceiveCount (its module's output), passed to the code as BATON_MAX_RECEIVES."
+  type        = number
+  default     = 5
+}
+
+variable "batch_size" {
+  description = "Records per invocation (FIFO: at most 10)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10
+    error_message = "FIFO event sources take 1..10 records per batch."
+  }
+}
+
+variable "maximum_concurrency" {
+  description = "Most concurrent invocations the event source starts (scaling_config)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000
+    error_message = "Lambda allows a maximum_concurrency of 2..1000."
+  }
+}
+
+variable "event_source_enabled" {
+  description = "Poll the queue. false pauses command processing (messages wait in the queue)."
+  type        = bool
+  default     = true
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,751 @@
+"""Contract checks between baton's infrastructure (infra/) and its Rust code.
+
+Every check is a function ``check_*(root) -> list[str]`` taking the repository
+root and returning the problems it found (empty list = infra and code agree).
+test_contract.py runs each one on the real tree and on mutated copies, to
+prove that each check can fail.
+
+Everything here is offline: HCL is read with python-hcl2, Rust with regular
+expressions. Nothing is planned, applied or downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import hcl2
+from hcl2.utils import SerializationOptions
+
+# --------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------
+
+MODULES = "infra/modules"
+LIVE = "infra/live"
+TABLE_MODULE = "lock-table"
+QUEUE_MODULE = "command-queue"
+WORKER_MODULE = "worker-function"
+ROUTER_MODULE = "router-function"
+
+SCHEMA_RS = "crates/lock/src/schema.rs"
+SCHEMA_CONSTANTS = (
+    "TABLE_PARTITION_KEY",
+    "TTL_ATTRIBUTE",
+    "ACTIVE_INDEX_NAME",
+    "ACTIVE_INDEX_PARTITION_KEY",
+)
+
+# Deployed Lambda roles: the crate whose binary runs, and the module whose IAM
+# policy it gets. The crates it links are found from Cargo.toml (path
+# dependencies inside the workspace, not dev-dependencies).
+ROLES = {
+    "worker": {"crate": "crates/worker", "module": WORKER_MODULE},
+    "router": {"crate": "crates/router", "module": ROUTER_MODULE},
+}
+# Never deployed to Lambda: the CLI, and the test helpers.
+NOT_DEPLOYED_CRATES = {"crates/cli", "crates/testkit"}
+# Source files no Lambda runs: the `table create` admin helper of the lock
+# crate (CreateTable, UpdateTimeToLive, DescribeTable). Operators run it with
+# their own credentials, or let terraform create the table.
+EXCLUDED_SOURCES = {"crates/lock/src/table.rs"}
+
+# Services whose actions must match the code exactly. (logs and xray are the
+# Lambda runtime's own needs; kms:Decrypt follows from the SSM parameters.)
+COMPARED_SERVICES = ("dynamodb", "sqs", "ssm")
+
+# Actions the Lambda service itself performs with the function's role for an
+# SQS event source mapping (AWSLambdaSQSQueueExecutionRole grants the same).
+# ChangeMessageVisibility is not among them: the poller never calls it, so it
+# is granted only if the code does.
+EVENT_SOURCE_SQS_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+}
+
+# AWS SDK for Rust fluent operations -> IAM actions.
+SDK_CALLS = {
+    # DynamoDB
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "scan": "dynamodb:Scan",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "transact_get_items": "dynamodb:GetItem",
+    "transact_write_items": None,  # see TRANSACT_ITEM_TYPES
+    "create_table": "dynamodb:CreateTable",
+    "update_time_to_live": "dynamodb:UpdateTimeToLive",
+    "describe_table": "dynamodb:DescribeTable",
+    "describe_time_to_live": "dynamodb:DescribeTimeToLive",
+    # SQS
+    "send_message": "sqs:SendMessage",
+    "send_message_batch": "sqs:SendMessage",
+    "receive_message": "sqs:ReceiveMessage",
+    "delete_message": "sqs:DeleteMessage",
+    "delete_message_batch": "sqs:DeleteMessage",
+    "change_message_visibility": "sqs:ChangeMessageVisibility",
+    "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
+    "get_queue_attributes": "sqs:GetQueueAttributes",
+    "get_queue_url": "sqs:GetQueueUrl",
+    # SSM
+    "get_parameter": "ssm:GetParameter",
+    "get_parameters": "ssm:GetParameters",
+    "get_parameters_by_path": "ssm:GetParametersByPath",
+}
+# Names common enough outside the SDK (Uri::query(), iterator scans) that a
+# call only counts when the rest of its statement shows a DynamoDB request
+# builder: .send(), .into_paginator(), .table_name(), .index_name(), ...
+# (the builder may be stored in a variable and sent later).
+AMBIGUOUS_CALLS = {"query", "scan"}
+_SDK_BUILDER_HINT = re.compile(
+    r"\.\s*(send|into_paginator|table_name|index_name|key_condition_expression|"
+    r"filter_expression|exclusive_start_key|segment|total_segments)\s*\("
+)
+# IAM has no TransactWriteItems action: each item of the transaction is
+# authorized as its own action. The item kinds are found from the SDK types the
+# code builds.
+TRANSACT_ITEM_TYPES = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+# A line carrying this marker is not an AWS call (escape hatch for a
+# same-named method of another client; say why next to it).
+NOT_AWS_MARKER = "iam-contract: not-aws"
+
+
+# --------------------------------------------------------------------------
+# HCL helpers
+# --------------------------------------------------------------------------
+
+_HCL_OPTIONS = SerializationOptions(with_comments=False)
+
+
+def load_hcl(path: Path) -> dict:
+    with path.open(encoding="utf-8") as fh:
+        return hcl2.load(fh, serialization_options=_HCL_OPTIONS)
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of string literals: '"x"' -> 'x'."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+
+
+def module_files(root: Path, module: str) -> list[Path]:
+    return sorted((root / MODULES / module).glob("*.tf"))
+
+
+def module_blocks(root: Path, module: str, kind: str) -> dict[tuple[str, str], dict]:
+    """{(type, name): body} of the module's `resource` or `data` blocks."""
+    out: dict[tuple[str, str], dict] = {}
+    for path in module_files(root, module):
+        for entry in load_hcl(path).get(kind, []):
+            for rtype, named in entry.items():
+                for name, body in named.items():
+                    out[(unquote(rtype), unquote(name))] = body
+    return out
+
+
+def module_variable_defaults(root: Path, module: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in module_files(root, module):
+        for entry in load_hcl(path).get("variable", []):
+            for name, body in entry.items():
+                if "default" in body:
+                    out[unquote(name)] = unquote(body["default"])
+    return out
+
+
+@dataclass
+class Unit:
+    """A terragrunt unit under infra/live."""
+
+    path: Path
+    module: str | None
+    inputs: dict[str, Any]
+    dependencies: dict[str, Path] = field(default_factory=dict)
+
+    def label(self, root: Path) -> str:
+        return str(self.path.relative_to(root))
+
+
+_SOURCE_RE = re.compile(r"modules//?([A-Za-z0-9_.-]+)")
+
+
+def live_units(root: Path) -> list[Unit]:
+    units = []
+    live = root / LIVE
+    for path in sorted(live.rglob("terragrunt.hcl")):
+        if path.parent == live:  # the root configuration, not a unit
+            continue
+        doc = load_hcl(path)
+        module = None
+        for block in doc.get("terraform", []):
+            match = _SOURCE_RE.search(str(unquote(block.get("source", ""))))
+            if match:
+                module = match.group(1)
+        deps = {}
+        for entry in doc.get("dependency", []):
+            for name, body in entry.items():
+                config_path = unquote(body.get("config_path", ""))
+                deps[unquote(name)] = (path.parent / config_path).resolve()
+        units.append(Unit(path.parent.resolve(), module, doc.get("inputs", {}) or {}, deps))
+    return units
+
+
+def unit_value(root: Path, unit: Unit, var: str) -> tuple[Any, str]:
+    """Value a unit deploys for a module variable: its input, else the default."""
+    if var in unit.inputs:
+        return unquote(unit.inputs[var]), f"{unit.label(root)}/terragrunt.hcl inputs.{var}"
+    defaults = module_variable_defaults(root, unit.module)
+    return defaults.get(var), f"{MODULES}/{unit.module}/variables.tf default of {var}"
+
+
+def resolve(value: Any, variables: dict[str, Any]) -> Any:
+    """Resolve a literal or a bare `${var.x}` against known variable values."""
+    value = unquote(value)
+    if is_expression(value):
+        m = re.fullmatch(r"\$\{var\.([A-Za-z0-9_]+)\}", value)
+        if m and m.group(1) in variables:
+            return unquote(variables[m.group(1)])
+    return value
+
+
+def as_number(value: Any) -> float | None:
+    value = unquote(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Rust helpers
+# --------------------------------------------------------------------------
+
+
+def rust_constants(root: Path) -> tuple[dict[str, str], list[str]]:
+    path = root / SCHEMA_RS
+    if not path.is_file():
+        return {}, [f"{SCHEMA_RS} is missing: it must define {', '.join(SCHEMA_CONSTANTS)}"]
+    text = strip_rust_comments(path.read_text(encoding="utf-8"))
+    found, problems = {}, []
+    for name in SCHEMA_CONSTANTS:
+        m = re.search(
+            rf"\bpub(?:\([a-z]+\))?\s+const\s+{name}\s*:\s*&\s*(?:'static\s+)?str\s*=\s*\"([^\"]*)\"\s*;",
+            text,
+        )
+        if m:
+            found[name] = m.group(1)
+        else:
+            problems.append(f"{SCHEMA_RS}: no `pub const {name}: &str = \"...\";`")
+    return found, problems
+
+
+_RUST_TOKEN = re.compile(
+    r"""
+      (?P<line_comment>//[^\n]*)
+    | (?P<block_comment>/\*)
+    | (?P<raw_string>b?r(?P<hashes>\#*)")
+    | (?P<string>b?"(?:\\.|[^"\\])*")
+    | (?P<char>b?'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|.)|[^'\\\n])')
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _blank(text: str) -> str:
+    """Same length and line breaks, no content (keeps offsets and line numbers)."""
+    return re.sub(r"[^\n]", " ", text)
+
+
+def strip_rust_comments(text: str, blank_strings: bool = False) -> str:
+    """Blank out comments (and optionally string/char literals), keeping offsets."""
+    out, i = [], 0
+    while True:
+        m = _RUST_TOKEN.search(text, i)
+        if not m:
+            out.append(text[i:])
+            break
+        out.append(text[i : m.start()])
+        if m.group("line_comment"):
+            out.append(_blank(m.group(0)))
+            i = m.end()
+        elif m.group("block_comment"):
+            depth, j = 1, m.end()
+            while depth and j < len(text):
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            out.append(_blank(text[m.start() : j]))
+            i = j
+        elif m.group("raw_string"):
+            end = text.find('"' + m.group("hashes"), m.end())
+            end = len(text) if end < 0 else end + 1 + len(m.group("hashes"))
+            chunk = text[m.start() : end]
+            out.append(_blank(chunk) if blank_strings else chunk)
+            i = end
+        else:  # string or char literal
+            out.append(_blank(m.group(0)) if blank_strings else m.group(0))
+            i = m.end()
+    return "".join(out)
+
+
+_CFG_TEST_MOD = re.compile(r"#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+\w+\s*\{")
+
+
+def strip_test_modules(code: str) -> str:
+    """Blank out `#[cfg(test)] mod x { ... }` (code must be comment/string-free)."""
+    while True:
+        m = _CFG_TEST_MOD.search(code)
+        if not m:
+            return code
+        depth, j = 1, m.end()
+        while depth and j < len(code):
+            if code[j] == "{":
+                depth += 1
+            elif code[j] == "}":
+                depth -= 1
+            j += 1
+        code = code[: m.start()] + _blank(code[m.start() : j]) + code[j:]
+
+
+@dataclass
+class Call:
+    action: str
+    file: str
+    line: int
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _statement_tail(code: str, start: int) -> str:
+    """Text from `start` to the end of the enclosing statement (`;` at depth 0)."""
+    depth, j = 0, start
+    while j < len(code):
+        c = code[j]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                break
+        elif c == ";" and depth == 0:
+            break
+        j += 1
+    return code[start:j]
+
+
+_CALL_RE = re.compile(r"\.\s*(" + "|".join(sorted(SDK_CALLS, key=len, reverse=True)) + r")\s*\(\s*\)")
+
+
+def sdk_calls_in(root: Path, files: Iterable[Path]) -> tuple[list[Call], list[str]]:
+    calls, problems = [], []
+    transact_sites: list[Call] = []
+    item_types_seen: set[str] = set()
+    for path in files:
+        rel = str(path.relative_to(root))
+        raw = path.read_text(encoding="utf-8")
+        raw_lines = raw.splitlines()
+        code = strip_test_modules(strip_rust_comments(raw, blank_strings=True))
+        for m in _CALL_RE.finditer(code):
+            name = m.group(1)
+            line = code.count("\n", 0, m.start()) + 1
+            if NOT_AWS_MARKER in raw_lines[line - 1]:
+                continue
+            if name in AMBIGUOUS_CALLS:
+                if not _SDK_BUILDER_HINT.search(_statement_tail(code, m.end())):
+                    continue
+            if SDK_CALLS[name] is None:
+                transact_sites.append(Call("dynamodb:TransactWriteItems", rel, line))
+            else:
+                calls.append(Call(SDK_CALLS[name], rel, line))
+        for type_name in TRANSACT_ITEM_TYPES:
+            if re.search(rf"\b{type_name}\s*::\s*builder\s*\(", code):
+                item_types_seen.add(type_name)
+    if transact_sites:
+        if not item_types_seen:
+            problems.append(
+                f"{transact_sites[0].where()}: transact_write_items() but no Put/Update/Delete/"
+                "ConditionCheck ::builder() found: cannot tell which item actions it needs"
+            )
+        for site in transact_sites:
+            for type_name in sorted(item_types_seen):
+                calls.append(Call(TRANSACT_ITEM_TYPES[type_name], site.file, site.line))
+    return calls, problems
+
+
+def _package_dirs(root: Path) -> dict[str, Path]:
+    """Cargo package name -> crate dir, for every crate under crates/."""
+    out = {}
+    for manifest in sorted((root / "crates").glob("*/Cargo.toml")):
+        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        name = data.get("package", {}).get("name")
+        if name:
+            out[name] = manifest.parent.resolve()
+    return out
+
+
+def _path_dependencies(root: Path, crate_dir: Path) -> list[Path]:
+    """Workspace crates a crate links (normal deps, all targets; not dev/build)."""
+    data = tomllib.loads((crate_dir / "Cargo.toml").read_text(encoding="utf-8"))
+    workspace_path = root / "Cargo.toml"
+    ws_deps = {}
+    if workspace_path.is_file():
+        ws_deps = tomllib.loads(workspace_path.read_text(encoding="utf-8")).get("workspace", {}).get("dependencies", {})
+    packages = _package_dirs(root)
+    tables = [data.get("dependencies", {})]
+    tables += [t.get("dependencies", {}) for t in data.get("target", {}).values()]
+    found = []
+    for table in tables:
+        for key, spec in table.items():
+            spec = spec if isinstance(spec, dict) else {}
+            package = spec.get("package", key)
+            if spec.get("workspace"):
+                ws = ws_deps.get(key, {})
+                ws = ws if isinstance(ws, dict) else {}
+                package = ws.get("package", package)
+                if "path" in ws:
+                    found.append((root / ws["path"]).resolve())
+                    continue
+            if "path" in spec:
+                found.append((crate_dir / spec["path"]).resolve())
+            elif package in packages:
+                found.append(packages[package])
+    return found
+
+
+def role_crates(root: Path, crate: str) -> list[Path]:
+    """The crate and every workspace crate it links, transitively."""
+    start = (root / crate).resolve()
+    seen, todo = [], [start]
+    not_deployed = {(root / c).resolve() for c in NOT_DEPLOYED_CRATES}
+    while todo:
+        crate_dir = todo.pop()
+        if crate_dir in seen or crate_dir in not_deployed or not (crate_dir / "Cargo.toml").is_file():
+            continue
+        seen.append(crate_dir)
+        todo.extend(_path_dependencies(root, crate_dir))
+    return seen
+
+
+def deployed_sources(root: Path, crates: Iterable[Path]) -> list[Path]:
+    """src/**/*.rs of the crates (tests/, benches/, examples/ are not under src)."""
+    excluded = {(root / f).resolve() for f in EXCLUDED_SOURCES}
+    files = []
+    for crate_dir in crates:
+        for path in sorted((crate_dir / "src").rglob("*.rs")):
+            if path.resolve() in excluded or "tests" in path.relative_to(crate_dir / "src").parts[:-1]:
+                continue
+            files.append(path)
+    return files
+
+
+# --------------------------------------------------------------------------
+# IAM helpers
+# --------------------------------------------------------------------------
+
+
+def _statements(body: dict) -> list[dict]:
+    stmts = list(body.get("statement", []))
+    for dyn in body.get("dynamic", []):
+        for label, dyn_body in dyn.items():
+            if unquote(label) == "statement":
+                stmts.extend(dyn_body.get("content", []))
+    return stmts
+
+
+def granted_actions(root: Path, module: str) -> tuple[dict[str, list[str]], list[str]]:
+    """{action: [statement sids]} allowed by the role policies of a module."""
+    resources = module_blocks(root, module, "resource")
+    docs = module_blocks(root, module, "data")
+    granted: dict[str, list[str]] = {}
+    problems = []
+    policies = [(n, b) for (t, n), b in resources.items() if t == "aws_iam_role_policy"]
+    if not policies:
+        problems.append(f"{MODULES}/{module}: no aws_iam_role_policy found")
+    for (rtype, name), _body in resources.items():
+        if rtype in ("aws_iam_role_policy_attachment", "aws_iam_policy_attachment") or (
+            rtype == "aws_iam_role" and "managed_policy_arns" in _body
+        ):
+            problems.append(
+                f"{MODULES}/{module}: {rtype}.{name} attaches a managed policy; "
+                "its actions cannot be checked against the code (use the inline policy)"
+            )
+    for name, body in policies:
+        ref = unquote(body.get("policy", ""))
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}", str(ref))
+        if not m or ("aws_iam_policy_document", m.group(1)) not in docs:
+            problems.append(
+                f"{MODULES}/{module}: aws_iam_role_policy.{name}.policy is not a "
+                "data.aws_iam_policy_document of this module; cannot read its actions"
+            )
+            continue
+        for stmt in _statements(docs[("aws_iam_policy_document", m.group(1))]):
+            if unquote(stmt.get("effect", "Allow")) != "Allow":
+                continue
+            sid = unquote(stmt.get("sid", "?"))
+            actions = stmt.get("actions", [])
+            if not isinstance(actions, list):
+                problems.append(f"{MODULES}/{module}: statement {sid}: actions is not a literal list")
+                continue
+            for action in actions:
+                action = unquote(action)
+                if not isinstance(action, str) or is_expression(action):
+                    problems.append(f"{MODULES}/{module}: statement {sid}: action {action!r} is not a literal")
+                    continue
+                granted.setdefault(action, []).append(sid)
+    return granted, problems
+
+
+# --------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------
+
+
+def check_table_schema(root: Path) -> list[str]:
+    """Table key, TTL attribute and index names == the Rust constants."""
+    consts, problems = rust_constants(root)
+    if problems:
+        return problems
+    tables = [b for (t, _), b in module_blocks(root, TABLE_MODULE, "resource").items() if t == "aws_dynamodb_table"]
+    if len(tables) != 1:
+        return [f"{MODULES}/{TABLE_MODULE}: expected exactly one aws_dynamodb_table, found {len(tables)}"]
+    table = tables[0]
+    where = f"{MODULES}/{TABLE_MODULE}"
+
+    contexts = [("module defaults", module_variable_defaults(root, TABLE_MODULE))]
+    for unit in live_units(root):
+        if unit.module == TABLE_MODULE:
+            merged = dict(contexts[0][1])
+            merged.update({k: unquote(v) for k, v in unit.inputs.items()})
+            contexts.append((unit.label(root), merged))
+
+    for label, variables in contexts:
+        def val(v: Any) -> Any:
+            return resolve(v, variables)
+
+        def expect(what: str, got: Any, want: str) -> None:
+            if got != want:
+                problems.append(f"{where} ({label}): {what} is {got!r}, the code's constant is {want!r}")
+
+        pk = consts["TABLE_PARTITION_KEY"]
+        expect("hash_key (TABLE_PARTITION_KEY)", val(table.get("hash_key")), pk)
+        if "range_key" in table:
+            problems.append(f"{where} ({label}): the table has a range_key {val(table['range_key'])!r}; the code uses no sort key")
+        attributes = {val(a.get("name")): val(a.get("type")) for a in table.get("attribute", [])}
+        ttl = (table.get("ttl") or [{}])[0]
+        expect("ttl.attribute_name (TTL_ATTRIBUTE)", val(ttl.get("attribute_name")), consts["TTL_ATTRIBUTE"])
+        if val(ttl.get("enabled")) is not True:
+            problems.append(f"{where} ({label}): TTL is not enabled")
+        gsis = {val(g.get("name")): g for g in table.get("global_secondary_index", [])}
+        index_name = consts["ACTIVE_INDEX_NAME"]
+        if index_name not in gsis:
+            problems.append(
+                f"{where} ({label}): no global_secondary_index named {index_name!r} "
+                f"(ACTIVE_INDEX_NAME); found {sorted(map(str, gsis))}"
+            )
+        else:
+            gsi = gsis[index_name]
+            expect(f"index {index_name} hash_key (ACTIVE_INDEX_PARTITION_KEY)", val(gsi.get("hash_key")), consts["ACTIVE_INDEX_PARTITION_KEY"])
+            expect(f"index {index_name} range_key (TABLE_PARTITION_KEY)", val(gsi.get("range_key")), pk)
+            expect(f"index {index_name} projection_type", val(gsi.get("projection_type")), "ALL")
+        for key in {pk, consts["ACTIVE_INDEX_PARTITION_KEY"]}:
+            if attributes.get(key) != "S":
+                problems.append(f"{where} ({label}): attribute {key!r} must be defined with type \"S\" (found {attributes.get(key)!r})")
+    return problems
+
+
+# Every deployable handler uses the Lambda runtime crate; a crate without it
+# is still a placeholder.
+_LAMBDA_RUNTIME = re.compile(r"\b(lambda_runtime|lambda_http)\b")
+
+
+def check_role_actions(root: Path, role: str) -> tuple[list[str], str | None]:
+    """DynamoDB/SQS/SSM actions granted to a role == the calls its code makes.
+
+    Returns (problems, skip_reason); skip_reason is set when the role's crate
+    does not exist yet or is still a placeholder without a Lambda handler, so
+    there is no deployed code to compare with.
+    """
+    spec = ROLES[role]
+    if not (root / spec["crate"] / "Cargo.toml").is_file():
+        return [], f"{spec['crate']} does not exist yet: nothing to compare the {role} role's grants with"
+    entry_sources = sorted((root / spec["crate"] / "src").rglob("*.rs"))
+    if not any(_LAMBDA_RUNTIME.search(p.read_text(encoding="utf-8")) for p in entry_sources):
+        return [], (
+            f"{spec['crate']} has no Lambda handler yet (its src/ uses neither lambda_runtime "
+            f"nor lambda_http): nothing deployed to compare the {role} role's grants with"
+        )
+    crates = role_crates(root, spec["crate"])
+    calls, problems = sdk_calls_in(root, deployed_sources(root, crates))
+    granted, grant_problems = granted_actions(root, spec["module"])
+    problems += grant_problems
+
+    needed: dict[str, list[str]] = {}
+    for call in calls:
+        needed.setdefault(call.action, []).append(call.where())
+    module_resources = module_blocks(root, spec["module"], "resource")
+    if any(t == "aws_lambda_event_source_mapping" for t, _ in module_resources):
+        for action in EVENT_SOURCE_SQS_ACTIONS:
+            needed.setdefault(action, []).append("the SQS event source mapping")
+
+    def compared(action: str) -> bool:
+        return action.split(":", 1)[0] in COMPARED_SERVICES
+
+    scanned = ", ".join(str(c.relative_to(root)) for c in crates)
+    for action in sorted(a for a in granted if compared(a)):
+        if "*" in action or "?" in action:
+            problems.append(f"{role}: {MODULES}/{spec['module']} grants wildcard action {action!r}")
+        elif action not in needed:
+            problems.append(
+                f"{role}: {MODULES}/{spec['module']} grants {action} (statement {', '.join(granted[action])}) "
+                f"but no deployed code calls it (scanned {scanned})"
+            )
+    for action in sorted(a for a in needed if compared(a)):
+        if action not in granted:
+            sites = needed[action]
+            more = f" and {len(sites) - 3} more" if len(sites) > 3 else ""
+            problems.append(
+                f"{role}: code calls {action} ({', '.join(sites[:3])}{more}) "
+                f"but {MODULES}/{spec['module']} does not grant it"
+            )
+    return problems, None
+
+
+def check_visibility_timeout(root: Path) -> list[str]:
+    """Command queue visibility timeout >= 6x the worker's timeout.
+
+    Checked for the module defaults (a plain `terraform apply` of the modules)
+    and for every live worker unit against the queue unit it depends on.
+    """
+    problems = []
+    q_defaults = module_variable_defaults(root, QUEUE_MODULE)
+    w_defaults = module_variable_defaults(root, WORKER_MODULE)
+    pairs = [
+        (
+            (q_defaults.get("visibility_timeout_seconds"), f"{MODULES}/{QUEUE_MODULE} default visibility_timeout_seconds"),
+            (w_defaults.get("timeout"), f"{MODULES}/{WORKER_MODULE} default timeout"),
+        )
+    ]
+    units = {u.path: u for u in live_units(root)}
+    for unit in units.values():
+        if unit.module != WORKER_MODULE:
+            continue
+        queue_units = [units[p] for p in unit.dependencies.values() if p in units and units[p].module == QUEUE_MODULE]
+        if len(queue_units) != 1:
+            problems.append(f"{unit.label(root)}: expected one dependency on a {QUEUE_MODULE} unit, found {len(queue_units)}")
+            continue
+        pairs.append(
+            (
+                unit_value(root, queue_units[0], "visibility_timeout_seconds"),
+                unit_value(root, unit, "timeout"),
+            )
+        )
+    for (vis, vis_src), (timeout, timeout_src) in pairs:
+        v, t = as_number(vis), as_number(timeout)
+        if v is None or t is None:
+            problems.append(f"cannot read a number from {vis_src} ({vis!r}) or {timeout_src} ({timeout!r})")
+        elif v < 6 * t:
+            problems.append(
+                f"visibility timeout {v:g} s ({vis_src}) is below 6x the worker timeout "
+                f"{t:g} s ({timeout_src}): needs >= {6 * t:g} s"
+            )
+    return problems
+
+
+_ARN_START = re.compile(r"arn:")
+_ARN_STOP = set("\"'` \t\r\n,;)]}<>|\\")
+# Services whose ARNs legitimately have an empty account field.
+_NO_ACCOUNT_SERVICES = {"s3"}
+
+
+def _read_arn(text: str, start: int) -> str:
+    j, depth = start, 0
+    while j < len(text):
+        if text.startswith("${", j):
+            depth += 1
+            j += 2
+            continue
+        c = text[j]
+        if depth:
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+        elif c in _ARN_STOP:
+            break
+        j += 1
+    return text[start:j]
+
+
+def _split_arn(arn: str) -> list[str]:
+    fields, cur, depth, i = [], [], 0, 0
+    while i < len(arn):
+        if arn.startswith("${", i):
+            depth += 1
+            cur.append("${")
+            i += 2
+            continue
+        c = arn[i]
+        if depth and c == "{":
+            depth += 1
+        elif depth and c == "}":
+            depth -= 1
+        if c == ":" and not depth:
+            fields.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    fields.append("".join(cur))
+    return fields
+
+
+def check_arn_accounts(root: Path) -> list[str]:
+    """No ARN in infra/ has a wildcard (or, outside S3, an empty) account field."""
+    problems = []
+    infra = root / "infra"
+    for path in sorted(infra.rglob("*")):
+        if not path.is_file() or path.suffix not in {".tf", ".hcl", ".json", ".tpl", ".tfvars"}:
+            continue
+        if ".terragrunt-cache" in path.parts or ".terraform" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for m in _ARN_START.finditer(text):
+            if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_-"):
+                continue  # part of a longer word (e.g. "x_arn:")
+            arn = _read_arn(text, m.start())
+            fields = _split_arn(arn)
+            if len(fields) < 6:
+                continue  # prose such as "arn: ..." or a truncated example
+            service, account = fields[2], fields[4]
+            line = text.count("\n", 0, m.start()) + 1
+            where = f"{path.relative_to(root)}:{line}"
+            bare = re.sub(r"\$\{[^}]*\}", "", account)
+            if "*" in bare or "?" in bare:
+                problems.append(f"{where}: wildcard account id in {arn!r}")
+            elif account == "" and service not in _NO_ACCOUNT_SERVICES:
+                problems.append(f"{where}: empty account id in {arn!r}")
+    return problems

@@ -1,0 +1,380 @@
+"""Contract tests: infra/ against the Rust code (see infra_contract.py).
+
+Two kinds of test per check:
+- on the real repository: infra and code agree (no problems);
+- on a copy of infra/ in a tmp dir, next to a small synthetic Rust workspace
+  that makes exactly the calls the infra grants, with one name or timeout
+  changed by hand: the same check must now report a problem. The synthetic
+  code keeps these tests independent of how far the real crates have got.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import infra_contract as contract
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------
+# The real tree
+# --------------------------------------------------------------------------
+
+
+def test_table_schema_matches_rust_constants():
+    problems = contract.check_table_schema(REPO)
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("role", sorted(contract.ROLES))
+def test_granted_actions_match_code(role):
+    problems, skip = contract.check_role_actions(REPO, role)
+    if skip:
+        pytest.skip(skip)
+    assert problems == [], "\n".join(problems)
+
+
+def test_visibility_timeout_is_6x_worker_timeout():
+    problems = contract.check_visibility_timeout(REPO)
+    assert problems == [], "\n".join(problems)
+
+
+def test_no_wildcard_account_in_arns():
+    problems = contract.check_arn_accounts(REPO)
+    assert problems == [], "\n".join(problems)
+
+
+def test_live_units_are_wired():
+    """Every unit points at a module; worker and router depend on what they use."""
+    units = {u.path.name: u for u in contract.live_units(REPO)}
+    assert {"locks-table", "command-queue", "worker", "router"} <= set(units)
+    by_path = {u.path: u.module for u in units.values()}
+    for unit in units.values():
+        assert unit.module and (REPO / contract.MODULES / unit.module).is_dir(), unit.path
+    assert sorted(by_path[p] for p in units["worker"].dependencies.values()) == [
+        contract.QUEUE_MODULE,
+        contract.TABLE_MODULE,
+    ]
+    assert [by_path[p] for p in units["router"].dependencies.values()] == [contract.QUEUE_MODULE]
+    assert units["locks-table"].dependencies == {} and units["command-queue"].dependencies == {}
+
+
+# --------------------------------------------------------------------------
+# A copy of infra/ with synthetic code that matches it
+# --------------------------------------------------------------------------
+
+SYNTHETIC = {
+    "Cargo.toml": """
+        [workspace]
+        members = ["crates/*"]
+        [workspace.dependencies]
+        baton-lock = { path = "crates/lock" }
+        baton-testkit = { path = "crates/testkit" }
+    """,
+    "crates/lock/Cargo.toml": """
+        [package]
+        name = "baton-lock"
+        [dependencies]
+        aws-sdk-dynamodb = "1"
+    """,
+    "crates/lock/src/schema.rs": """
+        pub const TABLE_PARTITION_KEY: &str = "lockKey";
+        pub const TTL_ATTRIBUTE: &str = "ttl";
+        pub const ACTIVE_INDEX_NAME: &str = "active-locks";
+        pub const ACTIVE_INDEX_PARTITION_KEY: &str = "activeLock";
+    """,
+    "crates/lock/src/lib.rs": """
+        pub async fn acquire(c: &Client) {
+            c.update_item().table_name("t").send().await;
+        }
+        pub async fn status(c: &Client) {
+            c.get_item()
+                .table_name("t")
+                .send()
+                .await;
+        }
+        pub async fn list(c: &Client) {
+            let mut request = c.query().table_name("t").index_name("active-locks");
+            request.send().await;
+        }
+        // A comment is not a call: .delete_item()
+        const DOC: &str = "neither is a string: .scan()";
+        #[cfg(test)]
+        mod tests {
+            fn setup(c: &Client) { let _ = c.put_item().send(); }
+        }
+    """,
+    # The admin helper no Lambda runs: excluded from the comparison.
+    "crates/lock/src/table.rs": """
+        pub async fn create(c: &Client) {
+            c.create_table().send().await;
+            c.update_time_to_live().send().await;
+            c.describe_table().send().await;
+        }
+    """,
+    "crates/lock/tests/it.rs": """
+        async fn cleanup(c: &Client) { c.delete_item().send().await; c.scan().send().await; }
+    """,
+    "crates/worker/Cargo.toml": """
+        [package]
+        name = "baton-worker"
+        [dependencies]
+        baton-lock.workspace = true
+        [dev-dependencies]
+        baton-testkit.workspace = true
+    """,
+    "crates/worker/src/main.rs": """
+        use lambda_runtime::{service_fn, LambdaEvent};
+        async fn secrets(ssm: &SsmClient) {
+            ssm.get_parameter().name("/baton/plt/slack/bot-token").with_decryption(true).send().await;
+        }
+        fn path(uri: &Uri) -> Option<&str> { uri.query() }
+    """,
+    "crates/router/Cargo.toml": """
+        [package]
+        name = "baton-router"
+    """,
+    "crates/router/src/main.rs": """
+        use lambda_http::{run, service_fn};
+        async fn enqueue(sqs: &SqsClient) {
+            sqs.send_message().queue_url("u").message_group_id("k").send().await;
+        }
+        async fn secrets(ssm: &SsmClient) {
+            ssm.get_parameter().name("/baton/plt/slack/signing-secret").send().await;
+        }
+    """,
+    # Test helpers may call anything: never deployed.
+    "crates/testkit/Cargo.toml": """
+        [package]
+        name = "baton-testkit"
+    """,
+    "crates/testkit/src/lib.rs": """
+        async fn wipe(c: &Client) { c.delete_item().send().await; c.scan().send().await; }
+    """,
+}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    shutil.copytree(
+        REPO / "infra",
+        tmp_path / "infra",
+        ignore=shutil.ignore_patterns(".terragrunt-cache", ".terraform"),
+    )
+    for rel, text in SYNTHETIC.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return tmp_path
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    """Replace `old` (which must be there) by `new` in root/rel."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {rel}: the mutation would test nothing"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def all_problems(root: Path) -> list[str]:
+    problems = contract.check_table_schema(root)
+    for role in contract.ROLES:
+        role_problems, skip = contract.check_role_actions(root, role)
+        assert skip is None
+        problems += role_problems
+    return problems + contract.check_visibility_timeout(root) + contract.check_arn_accounts(root)
+
+
+def test_copy_with_matching_code_has_no_problems(tree):
+    """Baseline for the mutations below: the unmutated copy is clean."""
+    assert all_problems(tree) == []
+
+
+# --- table key, TTL attribute, index names --------------------------------
+
+LOCK_TABLE_TF = "infra/modules/lock-table/main.tf"
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        # infra renamed by hand
+        (LOCK_TABLE_TF, 'hash_key                    = "lockKey"', 'hash_key = "LockID"', "hash_key"),
+        (LOCK_TABLE_TF, 'attribute_name = "ttl"', 'attribute_name = "expiresAt"', "TTL_ATTRIBUTE"),
+        (LOCK_TABLE_TF, 'name            = "active-locks"', 'name = "active"', "ACTIVE_INDEX_NAME"),
+        (LOCK_TABLE_TF, 'hash_key        = "activeLock"', 'hash_key = "status"', "ACTIVE_INDEX_PARTITION_KEY"),
+        # code renamed by hand
+        ("crates/lock/src/schema.rs", '"lockKey"', '"pk"', "TABLE_PARTITION_KEY"),
+        ("crates/lock/src/schema.rs", 'TTL_ATTRIBUTE: &str = "ttl"', 'TTL_ATTRIBUTE: &str = "expires"', "TTL_ATTRIBUTE"),
+        ("crates/lock/src/schema.rs", '"active-locks"', '"held-locks"', "ACTIVE_INDEX_NAME"),
+        # a constant the check cannot find
+        ("crates/lock/src/schema.rs", "pub const TTL_ATTRIBUTE", "pub const TTL_ATTR", "TTL_ATTRIBUTE"),
+    ],
+)
+def test_table_check_fails_on_renamed_name(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_table_schema(tree)
+    assert any(expect in p for p in problems), problems
+
+
+def test_table_check_fails_on_live_override(tree):
+    """A live unit cannot override a name the module hard-codes from the code..."""
+    edit(tree, LOCK_TABLE_TF, 'hash_key                    = "lockKey"', "hash_key = var.hash_key")
+    edit(
+        tree,
+        "infra/modules/lock-table/variables.tf",
+        'variable "name" {',
+        'variable "hash_key" {\n  type    = string\n  default = "lockKey"\n}\n\nvariable "name" {',
+    )
+    assert contract.check_table_schema(tree) == []  # ...resolved through the default
+    edit(tree, "infra/live/plt/locks-table/terragrunt.hcl", "inputs = {", 'inputs = {\n  hash_key = "id"')
+    problems = contract.check_table_schema(tree)
+    assert any("locks-table" in p and "hash_key" in p for p in problems), problems
+
+
+def test_table_check_fails_without_schema_file(tree):
+    (tree / "crates/lock/src/schema.rs").unlink()
+    problems = contract.check_table_schema(tree)
+    assert problems and "schema.rs is missing" in problems[0]
+
+
+# --- granted actions vs SDK calls -------------------------------------------
+
+WORKER_IAM = "infra/modules/worker-function/iam.tf"
+ROUTER_IAM = "infra/modules/router-function/iam.tf"
+
+
+def test_actions_check_fails_when_code_calls_more(tree):
+    """New code calls DeleteItem (e.g. a force unlock): the worker lacks it."""
+    edit(tree, "crates/lock/src/lib.rs", "pub async fn acquire", "pub async fn forget(c: &Client) { c.delete_item().table_name(\"t\").send().await; }\npub async fn acquire")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:DeleteItem" in p and "crates/lock/src/lib.rs:1" in p for p in problems), problems
+    router_problems, _ = contract.check_role_actions(tree, "router")
+    assert router_problems == []  # the router does not link the lock crate
+
+
+def test_actions_check_fails_when_infra_grants_more(tree):
+    edit(tree, WORKER_IAM, '["dynamodb:GetItem", "dynamodb:UpdateItem"]', '["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]')
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("grants dynamodb:PutItem" in p for p in problems), problems
+
+
+def test_actions_check_fails_when_infra_grants_a_renamed_action(tree):
+    edit(tree, WORKER_IAM, '["dynamodb:Query"]', '["dynamodb:Scan"]')
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("grants dynamodb:Scan" in p for p in problems), problems
+    assert any("code calls dynamodb:Query" in p for p in problems), problems
+
+
+def test_actions_check_fails_on_router_ssm_batch_call(tree):
+    """The router switches to GetParameters (one call for both secrets)."""
+    edit(tree, "crates/router/src/main.rs", "ssm.get_parameter()", "ssm.get_parameters()")
+    problems, _ = contract.check_role_actions(tree, "router")
+    assert any("code calls ssm:GetParameters " in p for p in problems), problems
+    assert any("grants ssm:GetParameter " in p for p in problems), problems
+
+
+def test_actions_check_fails_when_router_grant_removed(tree):
+    edit(tree, ROUTER_IAM, 'actions   = ["sqs:SendMessage"]', 'actions   = ["sqs:SendMessageBatch"]')
+    problems, _ = contract.check_role_actions(tree, "router")
+    assert any("code calls sqs:SendMessage" in p for p in problems), problems
+
+
+def test_actions_check_requires_event_source_actions(tree):
+    edit(tree, WORKER_IAM, '"sqs:ReceiveMessage", ', "")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("sqs:ReceiveMessage" in p and "event source mapping" in p for p in problems), problems
+
+
+def test_actions_check_expands_transactions(tree):
+    """IAM has no TransactWriteItems: each item kind needs its own action."""
+    edit(
+        tree,
+        "crates/lock/src/lib.rs",
+        "pub async fn acquire",
+        "pub async fn swap(c: &Client) { let p = Put::builder().build(); c.transact_write_items().send().await; }\npub async fn acquire",
+    )
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:PutItem" in p for p in problems), problems
+
+
+def test_actions_check_skips_missing_crate(tree):
+    shutil.rmtree(tree / "crates/router")
+    problems, skip = contract.check_role_actions(tree, "router")
+    assert problems == [] and "crates/router does not exist" in skip
+
+
+def test_actions_check_skips_placeholder_crate(tree):
+    (tree / "crates/worker/src/main.rs").write_text("fn main() {}\n", encoding="utf-8")
+    problems, skip = contract.check_role_actions(tree, "worker")
+    assert problems == [] and "no Lambda handler yet" in skip
+
+
+def test_actions_check_rejects_managed_policies(tree):
+    with (tree / "infra/modules/router-function/iam.tf").open("a") as fh:
+        fh.write(
+            '\nresource "aws_iam_role_policy_attachment" "extra" {\n'
+            "  role       = aws_iam_role.this.name\n"
+            '  policy_arn = "arn:aws:iam::aws:policy/AmazonSQSFullAccess"\n}\n'
+        )
+    problems, _ = contract.check_role_actions(tree, "router")
+    assert any("managed policy" in p for p in problems), problems
+
+
+# --- visibility timeout >= 6x worker timeout ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        # seed 003's value: 240 s against 45 s is only 5.3x
+        ("infra/live/plt/command-queue/terragrunt.hcl", "visibility_timeout_seconds = 300", "visibility_timeout_seconds = 240", "plt/command-queue/terragrunt.hcl"),
+        ("infra/live/plt/worker/terragrunt.hcl", "timeout              = 45", "timeout              = 60", "plt/worker/terragrunt.hcl"),
+        ("infra/modules/command-queue/variables.tf", "default     = 300", "default     = 120", "command-queue default"),
+        ("infra/modules/worker-function/variables.tf", "default     = 45", "default     = 90", "worker-function default"),
+    ],
+)
+def test_visibility_check_fails_on_changed_timeout(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_visibility_timeout(tree)
+    assert any("below 6x" in p and expect in p for p in problems), problems
+
+
+def test_visibility_check_uses_module_default_when_live_input_is_removed(tree):
+    edit(tree, "infra/live/plt/command-queue/terragrunt.hcl", "visibility_timeout_seconds = 300", "")
+    assert contract.check_visibility_timeout(tree) == []  # the default is 300 too
+    edit(tree, "infra/modules/command-queue/variables.tf", "default     = 300", "default     = 200")
+    problems = contract.check_visibility_timeout(tree)
+    assert len([p for p in problems if "below 6x" in p]) == 2, problems  # module pair + live pair
+
+
+# --- no wildcard account in ARNs ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rel, old",
+    [
+        ("infra/modules/worker-function/main.tf", "${local.account_id}:parameter"),
+        ("infra/modules/router-function/main.tf", "${local.account_id}:parameter"),
+        ("infra/live/plt/worker/terragrunt.hcl", "${include.root.locals.account_id}:table/baton-locks\""),
+    ],
+)
+def test_arn_check_fails_on_wildcard_account(tree, rel, old):
+    edit(tree, rel, old, old.replace(old.split("}")[0] + "}", "*"))
+    problems = contract.check_arn_accounts(tree)
+    assert any("wildcard account id" in p and rel in p for p in problems), problems
+
+
+def test_arn_check_fails_on_literal_wildcard_and_empty_account(tree):
+    with (tree / "infra/modules/worker-function/iam.tf").open("a") as fh:
+        fh.write('\nlocals {\n  seed003 = "arn:aws:ssm:ca-central-1:*:parameter/laco/plt/aws/secrets/slack/*"\n')
+        fh.write('  empty   = "arn:aws:ssm:ca-central-1::parameter/baton/plt/slack/bot-token"\n')
+        fh.write('  bucket  = "arn:aws:s3:::baton-artifacts/*"\n}\n')
+    problems = contract.check_arn_accounts(tree)
+    assert len(problems) == 2, problems
+    assert "wildcard account id" in problems[0] and "empty account id" in problems[1]
