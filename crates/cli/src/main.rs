@@ -1,1 +1,108 @@
-fn main() {}
+//! `baton`: DynamoDB leases for builds and deploys, from any CI pipeline.
+//! This file only wires things up: parse, log to stderr, build the client,
+//! dispatch, print, exit with the documented code.
+
+mod cli;
+mod commands;
+mod failure;
+mod identity;
+mod render;
+mod run;
+mod signals;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use baton_lock::LockClient;
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::cli::{Cli, Command, TableCommand};
+use crate::failure::{Failure, USAGE};
+use crate::render::{Report, emit, print_failure};
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return ExitCode::from(usage_error(err)),
+    };
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            print_failure(
+                &Failure::new(failure::ERROR, "runtime", format!("cannot start: {e}")),
+                json,
+            );
+            return ExitCode::from(failure::ERROR);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    ExitCode::from(emit(result, json))
+}
+
+/// Logs go to stderr (stdout is for results and `--json`), at `RUST_LOG`
+/// or `warn`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Prints clap's message (help and version go to stdout with exit 0) and,
+/// when `--json` was on the command line, the JSON error object too.
+fn usage_error(err: clap::Error) -> u8 {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return failure::OK;
+    }
+    let _ = err.print();
+    let json = std::env::args()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if json {
+        let message = err
+            .kind()
+            .as_str()
+            .unwrap_or("invalid arguments")
+            .to_owned();
+        render::print_json(&serde_json::json!({
+            "ok": false,
+            "error": "usage",
+            "exitCode": USAGE,
+            "message": message,
+        }));
+    }
+    USAGE
+}
+
+async fn dispatch(cli: Cli) -> Result<Report, Failure> {
+    let Some(table) = cli.table.filter(|t| !t.trim().is_empty()) else {
+        return Err(Failure::usage(
+            "no lock table given: pass --table NAME or set BATON_TABLE (create one with `baton table create`)",
+        ));
+    };
+    let client = LockClient::new(baton_lock::aws::dynamodb_client().await, table);
+    match cli.command {
+        Command::Acquire(args) => commands::acquire(&client, args).await,
+        Command::Release(args) => commands::release(&client, args).await,
+        Command::Renew(args) => commands::renew(&client, args).await,
+        Command::Status(args) => commands::status(&client, &args.key).await,
+        Command::List(args) => commands::list(&client, args).await,
+        Command::Wait(args) => commands::wait(&client, args).await,
+        Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,
+        Command::Run(args) => run::run(&client, args).await,
+        Command::Table(TableCommand::Create) => commands::table_create(&client).await,
+    }
+}

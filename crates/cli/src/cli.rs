@@ -1,0 +1,224 @@
+//! The command line grammar (clap derive). Kept apart from the commands so
+//! `--help` and the exit-code table can be read in one place.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shown under every `--help`: CI scripts branch on these codes.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done (force-unlock of a key nobody holds is also 0: nothing to do)
+  1    error: DynamoDB unreachable, table missing, malformed record, lock lost during `run`
+  2    usage: bad arguments, no --table/BATON_TABLE, input the library refuses
+  3    held by someone else (also: `wait` or `--wait` timed out)
+  4    not the owner: the lock id is not the current grant, or the grant already ended
+  run  the command's own exit status; 128+N when it or baton was stopped by signal N
+
+With --json every call prints exactly one JSON object on stdout, errors included
+(`\"ok\": false`, `\"error\"`, `\"message\"` and the holder's record); messages go to stderr.";
+
+/// `baton [--table NAME] [--json] COMMAND`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "DynamoDB leases for builds and deploys: take, hold and release a lock from any CI pipeline.",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Lock table name.
+    #[arg(long, env = "BATON_TABLE", global = true, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands, exactly as the issue names them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a lock and keep it after baton exits (prints the lock id to release it with).
+    #[command(after_help = EXIT_CODES)]
+    Acquire(AcquireArgs),
+    /// End your grant as COMPLETED or FAILED.
+    #[command(after_help = EXIT_CODES)]
+    Release(ReleaseArgs),
+    /// Extend the lease of your grant.
+    #[command(after_help = EXIT_CODES)]
+    Renew(RenewArgs),
+    /// Show the current record of a key.
+    #[command(after_help = EXIT_CODES)]
+    Status(KeyArg),
+    /// List held locks (and expired ones not yet taken over).
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
+    /// Block until a key is free.
+    #[command(after_help = EXIT_CODES)]
+    Wait(WaitArgs),
+    /// End someone else's grant as FAILED, recording who and why.
+    #[command(name = "force-unlock", after_help = EXIT_CODES)]
+    ForceUnlock(ForceUnlockArgs),
+    /// Acquire, run COMMAND while renewing, release by its exit status.
+    ///
+    /// COMMAND sees BATON_LOCK_KEY, BATON_LOCK_ID and BATON_FENCE. The lease is
+    /// renewed every ttl/3; if the lock is lost (force-unlocked or taken over)
+    /// COMMAND gets SIGTERM and baton exits 1 without releasing. SIGINT/SIGTERM
+    /// to baton are forwarded to COMMAND and the lock is released as FAILED.
+    /// COMMAND keeps stdout; baton's own lines go to stderr, and with --json its
+    /// one object is printed on stdout after COMMAND has finished.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Manage the lock table.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+/// `table …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create the table (key, TTL, active-locks index) exactly as infra/ does.
+    Create,
+}
+
+/// Who holds a lock and why: shared by `acquire` and `run`.
+#[derive(Debug, Args)]
+pub struct HolderArgs {
+    /// Owner id; default from CI variables (GitHub Actions, Azure DevOps) or user@host.
+    #[arg(long, value_name = "ID")]
+    pub owner: Option<String>,
+    /// Human name of the owner; default from CI variables.
+    #[arg(long, value_name = "NAME")]
+    pub owner_name: Option<String>,
+    /// Lease length; renew before it ends.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub ttl: Duration,
+    /// Keep trying this long while someone else holds the key (0 = fail at once).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    pub wait: Duration,
+    /// What the lock is for (shown to whoever is blocked).
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// Component being built or deployed.
+    #[arg(long)]
+    pub component: Option<String>,
+    /// Target environment (filter for `list --environment`).
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Correlation id; default the CI run id.
+    #[arg(long, value_name = "ID")]
+    pub correlation_id: Option<String>,
+}
+
+/// `acquire KEY …`.
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// Idempotency key: acquiring again with it returns the same grant.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+}
+
+/// Outcome written by `release`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Outcome {
+    Completed,
+    Failed,
+}
+
+/// `release KEY --lock-id ID …`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    #[arg(long, value_name = "ID")]
+    pub lock_id: String,
+    #[arg(long, value_enum, default_value = "completed")]
+    pub status: Outcome,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `renew KEY --lock-id ID [--ttl 10m]`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    #[arg(long, value_name = "ID")]
+    pub lock_id: String,
+    /// New lease length, counted from now.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub ttl: Duration,
+}
+
+/// A bare `KEY` argument.
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+}
+
+/// `list [--prefix P] [--environment E]`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys starting with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only locks recorded with this environment.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Items per DynamoDB page (tests use it to force pagination).
+    #[arg(long, hide = true)]
+    pub page_size: Option<i32>,
+}
+
+/// `wait KEY [--timeout 30m]`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    #[arg(long, default_value = "30m", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `force-unlock KEY --actor ID --reason TEXT [--lock-id ID]`.
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    /// Who breaks the lock (recorded as releasedBy).
+    #[arg(long, value_name = "ID")]
+    pub actor: String,
+    /// Why (recorded as releaseReason; mandatory).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Only end this grant, never a newer one.
+    #[arg(long, value_name = "ID")]
+    pub lock_id: Option<String>,
+}
+
+/// `run KEY [options] -- COMMAND…`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Parses `10m`, `90s`, `1h 30m` (humantime).
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 90s, 10m or 1h: {e}"))
+}

@@ -1,0 +1,386 @@
+//! The one-shot commands: each makes the library call(s) and turns the answer
+//! into a [`Report`] or a [`Failure`]. `run` lives in its own module.
+
+use baton_lock::clock::now_epoch_secs;
+use baton_lock::{
+    AcquireRequest, CancellationToken, Grant, GrantKind, ListQuery, LockClient, LockError,
+    LockRecord, LockState, LockStatus, ReleaseRequest, TableCreation,
+};
+use serde_json::{Value, json};
+
+use crate::cli::{
+    AcquireArgs, ForceUnlockArgs, HolderArgs, ListArgs, Outcome, ReleaseArgs, RenewArgs, WaitArgs,
+};
+use crate::failure::{Failure, signal_exit};
+use crate::identity::{self, Identity, ProcessEnv};
+use crate::render::{self, Report, describe, holder, iso, record_fields, state_name};
+use crate::signals::{self, Signals, until_signal};
+
+/// The acquire request for `key` from the flags, with CI-derived defaults,
+/// this host and this process id; and the identity used (for its run URL).
+pub fn acquire_request(
+    key: &str,
+    args: &HolderArgs,
+    request_id: Option<String>,
+) -> (AcquireRequest, Identity) {
+    let host = identity::hostname();
+    let id = identity::detect(&ProcessEnv, &host);
+    let request = AcquireRequest {
+        key: key.to_owned(),
+        owner: args.owner.clone().unwrap_or_else(|| id.owner.clone()),
+        owner_name: args.owner_name.clone().or_else(|| id.owner_name.clone()),
+        ttl: args.ttl,
+        request_id,
+        purpose: args.purpose.clone(),
+        component: args.component.clone(),
+        environment: args.environment.clone(),
+        correlation_id: args
+            .correlation_id
+            .clone()
+            .or_else(|| id.correlation_id.clone()),
+        host: Some(host),
+        pid: Some(std::process::id()),
+    };
+    (request, id)
+}
+
+/// Acquires, waiting up to `wait` (saying so on stderr), stopping on SIGINT/SIGTERM.
+/// A grant that lands while a signal is being handled is released at once
+/// (FAILED), since the caller is going away and will never learn its lock id.
+/// On success the grant carries the run URL when the CI system gives one.
+pub async fn acquire_interruptible(
+    client: &LockClient,
+    request: &AcquireRequest,
+    wait: std::time::Duration,
+    identity: &Identity,
+    signals: &mut Signals,
+) -> Result<Grant, Failure> {
+    let cancel = CancellationToken::new();
+    let work = async {
+        match client.acquire(request).await {
+            Err(LockError::Held { holder }) if !wait.is_zero() => {
+                render::eprintln_stderr(&format!(
+                    "baton: {} is held by {}; waiting up to {}",
+                    request.key,
+                    render::holder(&holder),
+                    humantime::format_duration(wait)
+                ));
+                client.acquire_with_wait(request, wait, &cancel).await
+            }
+            other => other,
+        }
+    };
+    let (result, signal) = until_signal(work, signals, &cancel).await;
+    match (result, signal) {
+        (Ok(grant), Some(signo)) => {
+            let reason = format!("interrupted by {} while acquiring", signals::name(signo));
+            let mut release =
+                ReleaseRequest::new(&request.key, grant.lock_id(), LockStatus::Failed);
+            release.reason = Some(reason.clone());
+            if let Err(e) = client.release(&release).await {
+                render::eprintln_stderr(&format!(
+                    "baton: warning: could not release the grant made while interrupted: {e}"
+                ));
+            }
+            Err(interrupted(signo, &request.key))
+        }
+        (Err(LockError::Cancelled { .. }), Some(signo)) => Err(interrupted(signo, &request.key)),
+        (Err(e), _) => Err(e.into()),
+        (Ok(mut grant), None) => {
+            if let (Some(url), GrantKind::New | GrantKind::TakenOver { .. }) =
+                (&identity.run_url, &grant.kind)
+            {
+                match client.set_run_url(&request.key, grant.lock_id(), url).await {
+                    Ok(record) => grant.record = record,
+                    Err(e) => render::eprintln_stderr(&format!(
+                        "baton: warning: could not record the run URL: {e}"
+                    )),
+                }
+            }
+            Ok(grant)
+        }
+    }
+}
+
+/// The failure for a wait or acquire stopped by a signal: exit 128+N.
+pub fn interrupted(signo: i32, key: &str) -> Failure {
+    Failure::new(
+        signal_exit(signo),
+        "interrupted",
+        format!(
+            "interrupted by {} while waiting for `{key}`",
+            signals::name(signo)
+        ),
+    )
+}
+
+/// `"new"`, `"taken_over"` or `"existing"`.
+pub fn grant_kind_name(kind: &GrantKind) -> &'static str {
+    match kind {
+        GrantKind::New => "new",
+        GrantKind::TakenOver { .. } => "taken_over",
+        GrantKind::Existing => "existing",
+    }
+}
+
+/// One line saying what was granted, plus how (took over, existing).
+pub fn grant_text(grant: &Grant) -> String {
+    let r = &grant.record;
+    let mut text = format!(
+        "acquired {}: lock id {}, fence {}, expires {}",
+        r.lock_key,
+        r.lock_id,
+        r.fence,
+        iso(r.expires_at)
+    );
+    match &grant.kind {
+        GrantKind::New => {}
+        GrantKind::TakenOver { from } => text.push_str(&format!(
+            " (took over the expired lease of {}, lock id {})",
+            from.locked_by, from.lock_id
+        )),
+        GrantKind::Existing => text.push_str(" (existing grant of this request id)"),
+    }
+    text
+}
+
+/// `acquire KEY …`.
+pub async fn acquire(client: &LockClient, args: AcquireArgs) -> Result<Report, Failure> {
+    let (request, identity) = acquire_request(&args.key, &args.holder, args.request_id);
+    let mut signals = Signals::install()?;
+    let grant =
+        acquire_interruptible(client, &request, args.holder.wait, &identity, &mut signals).await?;
+    let mut json = record_fields(&grant.record);
+    json.insert("grant".into(), json!(grant_kind_name(&grant.kind)));
+    Ok(Report::ok(json, grant_text(&grant)))
+}
+
+/// `release KEY --lock-id ID`.
+pub async fn release(client: &LockClient, args: ReleaseArgs) -> Result<Report, Failure> {
+    let outcome = match args.status {
+        Outcome::Completed => LockStatus::Completed,
+        Outcome::Failed => LockStatus::Failed,
+    };
+    let mut request = ReleaseRequest::new(&args.key, &args.lock_id, outcome);
+    request.reason = args.reason;
+    let record = client.release(&request).await?;
+    let text = format!(
+        "released {} as {}{} (lock id {}, fence {})",
+        record.lock_key,
+        record.status,
+        record
+            .release_reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default(),
+        record.lock_id,
+        record.fence
+    );
+    Ok(Report::ok(record_fields(&record), text))
+}
+
+/// `renew KEY --lock-id ID`.
+pub async fn renew(client: &LockClient, args: RenewArgs) -> Result<Report, Failure> {
+    let record = client.renew(&args.key, &args.lock_id, args.ttl).await?;
+    let text = format!(
+        "renewed {}: lease until {} (lock id {}, fence {})",
+        record.lock_key,
+        iso(record.expires_at),
+        record.lock_id,
+        record.fence
+    );
+    Ok(Report::ok(record_fields(&record), text))
+}
+
+/// The JSON and text for a key's state, shared by `status` and `wait`.
+fn state_report(key: &str, record: Option<&LockRecord>) -> Report {
+    let state = state_name(record);
+    let mut json = record.map(record_fields).unwrap_or_default();
+    json.insert("lockKey".into(), json!(key));
+    json.insert("state".into(), json!(state));
+    let text = match record {
+        None => format!("{key} is free (never locked)"),
+        Some(r) => {
+            let head = match state {
+                "held" => format!("{key} is held"),
+                "expired" => format!(
+                    "{key} is free: the lease expired without release; the next acquire takes it over"
+                ),
+                _ => format!("{key} is free (last grant ended as {})", r.status),
+            };
+            format!("{head}\n{}", describe(r))
+        }
+    };
+    Report::ok(json, text)
+}
+
+/// `status KEY`: always exit 0 when the read worked; `state` says the rest.
+pub async fn status(client: &LockClient, key: &str) -> Result<Report, Failure> {
+    let record = client.status(key).await?;
+    Ok(state_report(key, record.as_ref()))
+}
+
+/// `list`: follows every page of the active-locks index.
+pub async fn list(client: &LockClient, args: ListArgs) -> Result<Report, Failure> {
+    let mut query = ListQuery {
+        prefix: args.prefix,
+        environment: args.environment,
+        page_size: args.page_size,
+        page_token: None,
+    };
+    let mut locks = Vec::new();
+    let mut pages = 0u32;
+    loop {
+        let page = client.list(&query).await?;
+        pages += 1;
+        locks.extend(page.locks);
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    let items: Vec<Value> = locks
+        .iter()
+        .map(|r| {
+            let mut fields = record_fields(r);
+            fields.insert("state".into(), json!(state_name(Some(r))));
+            Value::Object(fields)
+        })
+        .collect();
+    let mut json = serde_json::Map::new();
+    json.insert("count".into(), json!(locks.len()));
+    json.insert("pages".into(), json!(pages));
+    json.insert("locks".into(), Value::Array(items));
+    Ok(Report::ok(json, list_text(&locks)))
+}
+
+fn list_text(locks: &[LockRecord]) -> String {
+    if locks.is_empty() {
+        return "no locks held".to_owned();
+    }
+    let rows: Vec<[String; 6]> = locks
+        .iter()
+        .map(|r| {
+            [
+                r.lock_key.clone(),
+                state_name(Some(r)).to_owned(),
+                holder(r),
+                r.fence.to_string(),
+                iso(r.expires_at),
+                r.purpose.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["KEY", "STATE", "HOLDER", "FENCE", "EXPIRES", "PURPOSE"].map(str::to_owned);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `wait KEY --timeout D`: exit 0 once free, 3 on timeout.
+pub async fn wait(client: &LockClient, args: WaitArgs) -> Result<Report, Failure> {
+    let mut signals = Signals::install()?;
+    let cancel = CancellationToken::new();
+    let work = async {
+        if let Some(current) = client.status(&args.key).await?
+            && current.state_at(now_epoch_secs()) == LockState::Held
+        {
+            render::eprintln_stderr(&format!(
+                "baton: {} is held by {}; waiting up to {}",
+                args.key,
+                render::holder(&current),
+                humantime::format_duration(args.timeout)
+            ));
+        }
+        client
+            .wait_until_free(&args.key, args.timeout, &cancel)
+            .await
+    };
+    let (result, signal) = until_signal(work, &mut signals, &cancel).await;
+    match (result, signal) {
+        (Err(LockError::Cancelled { .. }), Some(signo)) => Err(interrupted(signo, &args.key)),
+        (result, _) => Ok(state_report(&args.key, result?.as_ref())),
+    }
+}
+
+/// `force-unlock KEY --actor ID --reason TEXT [--lock-id ID]`. A key nobody
+/// holds is a success with `"unlocked": false` (exit 0): the state the
+/// operator asked for is already there, and cleanup steps that run
+/// `if: always()` must not fail because the holder released first. Naming a
+/// `--lock-id` that is no longer the holding grant is exit 4: someone newer
+/// holds it and was deliberately not touched.
+pub async fn force_unlock(client: &LockClient, args: ForceUnlockArgs) -> Result<Report, Failure> {
+    match client
+        .force_unlock(
+            &args.key,
+            &args.actor,
+            &args.reason,
+            args.lock_id.as_deref(),
+        )
+        .await
+    {
+        Ok(record) => {
+            let mut json = record_fields(&record);
+            json.insert("unlocked".into(), json!(true));
+            let text = format!(
+                "force-unlocked {} (lock id {}, fence {}, held by {}); recorded as FAILED by {}: {}",
+                record.lock_key,
+                record.lock_id,
+                record.fence,
+                holder(&record),
+                args.actor,
+                args.reason
+            );
+            Ok(Report::ok(json, text))
+        }
+        Err(LockError::NotHeld { key, current })
+            if current
+                .as_ref()
+                .is_none_or(|c| c.status != LockStatus::InProgress) =>
+        {
+            let mut json = current.as_deref().map(record_fields).unwrap_or_default();
+            json.insert("lockKey".into(), json!(key));
+            json.insert("unlocked".into(), json!(false));
+            let text = match current.as_deref() {
+                Some(r) => format!(
+                    "nothing to unlock: {key} is not held (last grant ended as {})\n{}",
+                    r.status,
+                    describe(r)
+                ),
+                None => format!("nothing to unlock: {key} was never locked"),
+            };
+            Ok(Report::ok(json, text))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `table create`: exit 0 whether it was created now or existed already.
+pub async fn table_create(client: &LockClient) -> Result<Report, Failure> {
+    let outcome = client.create_table().await?;
+    let created = outcome == TableCreation::Created;
+    let mut json = serde_json::Map::new();
+    json.insert("table".into(), json!(client.table()));
+    json.insert("created".into(), json!(created));
+    let text = if created {
+        format!("created table {}", client.table())
+    } else {
+        format!("table {} already exists", client.table())
+    };
+    Ok(Report::ok(json, text))
+}
