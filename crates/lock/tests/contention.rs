@@ -27,17 +27,17 @@ impl Ledger {
     /// is still valid at this moment would be a double grant.
     fn enter(&mut self, fence: u64, expires_at: u64) {
         let now = now_epoch_secs();
-        if let Some((other, other_expires)) = self.holder {
-            if now < other_expires {
-                self.violations.push(format!(
-                    "fence {fence} entered while fence {other} still held a valid lease until {other_expires} (now {now})"
-                ));
-            }
+        if let Some((other, other_expires)) = self.holder
+            && now < other_expires
+        {
+            self.violations.push(format!(
+                "fence {fence} entered while fence {other} still held a valid lease until {other_expires} (now {now})"
+            ));
         }
-        if let Some(&last) = self.entered.last() {
-            if fence <= last {
-                self.violations.push(format!("fence {fence} granted after fence {last}"));
-            }
+        if let Some(&last) = self.entered.last()
+            && fence <= last
+        {
+            self.violations.push(format!("fence {fence} granted after fence {last}"));
         }
         self.entered.push(fence);
         self.holder = Some((fence, expires_at));
@@ -103,11 +103,14 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
         total += task.await.unwrap();
     }
 
-    let ledger = ledger.lock().unwrap();
-    assert!(ledger.violations.is_empty(), "{:#?}", ledger.violations);
-    assert_eq!(ledger.entered.len(), total);
+    let (violations, entered, takeovers) = {
+        let l = ledger.lock().unwrap();
+        (l.violations.clone(), l.entered.clone(), l.takeovers)
+    };
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert_eq!(entered.len(), total);
     assert!(total >= 20, "the test must exercise many grants, got {total}");
-    assert!(ledger.takeovers >= 1, "leases must expire mid-test and be taken over");
+    assert!(takeovers >= 1, "leases must expire mid-test and be taken over");
     let last = table.client(fast_options()).status("hot-key").await.unwrap().unwrap();
-    assert_eq!(last.fence, *ledger.entered.last().unwrap(), "the store's fence is the last one granted");
+    assert_eq!(Some(&last.fence), entered.last(), "the store's fence is the last one granted");
 }

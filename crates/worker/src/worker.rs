@@ -55,7 +55,7 @@ enum Outcome {
 /// A record, parsed once before the batch is scheduled.
 enum Work {
     Command {
-        message: CommandMessage,
+        message: Box<CommandMessage>,
         request: Result<Request, CommandError>,
     },
     Completion(CompletionMessage),
@@ -157,7 +157,7 @@ impl Worker {
         let work = match QueueMessage::parse(record.body.as_deref().unwrap_or_default()) {
             Ok(QueueMessage::Command(message)) => {
                 let request = parse_request(&self.settings.config, &message.command, &message.text, &message.user_id);
-                Work::Command { message, request }
+                Work::Command { message: Box::new(message), request }
             }
             Ok(QueueMessage::Completion(completion)) => Work::Completion(completion),
             Err(e) => Work::Malformed(e),
@@ -317,11 +317,9 @@ impl Worker {
     async fn dispatch_failure(&self, run: &Run<'_>, grant: &Grant, error: DispatchError, deadline: Instant) -> Outcome {
         emf::emit(Metric::DispatchFailed, run.command, 1.0);
         let last_try = run.receive_count >= self.settings.max_receives;
-        if let DispatchError::Unavailable(why) = &error {
-            if !last_try {
-                // Keep the lock (same request id finds it again) and retry via the queue.
-                return Outcome::Retry(format!("dispatch: {why}"));
-            }
+        if let (DispatchError::Unavailable(why), false) = (&error, last_try) {
+            // Keep the lock (same request id finds it again) and retry via the queue.
+            return Outcome::Retry(format!("dispatch: {why}"));
         }
         error!(lock_key = %run.lock_key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
         let reason = format!("{DISPATCH_FAILED}{error}");

@@ -1,0 +1,249 @@
+//! Request signatures: Slack's v0 scheme and GitHub's `X-Hub-Signature-256`.
+//!
+//! Both are HMAC-SHA256 over the raw request body bytes, hex-encoded, and
+//! both are compared in constant time (`subtle`): the MAC is recomputed and
+//! the two digests compared byte by byte without early exit, so response
+//! timing says nothing about how much of a forged signature was right.
+//! Always verify the bytes as received (after undoing a transport's base64);
+//! never a re-serialised, parsed form.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How far Slack's request timestamp may be from our clock, either way,
+/// before the request counts as a replay (Slack's recommendation: 5 minutes).
+pub const SLACK_MAX_SKEW_SECS: u64 = 300;
+
+/// Why a signature was refused. Callers answer every variant with a bare
+/// 401; the variant is for logs only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The signature or timestamp header is absent.
+    #[error("signature header missing")]
+    Missing,
+    /// The header is present but not in the expected `v0=<hex>` /
+    /// `sha256=<hex>` shape, or the timestamp is not a number.
+    #[error("signature header malformed")]
+    Malformed,
+    /// The timestamp is more than [`SLACK_MAX_SKEW_SECS`] from now.
+    #[error("timestamp outside the replay window")]
+    Stale,
+    /// The MAC does not match.
+    #[error("signature mismatch")]
+    Mismatch,
+}
+
+/// Hex HMAC-SHA256 of `parts` concatenated, keyed with `secret`.
+fn mac(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// Compares a hex digest from a header against the expected MAC in constant
+/// time (for a given length; a wrong length is refused outright, which only
+/// reveals that the header was not a SHA-256 digest).
+fn hex_matches(expected: &[u8; 32], given_hex: &str) -> Result<(), SignatureError> {
+    let given = hex::decode(given_hex).map_err(|_| SignatureError::Malformed)?;
+    if given.len() != expected.len() {
+        return Err(SignatureError::Malformed);
+    }
+    if bool::from(expected.ct_eq(given.as_slice())) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Slack's `v0=<hex>` signature over `v0:{timestamp}:{body}`.
+pub fn slack_signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let digest = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
+    format!("v0={}", hex::encode(digest))
+}
+
+/// Verifies a Slack request: `timestamp` and `signature` are the
+/// `X-Slack-Request-Timestamp` and `X-Slack-Signature` header values (if
+/// present), `body` the raw body bytes, `now_secs` the current Unix time.
+///
+/// The timestamp window is checked first, but the MAC covers the timestamp,
+/// so a replayed request cannot be freshened by editing the header.
+pub fn verify_slack(
+    secret: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_secs: u64,
+) -> Result<(), SignatureError> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err(SignatureError::Missing);
+    };
+    let ts: u64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed)?;
+    if ts.abs_diff(now_secs) > SLACK_MAX_SKEW_SECS {
+        return Err(SignatureError::Stale);
+    }
+    let given = signature
+        .trim()
+        .strip_prefix("v0=")
+        .ok_or(SignatureError::Malformed)?;
+    let expected = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
+    hex_matches(&expected, given)
+}
+
+/// GitHub's `sha256=<hex>` signature of `body`.
+pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(mac(secret, &[body])))
+}
+
+/// Verifies GitHub's `X-Hub-Signature-256` header over the raw body. GitHub
+/// sends no timestamp, so there is no replay window; a replayed completion
+/// is harmless (the worker checks the fence, and SQS deduplicates).
+pub fn verify_github(
+    secret: &[u8],
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let signature = signature.ok_or(SignatureError::Missing)?;
+    let given = signature
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    hex_matches(&mac(secret, &[body]), given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Slack's published test vector (REFERENCE.md §3).
+    const SECRET: &[u8] = b"8f742231b10e8888abcd99yyyzzz85a5";
+    const TS: &str = "1531420618";
+    const BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    const EXPECTED: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+    const TS_NUM: u64 = 1_531_420_618;
+
+    fn verify(
+        secret: &[u8],
+        ts: &str,
+        sig: &str,
+        body: &str,
+        now: u64,
+    ) -> Result<(), SignatureError> {
+        verify_slack(secret, Some(ts), Some(sig), body.as_bytes(), now)
+    }
+
+    #[test]
+    fn slack_test_vector_signs_and_verifies() {
+        assert_eq!(slack_signature(SECRET, TS, BODY.as_bytes()), EXPECTED);
+        assert_eq!(verify(SECRET, TS, EXPECTED, BODY, TS_NUM), Ok(()));
+    }
+
+    #[test]
+    fn slack_changed_body_secret_or_timestamp_fails() {
+        let body = BODY.replace("roadrunner", "wile-e");
+        assert_eq!(
+            verify(SECRET, TS, EXPECTED, &body, TS_NUM),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(
+                b"8f742231b10e8888abcd99yyyzzz85a6",
+                TS,
+                EXPECTED,
+                BODY,
+                TS_NUM
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        // A fresher timestamp header with the old signature: the MAC covers it.
+        assert_eq!(
+            verify(SECRET, "1531420619", EXPECTED, BODY, TS_NUM),
+            Err(SignatureError::Mismatch)
+        );
+        // One flipped hex digit.
+        let flipped = EXPECTED.replace("a2114d", "a2114e");
+        assert_eq!(
+            verify(SECRET, TS, &flipped, BODY, TS_NUM),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn slack_replay_window_is_300_seconds_either_way() {
+        assert_eq!(verify(SECRET, TS, EXPECTED, BODY, TS_NUM + 299), Ok(()));
+        assert_eq!(verify(SECRET, TS, EXPECTED, BODY, TS_NUM + 300), Ok(()));
+        assert_eq!(
+            verify(SECRET, TS, EXPECTED, BODY, TS_NUM + 301),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(verify(SECRET, TS, EXPECTED, BODY, TS_NUM - 299), Ok(()));
+        assert_eq!(
+            verify(SECRET, TS, EXPECTED, BODY, TS_NUM - 301),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn slack_malformed_or_missing_headers_fail() {
+        assert_eq!(
+            verify_slack(SECRET, None, Some(EXPECTED), BODY.as_bytes(), TS_NUM),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_slack(SECRET, Some(TS), None, BODY.as_bytes(), TS_NUM),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(SECRET, "soon", EXPECTED, BODY, TS_NUM),
+            Err(SignatureError::Malformed)
+        );
+        let v1 = EXPECTED.replace("v0=", "v1=");
+        assert_eq!(
+            verify(SECRET, TS, &v1, BODY, TS_NUM),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(SECRET, TS, "v0=zz", BODY, TS_NUM),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(SECRET, TS, &EXPECTED[..EXPECTED.len() - 2], BODY, TS_NUM),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn github_signature_good_and_bad() {
+        let secret = b"It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        // GitHub's documented example for X-Hub-Signature-256.
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(github_signature(secret, body), good);
+        assert_eq!(verify_github(secret, Some(good), body), Ok(()));
+        assert_eq!(
+            verify_github(secret, Some(good), b"Hello, World?"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_github(b"another secret", Some(good), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_github(secret, None, body),
+            Err(SignatureError::Missing)
+        );
+        let sha1_style = good.replace("sha256=", "sha1=");
+        assert_eq!(
+            verify_github(secret, Some(&sha1_style), body),
+            Err(SignatureError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Router integration tests: the Lambda handler with real `lambda_http`
+//! request shapes built from `events/router-*.json`, the `--listen` binary
+//! over HTTP, and a real SQS-compatible server on loopback (moto, started by
+//! `tests/tooling/sqs-local.sh start`; endpoint `BATON_TEST_SQS_ENDPOINT`,
+//! default `http://127.0.0.1:4566`). Every test creates its own queue. The
+//! end-to-end test (`e2e`) also needs DynamoDB Local for the worker's locks
+//! (`tests/tooling/dynamodb-local.sh start`).
+
+mod common;
+mod e2e;
+mod github;
+mod lambda_runtime;
+mod listen;
+mod slack;
+mod ssm;
