@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=${BATON_DDB_PORT:-8000}
 endpoint="http://127.0.0.1:${port}"
-pidfile="$root/.run/dynamodb-local.pid"
+pidfile="$root/.run/dynamodb-local-${port}.pid"
 pkgdir="$root/.ddb-local"
 version=10.3.0
 
@@ -40,7 +40,7 @@ start() {
   (cd "$jar_dir" && exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx512m \
       -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
       -inMemory -sharedDb -disableTelemetry -port "$port" \
-      >"$root/.run/dynamodb-local.log" 2>&1) &
+      >"$root/.run/dynamodb-local-${port}.log" 2>&1) &
   echo $! >"$pidfile"
   for _ in $(seq 1 150); do
     if answers; then
@@ -49,13 +49,13 @@ start() {
     fi
     if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "dynamodb-local: java exited; log follows" >&2
-      cat "$root/.run/dynamodb-local.log" >&2
+      cat "$root/.run/dynamodb-local-${port}.log" >&2
       exit 1
     fi
     sleep 0.1
   done
   echo "dynamodb-local: not ready after 15 s; log follows" >&2
-  cat "$root/.run/dynamodb-local.log" >&2
+  cat "$root/.run/dynamodb-local-${port}.log" >&2
   exit 1
 }
 

@@ -18,8 +18,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=${BATON_SQS_PORT:-4566}
 endpoint="http://127.0.0.1:${port}"
-pidfile="$root/.run/sqs-local.pid"
-logfile="$root/.run/sqs-local.log"
+pidfile="$root/.run/sqs-local-${port}.pid"
+logfile="$root/.run/sqs-local-${port}.log"
 venv="$root/.venv"
 moto_version=5.2.5
 
