@@ -41,9 +41,9 @@ gh=$!
 pipeline "azdo:acme/api#7" > .run/demo-az.log 2>&1 &
 az=$!
 # Watch the race from a third terminal's point of view.
-for _ in $(seq 1 40); do
-  if "$baton" status deploy-api-prod >/dev/null 2>&1; then break; fi
-  sleep 0.1
+for _ in $(seq 1 100); do
+  if "$baton" --json status deploy-api-prod 2>/dev/null | grep -q '"state":"held"'; then break; fi
+  sleep 0.05
 done
 echo "While one deploys, the lock looks like this:"
 "$baton" status deploy-api-prod | sed 's/^/  /'
