@@ -61,8 +61,19 @@ impl Slack {
 
     /// Posts to a channel with `chat.postMessage` and the bot token.
     pub async fn post_message(&self, message: &PostMessage, deadline: Instant) -> Result<(), SlackError> {
-        let url = format!("{}/chat.postMessage", self.api_url);
-        let body = message.to_json();
+        self.web_api("chat.postMessage", message.to_json(), deadline).await
+    }
+
+    /// Shows `reply` to `user` only, in `channel`, with `chat.postEphemeral`:
+    /// the way to answer once a command's `response_url` has expired.
+    pub async fn post_ephemeral(&self, channel: &str, user: &str, reply: &Reply, deadline: Instant) -> Result<(), SlackError> {
+        let mut body = reply.clone().with_channel(channel).to_json();
+        body["user"] = serde_json::Value::String(user.to_owned());
+        self.web_api("chat.postEphemeral", body, deadline).await
+    }
+
+    async fn web_api(&self, method: &str, body: serde_json::Value, deadline: Instant) -> Result<(), SlackError> {
+        let url = format!("{}/{method}", self.api_url);
         with_retries(deadline, || async {
             let sent = self
                 .http

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use baton_chatops::render::{self, LockView};
 use baton_chatops::{
     CommandConfig, CommandError, CommandMessage, CompletionMessage, Config, MessageError, QueueMessage, Reply,
-    Request, parse_request,
+    Request, ResponseType, parse_request,
 };
 use baton_lock::clock::now_epoch_secs;
 use baton_lock::{AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockStatus, ReleaseRequest};
@@ -484,14 +484,30 @@ impl Worker {
         self.reply(message, &render::internal_error(id), deadline).await
     }
 
-    /// Replies through `response_url`. Slack being down sends the record back
-    /// to the queue; a refusal (expired URL) will not get better, so it ends here.
+    /// Replies through `response_url`; when Slack refuses that (it expires
+    /// after 30 minutes, e.g. for a command that waited in the queue), through
+    /// the Web API with the bot token instead. Slack being down sends the
+    /// record back to the queue; a refusal of both ends here, logged.
     async fn reply(&self, message: &CommandMessage, reply: &Reply, deadline: Instant) -> Outcome {
-        match self.slack.respond(&message.response_url, reply, deadline).await {
+        let refused = match self.slack.respond(&message.response_url, reply, deadline).await {
+            Ok(()) => return Outcome::Done,
+            Err(SlackError::Unavailable(why)) => return Outcome::Retry(format!("Slack reply: {why}")),
+            Err(refused) => refused,
+        };
+        warn!(user = %message.user_id, error = %refused, "response_url refused; replying through the Web API");
+        let fallback = match reply.response_type {
+            ResponseType::InChannel => {
+                self.slack.post_message(&reply.clone().with_channel(&message.channel_id), deadline).await
+            }
+            ResponseType::Ephemeral => {
+                self.slack.post_ephemeral(&message.channel_id, &message.user_id, reply, deadline).await
+            }
+        };
+        match fallback {
             Ok(()) => Outcome::Done,
-            Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("Slack reply: {why}")),
+            Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("Slack Web API: {why}")),
             Err(e @ SlackError::Refused(_)) => {
-                error!(user = %message.user_id, error = %e, "Slack refused the reply");
+                error!(user = %message.user_id, error = %e, "Slack refused the reply on both paths");
                 Outcome::Done
             }
         }

@@ -573,3 +573,23 @@ async fn only_failed_records_and_their_successors_on_the_same_key_are_returned()
     let fine = h.run(vec![command_record("b-2", &h.command("U1", "/build", "web dev"), 1)]).await;
     assert!(failures(&fine).is_empty());
 }
+
+#[tokio::test]
+async fn an_expired_response_url_falls_back_to_the_web_api() {
+    let h = Harness::new().await;
+    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    // Slack answers 404 once a response_url is older than 30 minutes.
+    h.slack.default_reply("/response/", Reply::new(404, "expired_url"));
+    let late = h.command("U2", "/build", "router plt");
+
+    let response = h.run(vec![command_record("m-2", &late, 1)]).await;
+
+    assert!(failures(&response).is_empty());
+    let ephemeral = h.slack.requests_to("/api/chat.postEphemeral");
+    assert_eq!(ephemeral.len(), 1, "the 'held' answer still reaches the requester");
+    let body = ephemeral[0].json();
+    assert_eq!(body["channel"], "C0BUILDS");
+    assert_eq!(body["user"], "U2");
+    assert!(text(&body).contains("<@U1>"), "{body}");
+    assert_eq!(ephemeral[0].header("authorization"), Some("Bearer xoxb-test"));
+}
