@@ -12,20 +12,20 @@ use crate::cli::{
     AcquireArgs, ForceUnlockArgs, HolderArgs, ListArgs, Outcome, ReleaseArgs, RenewArgs, WaitArgs,
 };
 use crate::failure::{Failure, signal_exit};
-use crate::identity::{self, Identity, ProcessEnv};
+use crate::identity::{self, ProcessEnv};
 use crate::render::{self, Report, describe, holder, iso, record_fields, state_name};
 use crate::signals::{self, Signals, until_signal};
 
 /// The acquire request for `key` from the flags, with CI-derived defaults,
-/// this host and this process id; and the identity used (for its run URL).
+/// this host and this process id, and the CI run URL when there is one.
 pub fn acquire_request(
     key: &str,
     args: &HolderArgs,
     request_id: Option<String>,
-) -> (AcquireRequest, Identity) {
+) -> AcquireRequest {
     let host = identity::hostname();
     let id = identity::detect(&ProcessEnv, &host);
-    let request = AcquireRequest {
+    AcquireRequest {
         key: key.to_owned(),
         owner: args.owner.clone().unwrap_or_else(|| id.owner.clone()),
         owner_name: args.owner_name.clone().or_else(|| id.owner_name.clone()),
@@ -40,19 +40,17 @@ pub fn acquire_request(
             .or_else(|| id.correlation_id.clone()),
         host: Some(host),
         pid: Some(std::process::id()),
-    };
-    (request, id)
+        run_url: id.run_url,
+    }
 }
 
 /// Acquires, waiting up to `wait` (saying so on stderr), stopping on SIGINT/SIGTERM.
 /// A grant that lands while a signal is being handled is released at once
 /// (FAILED), since the caller is going away and will never learn its lock id.
-/// On success the grant carries the run URL when the CI system gives one.
 pub async fn acquire_interruptible(
     client: &LockClient,
     request: &AcquireRequest,
     wait: std::time::Duration,
-    identity: &Identity,
     signals: &mut Signals,
 ) -> Result<Grant, Failure> {
     let cancel = CancellationToken::new();
@@ -86,19 +84,7 @@ pub async fn acquire_interruptible(
         }
         (Err(LockError::Cancelled { .. }), Some(signo)) => Err(interrupted(signo, &request.key)),
         (Err(e), _) => Err(e.into()),
-        (Ok(mut grant), None) => {
-            if let (Some(url), GrantKind::New | GrantKind::TakenOver { .. }) =
-                (&identity.run_url, &grant.kind)
-            {
-                match client.set_run_url(&request.key, grant.lock_id(), url).await {
-                    Ok(record) => grant.record = record,
-                    Err(e) => render::eprintln_stderr(&format!(
-                        "baton: warning: could not record the run URL: {e}"
-                    )),
-                }
-            }
-            Ok(grant)
-        }
+        (Ok(grant), None) => Ok(grant),
     }
 }
 
@@ -146,10 +132,10 @@ pub fn grant_text(grant: &Grant) -> String {
 
 /// `acquire KEY …`.
 pub async fn acquire(client: &LockClient, args: AcquireArgs) -> Result<Report, Failure> {
-    let (request, identity) = acquire_request(&args.key, &args.holder, args.request_id);
+    let request = acquire_request(&args.key, &args.holder, args.request_id);
     let mut signals = Signals::install()?;
     let grant =
-        acquire_interruptible(client, &request, args.holder.wait, &identity, &mut signals).await?;
+        acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
     let mut json = record_fields(&grant.record);
     json.insert("grant".into(), json!(grant_kind_name(&grant.kind)));
     Ok(Report::ok(json, grant_text(&grant)))

@@ -38,10 +38,10 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
     if args.holder.purpose.is_none() {
         args.holder.purpose = Some(shell_words(&args.command));
     }
-    let (request, identity) = acquire_request(&args.key, &args.holder, None);
+    let request = acquire_request(&args.key, &args.holder, None);
     let mut signals = Signals::install()?;
     let grant =
-        acquire_interruptible(client, &request, args.holder.wait, &identity, &mut signals).await?;
+        acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
     let key = grant.record.lock_key.clone();
     let lock_id = grant.record.lock_id.clone();
     render::eprintln_stderr(&format!("baton: {}", grant_text(&grant)));

@@ -34,6 +34,8 @@ pub struct AcquireRequest {
     pub correlation_id: Option<String>,
     pub host: Option<String>,
     pub pid: Option<u32>,
+    /// The CI run working under the grant, when known before acquiring.
+    pub run_url: Option<String>,
 }
 
 impl AcquireRequest {
@@ -124,7 +126,8 @@ impl LockClient {
         e.set_or_remove(attr::CORRELATION_ID, s(&request.correlation_id));
         e.set_or_remove(attr::HOST, s(&request.host));
         e.set_or_remove(attr::PID, request.pid.map(|p| AttributeValue::N(p.to_string())));
-        for ended in [attr::ENDED_AT, attr::RELEASED_BY, attr::RELEASE_REASON, attr::FORCED, attr::RUN_URL] {
+        e.set_or_remove(attr::RUN_URL, s(&request.run_url));
+        for ended in [attr::ENDED_AT, attr::RELEASED_BY, attr::RELEASE_REASON, attr::FORCED] {
             e.remove(ended);
         }
         // Copy the grant being replaced (operands read the item before the update).
@@ -208,7 +211,7 @@ impl LockClient {
                     purpose: request.purpose.clone(),
                     host: request.host.clone(),
                     pid: request.pid,
-                    run_url: None,
+                    run_url: request.run_url.clone(),
                     ended_at: None,
                     released_by: None,
                     release_reason: None,

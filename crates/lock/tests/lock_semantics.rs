@@ -42,6 +42,7 @@ async fn acquire_when_free_is_one_request_and_writes_the_record() {
     req.correlation_id = Some("corr-1".into());
     req.host = Some("runner-1".into());
     req.pid = Some(4242);
+    req.run_url = Some("https://ci.example/runs/1".into());
 
     let grant = locks.acquire(&req).await.unwrap();
 
@@ -59,6 +60,7 @@ async fn acquire_when_free_is_one_request_and_writes_the_record() {
     assert_eq!(stored.correlation_id.as_deref(), Some("corr-1"));
     assert_eq!(stored.host.as_deref(), Some("runner-1"));
     assert_eq!(stored.pid, Some(4242));
+    assert_eq!(stored.run_url.as_deref(), Some("https://ci.example/runs/1"));
     assert!(stored.locked_at.ends_with('Z') && stored.locked_at.contains('T'), "{}", stored.locked_at);
     let now = now_epoch_secs();
     assert!(stored.expires_at >= now + 599 && stored.expires_at <= now + 601);
@@ -93,6 +95,7 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
     let table = TestTable::create().await;
     let locks = table.client(fast_options());
     let first = locks.acquire(&request("k", "U1", 600)).await.unwrap();
+    locks.set_run_url("k", first.lock_id(), "https://ci.example/runs/1").await.unwrap();
     let mut release = ReleaseRequest::new("k", first.lock_id(), LockStatus::Completed);
     release.reason = Some("pipeline succeeded".into());
     let released = locks.release(&release).await.unwrap();
@@ -113,6 +116,7 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
     let stored = locks.status("k").await.unwrap().unwrap();
     assert_eq!(stored.ended_at, None, "a new grant does not inherit the old release fields");
     assert_eq!(stored.release_reason, None);
+    assert_eq!(stored.run_url, None, "nor the old run");
 }
 
 #[tokio::test]
