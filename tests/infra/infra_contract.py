@@ -40,8 +40,11 @@ SCHEMA_CONSTANTS = (
 )
 
 # Deployed Lambda roles: the crate whose binary runs, and the module whose IAM
-# policy it gets. The crates it links are found from Cargo.toml (path
-# dependencies inside the workspace, not dev-dependencies).
+# policy it gets, read together with the local modules it calls (the role, its
+# policy and the function are in lambda-function, which both call; their own
+# statements reach that policy as documents). The crates it links are found
+# from Cargo.toml (path dependencies inside the workspace, not
+# dev-dependencies).
 ROLES = {
     "worker": {"crate": "crates/worker", "module": WORKER_MODULE},
     "router": {"crate": "crates/router", "module": ROUTER_MODULE},
@@ -168,6 +171,88 @@ def module_variable_defaults(root: Path, module: str) -> dict[str, Any]:
                 if "default" in body:
                     out[unquote(name)] = unquote(body["default"])
     return out
+
+
+@dataclass
+class ModuleCall:
+    """A module as instantiated: the role's own module (parent None) or a
+    local module it calls, with the arguments of that `module` block."""
+
+    module: str
+    name: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    parent: "ModuleCall | None" = None
+
+    def label(self) -> str:
+        if self.parent is None:
+            return f"{MODULES}/{self.module}"
+        return f"{self.parent.label()} module.{self.name} ({self.module})"
+
+
+def module_tree(root: Path, module: str) -> tuple[list[ModuleCall], list[str]]:
+    """The module and every module it calls, transitively (local sources only:
+    anything else cannot be read here, so it is a problem)."""
+    calls, problems = [], []
+    todo = [ModuleCall(module)]
+    while todo:
+        call = todo.pop(0)
+        calls.append(call)
+        for path in module_files(root, call.module):
+            for entry in load_hcl(path).get("module", []):
+                for name, body in entry.items():
+                    name = unquote(name)
+                    source = str(unquote(body.get("source", "")))
+                    target = (root / MODULES / call.module / source).resolve()
+                    if not source.startswith(("./", "../")) or target.parent != (root / MODULES).resolve():
+                        problems.append(
+                            f"{call.label()}: module.{name} has source {source!r}, not a local module "
+                            f"under {MODULES}; what it creates cannot be checked"
+                        )
+                        continue
+                    ancestors, up = [], call
+                    while up:
+                        ancestors.append(up.module)
+                        up = up.parent
+                    if target.name in ancestors:
+                        problems.append(f"{call.label()}: module.{name} calls {target.name} recursively")
+                        continue
+                    args = {k: v for k, v in body.items() if k not in ("source", "__is_block__")}
+                    todo.append(ModuleCall(target.name, name, args, call))
+    return calls, problems
+
+
+def tree_blocks(calls: list[ModuleCall], root: Path, kind: str) -> list[tuple[ModuleCall, str, str, dict]]:
+    """(call, type, name, body) of the `resource` or `data` blocks of every module in a tree."""
+    return [
+        (call, rtype, name, body)
+        for call in calls
+        for (rtype, name), body in module_blocks(root, call.module, kind).items()
+    ]
+
+
+_VAR_REF = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
+
+
+def resolve_in_tree(root: Path, value: Any, call: ModuleCall) -> tuple[Any, ModuleCall, str]:
+    """Follow a bare `${var.x}` up through the module calls that set it.
+
+    Returns (value, call, where): the value as written in `call`'s module (a
+    literal, another expression, or `${var.x}` of the outermost module), and
+    where it was written.
+    """
+    where = f"{call.label()}"
+    while True:
+        m = _VAR_REF.fullmatch(str(unquote(value))) if isinstance(unquote(value), str) else None
+        if not m or call.parent is None:
+            return value, call, where
+        var = m.group(1)
+        if var in call.args:
+            value = call.args[var]
+            where = f"{call.parent.label()}: module.{call.name} argument {var}"
+            call = call.parent
+        else:
+            defaults = module_variable_defaults(root, call.module)
+            return defaults.get(var), call, f"{MODULES}/{call.module} default of {var}"
 
 
 @dataclass
@@ -476,46 +561,95 @@ def _statements(body: dict) -> list[dict]:
     return stmts
 
 
-def granted_actions(root: Path, module: str) -> tuple[dict[str, list[str]], list[str]]:
-    """{action: [statement sids]} allowed by the role policies of a module."""
-    resources = module_blocks(root, module, "resource")
-    docs = module_blocks(root, module, "data")
-    granted: dict[str, list[str]] = {}
+_DOC_JSON = re.compile(r"\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}")
+# Arguments of aws_iam_policy_document that merge other documents into it.
+_MERGED_DOCUMENTS = ("source_policy_documents", "override_policy_documents")
+
+
+def _document_statements(
+    root: Path, call: ModuleCall, doc: str, seen: set[tuple[int, str]]
+) -> tuple[list[tuple[dict, ModuleCall]], list[str]]:
+    """Statements of data.aws_iam_policy_document.<doc> in `call`'s module,
+    with those of the documents merged into it (source/override documents,
+    followed through module arguments to the module that defines them)."""
+    docs = module_blocks(root, call.module, "data")
+    where = f"{call.label()}: data.aws_iam_policy_document.{doc}"
+    if ("aws_iam_policy_document", doc) not in docs:
+        return [], [f"{where} does not exist; cannot read its actions"]
+    if (id(call), doc) in seen:
+        return [], [f"{where} merges itself"]
+    seen = seen | {(id(call), doc)}
+    body = docs[("aws_iam_policy_document", doc)]
+    out = [(stmt, call) for stmt in _statements(body)]
     problems = []
-    policies = [(n, b) for (t, n), b in resources.items() if t == "aws_iam_role_policy"]
+    for key in _MERGED_DOCUMENTS:
+        if key not in body:
+            continue
+        value, ctx, origin = resolve_in_tree(root, body[key], call)
+        if value is None:  # an unset optional argument: nothing merged
+            continue
+        if not isinstance(value, list):
+            problems.append(f"{where}: {key} is {value!r} ({origin}), not a list of policy documents; cannot read its actions")
+            continue
+        for item in value:
+            item, item_ctx, item_origin = resolve_in_tree(root, item, ctx)
+            m = _DOC_JSON.fullmatch(str(unquote(item)))
+            if not m:
+                problems.append(
+                    f"{where}: {key} holds {item!r} ({item_origin}), not a "
+                    "data.aws_iam_policy_document's json; cannot read its actions"
+                )
+                continue
+            more, more_problems = _document_statements(root, item_ctx, m.group(1), seen)
+            out += more
+            problems += more_problems
+    return out, problems
+
+
+def granted_actions(root: Path, module: str) -> tuple[dict[str, list[str]], list[str]]:
+    """{action: [statement sids]} allowed by the role policies of a module and
+    of the local modules it calls (the role and its policy may live in one of
+    those, with statements passed in as documents)."""
+    calls, problems = module_tree(root, module)
+    resources = tree_blocks(calls, root, "resource")
+    granted: dict[str, list[str]] = {}
+    policies = [(call, name, body) for call, rtype, name, body in resources if rtype == "aws_iam_role_policy"]
     if not policies:
-        problems.append(f"{MODULES}/{module}: no aws_iam_role_policy found")
-    for (rtype, name), _body in resources.items():
+        problems.append(f"{MODULES}/{module}: no aws_iam_role_policy found (in it or the modules it calls)")
+    for call, rtype, name, _body in resources:
         if rtype in ("aws_iam_role_policy_attachment", "aws_iam_policy_attachment") or (
             rtype == "aws_iam_role" and "managed_policy_arns" in _body
         ):
             problems.append(
-                f"{MODULES}/{module}: {rtype}.{name} attaches a managed policy; "
+                f"{call.label()}: {rtype}.{name} attaches a managed policy; "
                 "its actions cannot be checked against the code (use the inline policy)"
             )
-    for name, body in policies:
+    for call, name, body in policies:
         ref = unquote(body.get("policy", ""))
-        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}", str(ref))
-        if not m or ("aws_iam_policy_document", m.group(1)) not in docs:
+        m = _DOC_JSON.fullmatch(str(ref))
+        if not m:
             problems.append(
-                f"{MODULES}/{module}: aws_iam_role_policy.{name}.policy is not a "
+                f"{call.label()}: aws_iam_role_policy.{name}.policy is not a "
                 "data.aws_iam_policy_document of this module; cannot read its actions"
             )
             continue
-        for stmt in _statements(docs[("aws_iam_policy_document", m.group(1))]):
+        statements, doc_problems = _document_statements(root, call, m.group(1), set())
+        problems += doc_problems
+        for stmt, stmt_call in statements:
             if unquote(stmt.get("effect", "Allow")) != "Allow":
                 continue
             sid = unquote(stmt.get("sid", "?"))
+            where = f"{stmt_call.label()}: statement {sid}"
             actions = stmt.get("actions", [])
             if not isinstance(actions, list):
-                problems.append(f"{MODULES}/{module}: statement {sid}: actions is not a literal list")
+                problems.append(f"{where}: actions is not a literal list")
                 continue
             for action in actions:
                 action = unquote(action)
                 if not isinstance(action, str) or is_expression(action):
-                    problems.append(f"{MODULES}/{module}: statement {sid}: action {action!r} is not a literal")
+                    problems.append(f"{where}: action {action!r} is not a literal")
                     continue
-                granted.setdefault(action, []).append(sid)
+                granted.setdefault(action, []).append(f"{sid} in {stmt_call.module}")
     return granted, problems
 
 
@@ -606,8 +740,8 @@ def check_role_actions(root: Path, role: str) -> tuple[list[str], str | None]:
     needed: dict[str, list[str]] = {}
     for call in calls:
         needed.setdefault(call.action, []).append(call.where())
-    module_resources = module_blocks(root, spec["module"], "resource")
-    if any(t == "aws_lambda_event_source_mapping" for t, _ in module_resources):
+    module_calls, _ = module_tree(root, spec["module"])  # its problems are in grant_problems
+    if any(t == "aws_lambda_event_source_mapping" for _, t, _, _ in tree_blocks(module_calls, root, "resource")):
         for action in EVENT_SOURCE_SQS_ACTIONS:
             needed.setdefault(action, []).append("the SQS event source mapping")
 
@@ -634,19 +768,56 @@ def check_role_actions(root: Path, role: str) -> tuple[list[str], str | None]:
     return problems, None
 
 
+def worker_timeout(root: Path) -> tuple[str | None, Any, str, list[str]]:
+    """Where the worker function's `timeout` comes from.
+
+    The aws_lambda_function may sit in a module the worker module calls; its
+    `timeout` is followed through the module arguments. Returns (var, value,
+    where, problems): var is the worker module variable that sets it (the
+    usual case: its default and the live units' inputs then decide), else
+    value is the literal found at `where`.
+    """
+    calls, problems = module_tree(root, WORKER_MODULE)
+    functions = [(c, n, b) for c, t, n, b in tree_blocks(calls, root, "resource") if t == "aws_lambda_function"]
+    if len(functions) != 1:
+        names = [f"{c.label()}: aws_lambda_function.{n}" for c, n, _ in functions]
+        return None, None, "", problems + [f"{MODULES}/{WORKER_MODULE}: expected one aws_lambda_function (in it or the modules it calls), found {names}"]
+    call, name, body = functions[0]
+    if "timeout" not in body:
+        return None, None, "", problems + [f"{call.label()}: aws_lambda_function.{name} sets no timeout (Lambda's default is 3 s)"]
+    value, ctx, where = resolve_in_tree(root, body["timeout"], call)
+    if ctx is call and where == call.label():
+        where = f"{call.label()}: aws_lambda_function.{name} timeout"
+    m = _VAR_REF.fullmatch(str(unquote(value))) if isinstance(unquote(value), str) else None
+    if m and ctx.parent is None:
+        return m.group(1), None, where, problems
+    return None, unquote(value), where, problems
+
+
 def check_visibility_timeout(root: Path) -> list[str]:
     """Command queue visibility timeout >= 6x the worker's timeout.
 
     Checked for the module defaults (a plain `terraform apply` of the modules)
-    and for every live worker unit against the queue unit it depends on.
+    and for every live worker unit against the queue unit it depends on. The
+    worker's timeout is the worker module variable that reaches the function's
+    `timeout` (through ../lambda-function), or a literal set on the way.
     """
-    problems = []
+    timeout_var, timeout_literal, timeout_where, problems = worker_timeout(root)
+    if problems:
+        return problems
+
+    def worker_value(unit: Unit | None) -> tuple[Any, str]:
+        if timeout_var is None:
+            return timeout_literal, timeout_where
+        if unit is None:
+            return module_variable_defaults(root, WORKER_MODULE).get(timeout_var), f"{MODULES}/{WORKER_MODULE} default {timeout_var}"
+        return unit_value(root, unit, timeout_var)
+
     q_defaults = module_variable_defaults(root, QUEUE_MODULE)
-    w_defaults = module_variable_defaults(root, WORKER_MODULE)
     pairs = [
         (
             (q_defaults.get("visibility_timeout_seconds"), f"{MODULES}/{QUEUE_MODULE} default visibility_timeout_seconds"),
-            (w_defaults.get("timeout"), f"{MODULES}/{WORKER_MODULE} default timeout"),
+            worker_value(None),
         )
     ]
     units = {u.path: u for u in live_units(root)}
@@ -660,7 +831,7 @@ def check_visibility_timeout(root: Path) -> list[str]:
         pairs.append(
             (
                 unit_value(root, queue_units[0], "visibility_timeout_seconds"),
-                unit_value(root, unit, "timeout"),
+                worker_value(unit),
             )
         )
     for (vis, vis_src), (timeout, timeout_src) in pairs:

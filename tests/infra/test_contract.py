@@ -247,6 +247,11 @@ def test_table_check_fails_without_schema_file(tree):
 
 WORKER_IAM = "infra/modules/worker-function/iam.tf"
 ROUTER_IAM = "infra/modules/router-function/iam.tf"
+WORKER_MAIN = "infra/modules/worker-function/main.tf"
+# Role, log group, function and the statements every function gets (SSM
+# parameters, logs, X-Ray): one module both wrappers call.
+SHARED_IAM = "infra/modules/lambda-function/iam.tf"
+SHARED_MAIN = "infra/modules/lambda-function/main.tf"
 
 
 def test_actions_check_fails_when_code_calls_more(tree):
@@ -326,6 +331,63 @@ def test_actions_check_rejects_managed_policies(tree):
     assert any("managed policy" in p for p in problems), problems
 
 
+def test_actions_check_reads_the_shared_module(tree):
+    """A grant in the shared module reaches both roles: an extra one is unused..."""
+    edit(tree, SHARED_IAM, '["ssm:GetParameter"]', '["ssm:GetParameter", "ssm:GetParametersByPath"]')
+    for role in ("worker", "router"):
+        problems, _ = contract.check_role_actions(tree, role)
+        assert any("grants ssm:GetParametersByPath" in p and "lambda-function" in p for p in problems), (role, problems)
+
+
+def test_actions_check_fails_when_shared_grant_renamed(tree):
+    """...and one the code needs, missing from it, is missing for both."""
+    edit(tree, SHARED_IAM, '["ssm:GetParameter"]', '["ssm:GetParameters"]')
+    for role in ("worker", "router"):
+        problems, _ = contract.check_role_actions(tree, role)
+        assert any("code calls ssm:GetParameter " in p for p in problems), (role, problems)
+        assert any("grants ssm:GetParameters " in p for p in problems), (role, problems)
+
+
+def test_actions_check_fails_when_caller_document_not_passed(tree):
+    """The worker's own statements only count when its document reaches the role's policy."""
+    edit(tree, WORKER_MAIN, "policy_documents         = [data.aws_iam_policy_document.this.json]", "policy_documents = []")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:GetItem" in p for p in problems), problems
+    assert any("sqs:ReceiveMessage" in p and "event source mapping" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "new, expect",
+    [
+        ('policy_documents = [jsonencode({ Version = "2012-10-17", Statement = [] })]', "cannot read its actions"),
+        ("policy_documents = [data.aws_iam_policy_document.other.json]", "aws_iam_policy_document.other does not exist"),
+        ("policy_documents = var.tags", "cannot read its actions"),
+    ],
+)
+def test_actions_check_fails_on_unreadable_caller_document(tree, new, expect):
+    edit(tree, WORKER_MAIN, "policy_documents         = [data.aws_iam_policy_document.this.json]", new)
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any(expect in p for p in problems), problems
+
+
+def test_actions_check_rejects_managed_policies_in_shared_module(tree):
+    with (tree / SHARED_IAM).open("a") as fh:
+        fh.write(
+            '\nresource "aws_iam_role_policy_attachment" "extra" {\n'
+            "  role       = aws_iam_role.this.name\n"
+            '  policy_arn = "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"\n}\n'
+        )
+    for role in ("worker", "router"):
+        problems, _ = contract.check_role_actions(tree, role)
+        assert any("managed policy" in p and "lambda-function" in p for p in problems), (role, problems)
+
+
+def test_actions_check_rejects_non_local_module(tree):
+    edit(tree, "infra/modules/router-function/main.tf", 'source = "../lambda-function"', 'source = "terraform-aws-modules/lambda/aws"')
+    problems, _ = contract.check_role_actions(tree, "router")
+    assert any("not a local module" in p for p in problems), problems
+
+
 # --- visibility timeout >= 6x worker timeout ----------------------------------
 
 
@@ -345,6 +407,30 @@ def test_visibility_check_fails_on_changed_timeout(tree, rel, old, new, expect):
     assert any("below 6x" in p and expect in p for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        # the worker passes a number instead of its variable...
+        (WORKER_MAIN, "timeout              = var.timeout", "timeout              = 60", "module.function argument timeout"),
+        # ...or the shared module ignores what it is given
+        (SHARED_MAIN, "timeout                        = var.timeout", "timeout                        = 90", "aws_lambda_function.this timeout"),
+    ],
+)
+def test_visibility_check_follows_timeout_into_shared_module(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_visibility_timeout(tree)
+    assert any("below 6x" in p and expect in p for p in problems), problems
+
+
+def test_visibility_check_fails_when_worker_timeout_unreadable(tree):
+    edit(tree, WORKER_MAIN, "timeout              = var.timeout", "timeout              = var.timeout * 2")
+    problems = contract.check_visibility_timeout(tree)
+    assert any("cannot read a number" in p for p in problems), problems
+    edit(tree, SHARED_MAIN, "timeout                        = var.timeout\n", "")
+    problems = contract.check_visibility_timeout(tree)
+    assert any("sets no timeout" in p for p in problems), problems
+
+
 def test_visibility_check_uses_module_default_when_live_input_is_removed(tree):
     edit(tree, "infra/live/plt/command-queue/terragrunt.hcl", "visibility_timeout_seconds = 300", "")
     assert contract.check_visibility_timeout(tree) == []  # the default is 300 too
@@ -359,9 +445,9 @@ def test_visibility_check_uses_module_default_when_live_input_is_removed(tree):
 @pytest.mark.parametrize(
     "rel, old",
     [
-        ("infra/modules/worker-function/main.tf", "${local.account_id}:parameter"),
-        ("infra/modules/router-function/main.tf", "${local.account_id}:parameter"),
+        (SHARED_MAIN, "${local.account_id}:parameter"),
         ("infra/live/plt/worker/terragrunt.hcl", "${include.root.locals.account_id}:table/baton-locks\""),
+        ("infra/live/plt/router/terragrunt.hcl", "${include.root.locals.account_id}:baton-commands.fifo\""),
     ],
 )
 def test_arn_check_fails_on_wildcard_account(tree, rel, old):

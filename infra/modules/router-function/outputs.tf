@@ -15,20 +15,20 @@ output "github_webhook_url" {
 
 output "function_name" {
   description = "Router function name."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "Router function ARN."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "role_arn" {
   description = "Execution role ARN."
-  value       = aws_iam_role.this.arn
+  value       = module.function.role_arn
 }
 
 output "log_group_name" {
   description = "CloudWatch log group of the router."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.function.log_group_name
 }

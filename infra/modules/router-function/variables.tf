@@ -1,3 +1,7 @@
+# Variables shared with worker-function are passed straight to
+# ../lambda-function, which validates them (architecture, timeout range,
+# SSM parameter names, KMS key ARN).
+
 variable "function_name" {
   description = "Lambda function name."
   type        = string
@@ -31,27 +35,17 @@ variable "package_s3_object_version" {
 }
 
 variable "architecture" {
-  description = "Instruction set of the zip: arm64 (what `make package` builds when the aarch64 target is installed) or x86_64 (its fallback). Must match the zip."
+  description = "Instruction set of the zip: arm64 or x86_64 (the fallback of `make package`). Must match the zip."
   type        = string
   default     = "arm64"
-
-  validation {
-    condition     = contains(["arm64", "x86_64"], var.architecture)
-    error_message = "architecture must be arm64 or x86_64."
-  }
 }
 
 # --- runtime -------------------------------------------------------------------
 
 variable "timeout" {
-  description = "Function timeout in seconds. Slack gives up after 3 s; the rest is for GitHub webhooks and SQS retries."
+  description = "Function timeout in seconds (1..900). Slack gives up after 3 s; the rest is for GitHub webhooks and SQS retries."
   type        = number
   default     = 10
-
-  validation {
-    condition     = var.timeout >= 1 && var.timeout <= 900
-    error_message = "Lambda allows 1..900 seconds."
-  }
 }
 
 variable "memory_size" {
@@ -111,32 +105,17 @@ variable "queue_arn" {
 variable "slack_signing_secret_param" {
   description = "NAME of the SecureString SSM parameter holding the Slack signing secret (SLACK_SIGNING_SECRET_PARAM), e.g. /baton/plt/slack/signing-secret."
   type        = string
-
-  validation {
-    condition     = startswith(var.slack_signing_secret_param, "/")
-    error_message = "Use the full parameter name, starting with /."
-  }
 }
 
 variable "github_webhook_secret_param" {
   description = "NAME of the SecureString SSM parameter holding the GitHub webhook secret (GITHUB_WEBHOOK_SECRET_PARAM), e.g. /baton/plt/github/webhook-secret."
   type        = string
-
-  validation {
-    condition     = startswith(var.github_webhook_secret_param, "/")
-    error_message = "Use the full parameter name, starting with /."
-  }
 }
 
 variable "ssm_kms_key_arn" {
-  description = "Key ARN (not an alias) of the customer-managed KMS key that encrypts the SecureString parameters. null = the AWS-managed alias/aws/ssm, whose key policy already allows decryption through SSM in this account."
+  description = "Key ARN (not an alias) of the customer-managed KMS key that encrypts the SecureString parameters. null = the AWS-managed alias/aws/ssm."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.ssm_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.ssm_kms_key_arn))
-    error_message = "Give the key ARN (arn:...:kms:<region>:<account id>:key/<id>); alias ARNs do not match IAM resources."
-  }
 }
 
 variable "extra_environment" {

@@ -1,25 +1,27 @@
 # baton-worker: consumes the FIFO command queue, takes/releases locks in
-# DynamoDB, dispatches GitHub workflows and answers in Slack.
+# DynamoDB, dispatches GitHub workflows and answers in Slack. The function,
+# its role and log group are ../lambda-function; this module adds the
+# worker's grants (iam.tf) and its SQS event source mapping.
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
+module "function" {
+  source = "../lambda-function"
 
-locals {
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  # `name` works on provider 5.x and 6.x (6.x adds `region` and deprecates `name`).
-  region = data.aws_region.current.name
+  function_name = var.function_name
+  description   = "baton worker: runs /build and /deploy commands under a DynamoDB lock"
 
-  use_s3_package = var.package_s3_bucket != null
+  package_path              = var.package_path
+  package_s3_bucket         = var.package_s3_bucket
+  package_s3_key            = var.package_s3_key
+  package_s3_object_version = var.package_s3_object_version
+  architecture              = var.architecture
 
-  # SSM parameter names are NAMES (the code reads the values at start-up);
-  # their ARNs carry this account's id, never a wildcard account.
-  ssm_parameter_names = [var.slack_bot_token_param, var.github_token_param]
-  ssm_parameter_arns = [
-    for name in local.ssm_parameter_names :
-    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${name}"
-  ]
+  timeout              = var.timeout
+  memory_size          = var.memory_size
+  reserved_concurrency = var.reserved_concurrency
+  tracing_enabled      = var.tracing_enabled
+  log_level            = var.log_level
+  log_retention_days   = var.log_retention_days
+  log_kms_key_arn      = var.log_kms_key_arn
 
   environment = merge(
     {
@@ -30,75 +32,25 @@ locals {
       # The queue's redrive maxReceiveCount: the worker knows a receive is
       # the last one before the DLQ.
       BATON_MAX_RECEIVES = tostring(var.queue_max_receive_count)
-      RUST_LOG           = var.log_level
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
-    var.extra_environment,
   )
-}
+  extra_environment = var.extra_environment
 
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Retention is an input (var.log_retention_days, default 30 days): chat-ops logs carry Slack user ids and command text, and a year of them is a cost and privacy choice for the operator, not a default.
-  name              = "/aws/lambda/${var.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Only invoked synchronously by the SQS event source mapping; failed commands go to the queue's own DLQ (redrive maxReceiveCount 5), a function DLQ applies to async invocations only.
-  #checkov:skip=CKV_AWS_117:No VPC: the worker talks only to public AWS endpoints, Slack and GitHub; a VPC would add a NAT gateway and nothing to protect.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets, only names (table, SSM parameter names, flags); the secrets are SecureString parameters read at start-up. Lambda encrypts the environment at rest with its service key.
-  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the deploy pipeline does not have; the zip's integrity is pinned by source_code_hash (local file) or the S3 object version.
-  function_name = var.function_name
-  description   = "baton worker: runs /build and /deploy commands under a DynamoDB lock"
-  role          = aws_iam_role.this.arn
-
-  runtime       = "provided.al2023"
-  architectures = [var.architecture]
-  handler       = "bootstrap"
-
-  filename          = local.use_s3_package ? null : var.package_path
-  source_code_hash  = local.use_s3_package || var.package_path == null ? null : filebase64sha256(var.package_path)
-  s3_bucket         = var.package_s3_bucket
-  s3_key            = var.package_s3_key
-  s3_object_version = var.package_s3_object_version
-
-  timeout                        = var.timeout
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrency
-
-  environment {
-    variables = local.environment
-  }
-
-  tracing_config {
-    mode = var.tracing_enabled ? "Active" : "PassThrough"
-  }
-
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.this.name
-  }
+  permissions_boundary_arn = var.permissions_boundary_arn
+  policy_documents         = [data.aws_iam_policy_document.this.json]
+  ssm_parameter_names      = [var.slack_bot_token_param, var.github_token_param]
+  ssm_kms_key_arn          = var.ssm_kms_key_arn
 
   tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = local.use_s3_package ? var.package_s3_key != null : var.package_path != null
-      error_message = "Set package_path (the zip from `make package`), or package_s3_bucket with package_s3_key."
-    }
-  }
-
-  # The role must be able to write logs (and the log group must exist, with
-  # its retention) before the first invocation.
-  depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
 }
 
 resource "aws_lambda_event_source_mapping" "commands" {
   event_source_arn = var.queue_arn
-  function_name    = aws_lambda_function.this.arn
-  enabled          = var.event_source_enabled
+  # Creating the mapping checks that the role can receive from the queue: the
+  # function (hence this mapping) is created only after the role's policy.
+  function_name = module.function.function_arn
+  enabled       = var.event_source_enabled
 
   # FIFO queues allow at most 10 per batch. The handler reports failed records
   # by messageId (and, to keep per-group order, every later record of the
@@ -120,7 +72,4 @@ resource "aws_lambda_event_source_mapping" "commands" {
       error_message = "reserved_concurrency (${var.reserved_concurrency}) is below the event source's maximum_concurrency (${var.maximum_concurrency}): the poller would be throttled and messages would bounce towards the DLQ."
     }
   }
-
-  # Creating the mapping checks that the role can receive from the queue.
-  depends_on = [aws_iam_role_policy.this]
 }

@@ -1,26 +1,26 @@
 output "function_name" {
   description = "Worker function name."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "Worker function ARN."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "timeout" {
   description = "Worker timeout in seconds."
-  value       = aws_lambda_function.this.timeout
+  value       = module.function.timeout
 }
 
 output "role_arn" {
   description = "Execution role ARN."
-  value       = aws_iam_role.this.arn
+  value       = module.function.role_arn
 }
 
 output "log_group_name" {
   description = "CloudWatch log group of the worker."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.function.log_group_name
 }
 
 output "event_source_mapping_uuid" {
