@@ -48,17 +48,9 @@ const HTTP_LATENCY: Duration = Duration::from_millis(20);
 
 pub fn settings(config: Config, slack_url: &str, github_url: &str) -> WorkerSettings {
     WorkerSettings {
-        config,
-        locking_enabled: true,
-        slack_api_url: format!("{slack_url}/api"),
-        slack_response_url_prefix: format!("{slack_url}/response/"),
-        slack_bot_token: "xoxb-bench".into(),
-        github_api_url: github_url.to_owned(),
-        github_web_url: "https://github.example".into(),
-        github_token: "ghp-bench".into(),
-        max_receives: 5,
         default_budget: Duration::from_secs(20),
         http_timeout: Duration::from_secs(3),
+        ..WorkerSettings::local(config, slack_url, github_url)
     }
 }
 

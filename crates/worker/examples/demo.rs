@@ -2,8 +2,6 @@
 //! against DynamoDB Local, with a loopback recorder standing in for Slack
 //! and GitHub, and prints the conversation as the people in the channel saw it.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::sqs::SqsEvent;
 use baton_chatops::Config;
 use baton_lock::LockClient;
@@ -25,17 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let worker = Worker::new(
         locks.clone(),
         WorkerSettings {
-            config: Config::builtin(),
-            locking_enabled: true,
-            slack_api_url: format!("{}/slack/api", recorder.url()),
-            slack_response_url_prefix: format!("{}/slack/response/", recorder.url()),
-            slack_bot_token: "xoxb-demo".into(),
-            github_api_url: format!("{}/github", recorder.url()),
             github_web_url: "https://github.com".into(),
-            github_token: "ghp-demo".into(),
-            max_receives: 5,
-            default_budget: Duration::from_secs(10),
-            http_timeout: Duration::from_secs(2),
+            ..WorkerSettings::local(
+                Config::builtin(),
+                &format!("{}/slack", recorder.url()),
+                &format!("{}/github", recorder.url()),
+            )
         },
     )?;
     println!("DynamoDB Local table {}; Slack and GitHub are a recorder at {}\n", table.name, recorder.url());

@@ -43,6 +43,28 @@ pub struct WorkerSettings {
     pub http_timeout: Duration,
 }
 
+impl WorkerSettings {
+    /// Settings for a worker whose Slack and GitHub are local stand-ins (the
+    /// demo, tests and benchmarks): Slack's Web API at `{slack_base}/api`,
+    /// replies accepted under `{slack_base}/response/`, GitHub's REST API at
+    /// `github_base`, placeholder tokens, locking on.
+    pub fn local(config: Config, slack_base: &str, github_base: &str) -> WorkerSettings {
+        WorkerSettings {
+            config,
+            locking_enabled: true,
+            slack_api_url: format!("{slack_base}/api"),
+            slack_response_url_prefix: format!("{slack_base}/response/"),
+            slack_bot_token: "xoxb-local".into(),
+            github_api_url: github_base.to_owned(),
+            github_web_url: "https://github.example".into(),
+            github_token: "ghp-local".into(),
+            max_receives: 5,
+            default_budget: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {

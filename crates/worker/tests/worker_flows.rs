@@ -64,17 +64,9 @@ impl Harness {
         );
         github.default_reply(RUNS_BUILD, Reply::json(200, json!({"total_count": 0, "workflow_runs": []})));
         let mut settings = WorkerSettings {
-            config: Config::from_toml_str(CONFIG).unwrap(),
-            locking_enabled: true,
-            slack_api_url: format!("{}/api", slack.url()),
-            slack_response_url_prefix: format!("{}/response/", slack.url()),
-            slack_bot_token: "xoxb-test".into(),
-            github_api_url: github.url(),
-            github_web_url: "https://github.example".into(),
-            github_token: "ghp-test".into(),
-            max_receives: 5,
             default_budget: Duration::from_secs(4),
             http_timeout: Duration::from_millis(700),
+            ..WorkerSettings::local(Config::from_toml_str(CONFIG).unwrap(), &slack.url(), &github.url())
         };
         adjust(&mut settings);
         let locks = table.client(fast_options());
@@ -165,7 +157,7 @@ async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
     assert_eq!(body["inputs"]["fence"], lock.fence.to_string());
     assert_eq!(body["inputs"]["requested_by"], "U1");
     assert_eq!(body["inputs"]["channel"], "builds", "configured extra inputs are sent too");
-    assert_eq!(dispatches[0].header("authorization"), Some("Bearer ghp-test"));
+    assert_eq!(dispatches[0].header("authorization"), Some("Bearer ghp-local"));
     assert_eq!(dispatches[0].header("x-github-api-version"), Some("2022-11-28"));
 
     let replies = h.replies();
@@ -374,7 +366,7 @@ async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
     assert_eq!(ended.released_by.as_deref(), Some("github"));
     let posts = h.slack.requests_to("/api/chat.postMessage");
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].header("authorization"), Some("Bearer xoxb-test"));
+    assert_eq!(posts[0].header("authorization"), Some("Bearer xoxb-local"));
     let body = posts[0].json();
     assert_eq!(body["channel"], "C0BUILDS", "found through the lock's correlation id");
     assert!(text(&body).contains("succeeded"), "{body}");
@@ -591,5 +583,5 @@ async fn an_expired_response_url_falls_back_to_the_web_api() {
     assert_eq!(body["channel"], "C0BUILDS");
     assert_eq!(body["user"], "U2");
     assert!(text(&body).contains("<@U1>"), "{body}");
-    assert_eq!(ephemeral[0].header("authorization"), Some("Bearer xoxb-test"));
+    assert_eq!(ephemeral[0].header("authorization"), Some("Bearer xoxb-local"));
 }

@@ -50,6 +50,25 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
+/// An SQS client for the test's own set-up and checks (creating queues,
+/// reading what the router sent): generous timeouts, because a busy local
+/// server must not fail a test for reasons the router is not responsible for.
+fn observer_sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .http_client(app::http_client())
+        .timeout_config(
+            aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(std::time::Duration::from_secs(30))
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
 /// An SSM client for the same local server (moto serves every service).
 pub fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
     let conf = aws_sdk_ssm::Config::builder()
@@ -83,7 +102,7 @@ pub struct TestQueue {
 impl TestQueue {
     pub async fn fifo() -> TestQueue {
         let endpoint = sqs_endpoint();
-        let client = sqs_client(&endpoint);
+        let client = observer_sqs_client(&endpoint);
         let name = format!("baton-router-test-{}.fifo", uuid::Uuid::new_v4().simple());
         let out = client
             .create_queue()

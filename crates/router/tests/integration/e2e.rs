@@ -7,7 +7,6 @@
 //! Needs both local servers: `tests/tooling/sqs-local.sh start` and
 //! `tests/tooling/dynamodb-local.sh start`.
 
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use baton_chatops::Config;
@@ -80,19 +79,7 @@ async fn signed_slash_command_reaches_slack_and_the_completion_ends_the_lock() {
     let locks = table.client(fast_options());
     let worker = Worker::new(
         locks.clone(),
-        WorkerSettings {
-            config: Config::builtin(),
-            locking_enabled: true,
-            slack_api_url: format!("{}/api", slack.url()),
-            slack_response_url_prefix: format!("{}/response/", slack.url()),
-            slack_bot_token: "xoxb-test".into(),
-            github_api_url: github.url(),
-            github_web_url: "https://github.example".into(),
-            github_token: "ghp-test".into(),
-            max_receives: 5,
-            default_budget: Duration::from_secs(5),
-            http_timeout: Duration::from_millis(800),
-        },
+        WorkerSettings::local(Config::builtin(), &slack.url(), &github.url()),
     )
     .expect("worker");
     let router = ListeningRouter::start(&queue.url).await;
