@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use baton_lock::{LockClient, LockOptions};
 
 /// Endpoint of DynamoDB Local: `BATON_TEST_DYNAMODB_ENDPOINT`, else
@@ -37,6 +37,38 @@ pub fn local_dynamodb_client(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb:
         )
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Like [`local_dynamodb_client`], tuned for fault injection: each SDK
+/// attempt times out after `attempt_timeout` (instead of
+/// [`baton_lock::aws::ATTEMPT_TIMEOUT`]), so tests can delay requests past
+/// the timeout without waiting seconds each time; and with
+/// `unlimited_retries` the client gets a retry partition of its own without
+/// a retry quota, so every one of the `attempts` is made however many faults
+/// came before. (The SDK's default quota is shared by every client in the
+/// process and stops retrying after a few dozen failures.)
+pub fn local_dynamodb_client_tuned(
+    endpoint: &str,
+    attempts: u32,
+    attempt_timeout: Duration,
+    unlimited_retries: bool,
+) -> aws_sdk_dynamodb::Client {
+    let timeouts = baton_lock::aws::timeout_config()
+        .to_builder()
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    let mut config = local_dynamodb_client(endpoint, attempts)
+        .config()
+        .to_builder()
+        .timeout_config(timeouts);
+    if unlimited_retries {
+        config = config.retry_partition(
+            RetryPartition::custom(unique_name("baton-test-retries"))
+                .token_bucket(TokenBucket::unlimited())
+                .build(),
+        );
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
 /// A name no other test uses, for tables and keys.
@@ -75,6 +107,23 @@ impl TestTable {
     /// (e.g. a [`crate::FaultProxy`]), with `attempts` SDK attempts.
     pub fn client_via(&self, endpoint: &str, attempts: u32, options: LockOptions) -> LockClient {
         LockClient::with_options(local_dynamodb_client(endpoint, attempts), &self.name, options)
+    }
+
+    /// Like [`TestTable::client_via`], with the SDK client tuned as in
+    /// [`local_dynamodb_client_tuned`].
+    pub fn client_via_tuned(
+        &self,
+        endpoint: &str,
+        attempts: u32,
+        attempt_timeout: Duration,
+        unlimited_retries: bool,
+        options: LockOptions,
+    ) -> LockClient {
+        LockClient::with_options(
+            local_dynamodb_client_tuned(endpoint, attempts, attempt_timeout, unlimited_retries),
+            &self.name,
+            options,
+        )
     }
 }
 

@@ -2,10 +2,15 @@
 //! talks to loopback only: DynamoDB Local started by `make test`, and servers
 //! this crate starts on `127.0.0.1:0`.
 
+pub mod chaos;
 pub mod dynamo;
 pub mod proxy;
 pub mod recorder;
 
-pub use dynamo::{dynamodb_endpoint, fast_options, local_dynamodb_client, unique_name, TestTable};
+pub use chaos::{DynamoChaos, DynamoFault, Schedule};
+pub use dynamo::{
+    dynamodb_endpoint, fast_options, local_dynamodb_client, local_dynamodb_client_tuned, unique_name,
+    TestTable,
+};
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
-pub use recorder::{HttpRecorder, RecordedRequest, Reply};
+pub use recorder::{HttpRecorder, RecordedRequest, Reply, ReplyFuture};

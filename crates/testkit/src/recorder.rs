@@ -3,7 +3,9 @@
 //! sent over real HTTP and can make the far side fail on demand.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +84,10 @@ impl Reply {
     }
 }
 
+/// A reply computed from the request itself (see [`HttpRecorder::handler`]).
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
+type Handler = dyn Fn(RecordedRequest) -> ReplyFuture + Send + Sync;
+
 #[derive(Default)]
 struct State {
     requests: Vec<RecordedRequest>,
@@ -89,6 +95,8 @@ struct State {
     scripted: Vec<(String, VecDeque<Reply>)>,
     /// Reply when nothing is scripted, per path prefix.
     defaults: Vec<(String, Reply)>,
+    /// Computed replies per path prefix; they take precedence over scripts and defaults.
+    handlers: Vec<(String, Arc<Handler>)>,
 }
 
 /// The running recorder; stops when dropped.
@@ -143,6 +151,23 @@ impl HttpRecorder {
         }
     }
 
+    /// Answers every request whose path starts with `path_prefix` with what
+    /// `handler` computes from it (after the request is recorded), ahead of
+    /// scripted and default replies. For far sides whose answer depends on
+    /// what was asked or on earlier requests (e.g. GitHub listing the runs
+    /// that earlier dispatches started), or that must look at the world at the
+    /// moment a request arrives.
+    pub fn handler(
+        &self,
+        path_prefix: &str,
+        handler: impl Fn(RecordedRequest) -> ReplyFuture + Send + Sync + 'static,
+    ) {
+        if let Ok(mut s) = self.state.lock() {
+            s.handlers.retain(|(p, _)| p != path_prefix);
+            s.handlers.push((path_prefix.to_owned(), Arc::new(handler)));
+        }
+    }
+
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.lock().map(|s| s.requests.clone()).unwrap_or_default()
@@ -182,6 +207,11 @@ impl Drop for HttpRecorder {
     }
 }
 
+enum Answer {
+    Ready(Reply),
+    Computed(Arc<Handler>),
+}
+
 async fn answer(
     req: Request<Incoming>,
     state: Arc<Mutex<State>>,
@@ -195,35 +225,35 @@ async fn answer(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers,
+        body,
+    };
     let (reply, prefix) = {
         let Ok(mut s) = state.lock() else {
             return Ok(build(&Reply::new(500, "recorder poisoned")));
         };
-        s.requests.push(RecordedRequest {
-            method: parts.method.to_string(),
-            path: path.clone(),
-            headers,
-            body,
-        });
-        let scripted = s
-            .scripted
-            .iter_mut()
-            .find(|(p, q)| path.starts_with(p.as_str()) && !q.is_empty())
-            .and_then(|(_, q)| q.pop_front());
-        let prefix = s
-            .scripted
+        s.requests.push(recorded.clone());
+        let handler = s
+            .handlers
             .iter()
-            .map(|(p, _)| p)
-            .chain(s.defaults.iter().map(|(p, _)| p))
-            .find(|p| path.starts_with(p.as_str()))
-            .cloned()
-            .unwrap_or_else(|| path.clone());
-        let reply = scripted
-            .or_else(|| s.defaults.iter().find(|(p, _)| path.starts_with(p.as_str())).map(|(_, r)| r.clone()))
-            .unwrap_or_else(|| Reply::json(200, serde_json::json!({"ok": true})));
-        (reply, prefix)
+            .find(|(p, _)| path.starts_with(p.as_str()))
+            .map(|(_, h)| Arc::clone(h));
+        match handler {
+            Some(handler) => (Answer::Computed(handler), String::new()),
+            None => {
+                let (reply, prefix) = scripted_or_default(&mut s, &path);
+                (Answer::Ready(reply), prefix)
+            }
+        }
     };
     arrived.notify_waiters();
+    let reply = match reply {
+        Answer::Ready(reply) => reply,
+        Answer::Computed(handler) => handler(recorded).await,
+    };
     if reply.gate > 0 && !gate_opens(&state, &arrived, &prefix, reply.gate).await {
         return Ok(build(&Reply::new(504, "gate timed out: the caller did not send requests concurrently")));
     }
@@ -231,6 +261,28 @@ async fn answer(
         tokio::time::sleep(reply.delay).await;
     }
     Ok(build(&reply))
+}
+
+/// The next scripted reply for `path`, else its default, with the path
+/// prefix it was chosen by (for gates).
+fn scripted_or_default(s: &mut State, path: &str) -> (Reply, String) {
+    let scripted = s
+        .scripted
+        .iter_mut()
+        .find(|(p, q)| path.starts_with(p.as_str()) && !q.is_empty())
+        .and_then(|(_, q)| q.pop_front());
+    let prefix = s
+        .scripted
+        .iter()
+        .map(|(p, _)| p)
+        .chain(s.defaults.iter().map(|(p, _)| p))
+        .find(|p| path.starts_with(p.as_str()))
+        .cloned()
+        .unwrap_or_else(|| path.to_owned());
+    let reply = scripted
+        .or_else(|| s.defaults.iter().find(|(p, _)| path.starts_with(p.as_str())).map(|(_, r)| r.clone()))
+        .unwrap_or_else(|| Reply::json(200, serde_json::json!({"ok": true})));
+    (reply, prefix)
 }
 
 /// Waits until `count` requests to `prefix` have arrived (up to 5 s).
