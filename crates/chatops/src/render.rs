@@ -294,6 +294,24 @@ pub fn dispatch_failed(cmd: &str, component: &str, env: &str, reason: &str) -> R
     ))
 }
 
+/// Told to the requester when GitHub never answered the dispatch and its
+/// runs list could not say whether the run started: the lock is kept until
+/// `expires_at` so no second pipeline can start beside one that may run.
+pub fn dispatch_unconfirmed(
+    cmd: &str,
+    component: &str,
+    env: &str,
+    reason: &str,
+    expires_at: u64,
+) -> Reply {
+    Reply::ephemeral(format!(
+        "⚠️ GitHub didn't confirm the pipeline for `{}`: {}\nIt may have started, so the lock stays until {} to keep a second run out. Check the workflow's runs in GitHub Actions.",
+        invocation(cmd, component, env),
+        escape(reason.trim()),
+        clock(expires_at),
+    ))
+}
+
 /// Posted to the channel when a run reports its end. Use
 /// [`Reply::with_channel`] to send it with `chat.postMessage`.
 pub fn completed(

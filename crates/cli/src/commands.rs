@@ -18,11 +18,7 @@ use crate::signals::{self, Signals, until_signal};
 
 /// The acquire request for `key` from the flags, with CI-derived defaults,
 /// this host and this process id, and the CI run URL when there is one.
-pub fn acquire_request(
-    key: &str,
-    args: &HolderArgs,
-    request_id: Option<String>,
-) -> AcquireRequest {
+pub fn acquire_request(key: &str, args: &HolderArgs, request_id: Option<String>) -> AcquireRequest {
     let host = identity::hostname();
     let id = identity::detect(&ProcessEnv, &host);
     AcquireRequest {
@@ -134,8 +130,7 @@ pub fn grant_text(grant: &Grant) -> String {
 pub async fn acquire(client: &LockClient, args: AcquireArgs) -> Result<Report, Failure> {
     let request = acquire_request(&args.key, &args.holder, args.request_id);
     let mut signals = Signals::install()?;
-    let grant =
-        acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
+    let grant = acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
     let mut json = record_fields(&grant.record);
     json.insert("grant".into(), json!(grant_kind_name(&grant.kind)));
     Ok(Report::ok(json, grant_text(&grant)))

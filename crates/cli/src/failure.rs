@@ -81,6 +81,7 @@ impl From<LockError> for Failure {
             LockError::WaitTimedOut { .. } => (HELD, "wait_timed_out", "holder"),
             LockError::NotOwner { .. } => (NOT_OWNER, "not_owner", "current"),
             LockError::AlreadyEnded { .. } => (NOT_OWNER, "already_ended", "current"),
+            LockError::RequestSuperseded { .. } => (NOT_OWNER, "request_superseded", "current"),
             // Only reached with `force-unlock --lock-id` naming a grant that is
             // no longer current (nothing held at all is a success, see commands).
             LockError::NotHeld { .. } => (NOT_OWNER, "not_held", "current"),

@@ -40,8 +40,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
     }
     let request = acquire_request(&args.key, &args.holder, None);
     let mut signals = Signals::install()?;
-    let grant =
-        acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
+    let grant = acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
     let key = grant.record.lock_key.clone();
     let lock_id = grant.record.lock_id.clone();
     render::eprintln_stderr(&format!("baton: {}", grant_text(&grant)));

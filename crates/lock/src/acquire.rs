@@ -91,13 +91,18 @@ impl LockClient {
             return Err(LockError::InvalidInput("owner must not be empty".into()));
         }
         if request.ttl < Duration::from_secs(1) {
-            return Err(LockError::InvalidInput("ttl must be at least one second".into()));
+            return Err(LockError::InvalidInput(
+                "ttl must be at least one second".into(),
+            ));
         }
 
         let now_millis = now_epoch_millis();
         let now_secs = now_millis / 1000;
         let lock_id = uuid::Uuid::new_v4().to_string();
-        let request_id = request.request_id.clone().unwrap_or_else(|| lock_id.clone());
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| lock_id.clone());
         let expires_at = lease_end(now_millis, request.ttl);
         let ttl = expires_at.saturating_add(self.options.retention.as_secs());
         let locked_at = now_iso();
@@ -125,14 +130,29 @@ impl LockClient {
         e.set_or_remove(attr::ENVIRONMENT, s(&request.environment));
         e.set_or_remove(attr::CORRELATION_ID, s(&request.correlation_id));
         e.set_or_remove(attr::HOST, s(&request.host));
-        e.set_or_remove(attr::PID, request.pid.map(|p| AttributeValue::N(p.to_string())));
+        e.set_or_remove(
+            attr::PID,
+            request.pid.map(|p| AttributeValue::N(p.to_string())),
+        );
         e.set_or_remove(attr::RUN_URL, s(&request.run_url));
-        for ended in [attr::ENDED_AT, attr::RELEASED_BY, attr::RELEASE_REASON, attr::FORCED] {
+        for ended in [
+            attr::ENDED_AT,
+            attr::RELEASED_BY,
+            attr::RELEASE_REASON,
+            attr::FORCED,
+        ] {
             e.remove(ended);
         }
         // Copy the grant being replaced (operands read the item before the update).
         let none = e.string("none", "");
         let zero = e.number("zero", 0);
+        // Shift the request-id history along: prevRequestId7 <- … <- requestId.
+        let mut history = vec![attr::REQUEST_ID];
+        history.extend(attr::REQUEST_HISTORY);
+        for pair in history.windows(2).rev() {
+            let (older, newer) = (e.name(pair[1]), e.name(pair[0]));
+            e.set_raw(format!("{older} = if_not_exists({newer}, {none})"));
+        }
         for (prev, cur, default) in [
             (attr::PREV_LOCK_ID, attr::LOCK_ID, &none),
             (attr::PREV_LOCKED_BY, attr::LOCKED_BY, &none),
@@ -150,13 +170,21 @@ impl LockClient {
         let key_name = e.name(attr::LOCK_KEY);
         let status = e.name(attr::STATUS);
         let expires = e.name(attr::EXPIRES_AT);
-        let req = e.name(attr::REQUEST_ID);
+        let rid = e.string("requestId", &request_id);
+        let not_seen = history
+            .iter()
+            .map(|a| {
+                let n = e.name(a);
+                format!("(attribute_not_exists({n}) OR {n} <> {rid})")
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
         let before = e.number("takeoverBefore", takeover_before);
-        let rid = e.string("requestId", &request_id);
+        // Free (absent, ended or expired), and not a request that already had
+        // the current grant or one of the recent ones.
         let condition = format!(
-            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expires} <= {before}) \
-             AND (attribute_not_exists({req}) OR {req} <> {rid})"
+            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expires} <= {before}) AND {not_seen}"
         );
 
         let result = self
@@ -178,20 +206,25 @@ impl LockClient {
                 let old = out.attributes();
                 let previous = LockRecord::from_optional_item(old)?;
                 let fence = match old.and_then(|o| o.get(attr::FENCE)) {
-                    Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|_| LockError::Corrupt {
-                        key: request.key.clone(),
-                        detail: format!("`fence` is not a whole number: {n}"),
-                    })? + 1,
+                    Some(AttributeValue::N(n)) => {
+                        n.parse::<u64>().map_err(|_| LockError::Corrupt {
+                            key: request.key.clone(),
+                            detail: format!("`fence` is not a whole number: {n}"),
+                        })? + 1
+                    }
                     _ => fence_base + 1,
                 };
                 let previous = previous.map(|p| PreviousGrant {
                     lock_id: p.lock_id,
+                    request_id: p.request_id,
                     locked_by: p.locked_by,
                     status: p.status,
                     expires_at: p.expires_at,
                 });
                 let kind = match &previous {
-                    Some(p) if p.status == LockStatus::InProgress => GrantKind::TakenOver { from: p.clone() },
+                    Some(p) if p.status == LockStatus::InProgress => {
+                        GrantKind::TakenOver { from: p.clone() }
+                    }
                     _ => GrantKind::New,
                 };
                 let record = LockRecord {
@@ -222,12 +255,13 @@ impl LockClient {
                 Ok(Grant { record, kind })
             }
             Err(err) => {
-                let current = match err.as_service_error() {
+                let ccf_item = match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
-                        LockRecord::from_optional_item(ccf.item())?
+                        ccf.item().cloned()
                     }
                     _ => return Err(LockError::from_sdk("UpdateItem", &self.table, err)),
                 };
+                let current = LockRecord::from_optional_item(ccf_item.as_ref())?;
                 let Some(current) = current else {
                     return Err(LockError::Corrupt {
                         key: request.key.clone(),
@@ -239,15 +273,27 @@ impl LockClient {
                     // SDK's retry met our own grant (dynamolock #280).
                     tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
                     let kind = match &current.previous {
-                        Some(p) if p.status == LockStatus::InProgress => GrantKind::TakenOver { from: p.clone() },
+                        Some(p) if p.status == LockStatus::InProgress => {
+                            GrantKind::TakenOver { from: p.clone() }
+                        }
                         _ => GrantKind::New,
                     };
-                    return Ok(Grant { record: current, kind });
+                    return Ok(Grant {
+                        record: current,
+                        kind,
+                    });
                 }
                 if current.request_id.as_deref() == Some(request_id.as_str()) {
                     return Ok(Grant {
                         record: current,
                         kind: GrantKind::Existing,
+                    });
+                }
+                let earlier = |name: &&str| matches!(ccf_item.as_ref().and_then(|i| i.get(*name)), Some(AttributeValue::S(r)) if *r == request_id);
+                if attr::REQUEST_HISTORY.iter().any(earlier) {
+                    return Err(LockError::RequestSuperseded {
+                        request_id,
+                        current: Box::new(current),
                     });
                 }
                 Err(LockError::Held {

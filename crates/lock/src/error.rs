@@ -21,6 +21,15 @@ pub enum LockError {
         current: Option<Box<LockRecord>>,
     },
 
+    /// This request id already had its grant, which ended and was followed by
+    /// another grant: a late duplicate (an old message delivered again) must
+    /// not start a second run.
+    #[error("request `{request_id}` already had its grant on lock `{}`; the key has been granted again since (fence {})", current.lock_key, current.fence)]
+    RequestSuperseded {
+        request_id: String,
+        current: Box<LockRecord>,
+    },
+
     /// The grant was already ended (for example by a force unlock).
     #[error("lock `{}` (lock id {}) already ended as {}{}", record.lock_key, record.lock_id, record.status, record.release_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     AlreadyEnded { record: Box<LockRecord> },
@@ -69,9 +78,12 @@ impl LockError {
     pub fn current_record(&self) -> Option<&LockRecord> {
         match self {
             LockError::Held { holder } => Some(holder),
-            LockError::NotOwner { current, .. } | LockError::NotHeld { current, .. } => current.as_deref(),
+            LockError::NotOwner { current, .. } | LockError::NotHeld { current, .. } => {
+                current.as_deref()
+            }
             LockError::WaitTimedOut { holder, .. } => holder.as_deref(),
             LockError::AlreadyEnded { record } => Some(record),
+            LockError::RequestSuperseded { current, .. } => Some(current),
             _ => None,
         }
     }
@@ -86,13 +98,19 @@ impl LockError {
     {
         let code = err.code().map(str::to_owned);
         if code.as_deref() == Some("ResourceNotFoundException") {
-            return LockError::TableNotFound { table: table.to_owned() };
+            return LockError::TableNotFound {
+                table: table.to_owned(),
+            };
         }
         let message = match (&code, err.message()) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             _ => DisplayErrorContext(&err).to_string(),
         };
-        LockError::Dynamo { operation, code, message }
+        LockError::Dynamo {
+            operation,
+            code,
+            message,
+        }
     }
 }
 

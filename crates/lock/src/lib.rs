@@ -33,5 +33,5 @@ pub use error::LockError;
 pub use ownership::ReleaseRequest;
 pub use record::{LockRecord, LockState, LockStatus, PreviousGrant};
 pub use table::TableCreation;
-pub use wait::Backoff;
 pub use tokio_util::sync::CancellationToken;
+pub use wait::Backoff;

@@ -46,7 +46,9 @@ impl LockClient {
     pub async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
         validate_key(&request.key)?;
         if request.outcome == LockStatus::InProgress {
-            return Err(LockError::InvalidInput("release outcome must be COMPLETED or FAILED".into()));
+            return Err(LockError::InvalidInput(
+                "release outcome must be COMPLETED or FAILED".into(),
+            ));
         }
         let now = now_epoch_secs();
         let mut e = Expr::default();
@@ -59,32 +61,64 @@ impl LockClient {
                 e.set_raw(format!("{by} = {holder}"));
             }
         }
-        e.set_or_remove(attr::RELEASE_REASON, request.reason.clone().map(AttributeValue::S));
-        e.set_number(attr::TTL, now.saturating_add(self.options.retention.as_secs()));
+        e.set_or_remove(
+            attr::RELEASE_REASON,
+            request.reason.clone().map(AttributeValue::S),
+        );
+        e.set_number(
+            attr::TTL,
+            now.saturating_add(self.options.retention.as_secs()),
+        );
         e.remove(attr::ACTIVE);
         let condition = ownership_condition(&mut e, &request.lock_id, request.fence);
 
         let result = self.conditional_update(&request.key, e, condition).await;
-        self.finish(result, &request.key, &request.lock_id, |current| {
-            current.status == request.outcome
-                && !current.forced
-                && request.actor.as_ref().is_none_or(|a| current.released_by.as_ref() == Some(a))
-        })
-        .await
+        let finished = self
+            .finish(result, &request.key, &request.lock_id, |current| {
+                current.status == request.outcome
+                    && !current.forced
+                    && request
+                        .actor
+                        .as_ref()
+                        .is_none_or(|a| current.released_by.as_ref() == Some(a))
+            })
+            .await;
+        match finished {
+            // Our release landed, its answer was lost, and the key was granted
+            // again before the SDK's retry: the new grant names ours, ended
+            // with the outcome we asked for, as its predecessor.
+            Err(LockError::NotOwner {
+                current: Some(current),
+                ..
+            }) if released_then_replaced(request, &current) => {
+                Ok(ended_predecessor(request, &current))
+            }
+            other => other,
+        }
     }
 
     /// Extends the lease of grant `lock_id` to `ttl` from now. One `UpdateItem`.
     /// A lease that lapsed but was not taken over can still be renewed: no one
     /// else was granted the key in between, so the fence is still current.
-    pub async fn renew(&self, key: &str, lock_id: &str, ttl: Duration) -> Result<LockRecord, LockError> {
+    pub async fn renew(
+        &self,
+        key: &str,
+        lock_id: &str,
+        ttl: Duration,
+    ) -> Result<LockRecord, LockError> {
         validate_key(key)?;
         if ttl < Duration::from_secs(1) {
-            return Err(LockError::InvalidInput("ttl must be at least one second".into()));
+            return Err(LockError::InvalidInput(
+                "ttl must be at least one second".into(),
+            ));
         }
         let expires_at = lease_end(now_epoch_millis(), ttl);
         let mut e = Expr::default();
         e.set_number(attr::EXPIRES_AT, expires_at);
-        e.set_number(attr::TTL, expires_at.saturating_add(self.options.retention.as_secs()));
+        e.set_number(
+            attr::TTL,
+            expires_at.saturating_add(self.options.retention.as_secs()),
+        );
         let condition = ownership_condition(&mut e, lock_id, None);
         let result = self.conditional_update(key, e, condition).await;
         // A renew is never "already done": a retry simply writes again.
@@ -93,14 +127,21 @@ impl LockClient {
 
     /// Records the pipeline run that works under grant `lock_id`, so `status`
     /// can show what the holder runs. One `UpdateItem`.
-    pub async fn set_run_url(&self, key: &str, lock_id: &str, run_url: &str) -> Result<LockRecord, LockError> {
+    pub async fn set_run_url(
+        &self,
+        key: &str,
+        lock_id: &str,
+        run_url: &str,
+    ) -> Result<LockRecord, LockError> {
         validate_key(key)?;
         let mut e = Expr::default();
         e.set_string(attr::RUN_URL, run_url);
         let condition = ownership_condition(&mut e, lock_id, None);
         let result = self.conditional_update(key, e, condition).await;
-        self.finish(result, key, lock_id, |current| current.run_url.as_deref() == Some(run_url))
-            .await
+        self.finish(result, key, lock_id, |current| {
+            current.run_url.as_deref() == Some(run_url)
+        })
+        .await
     }
 
     /// Ends whatever grant holds `key` as FAILED, recording `actor`, the
@@ -116,10 +157,14 @@ impl LockClient {
     ) -> Result<LockRecord, LockError> {
         validate_key(key)?;
         if actor.trim().is_empty() {
-            return Err(LockError::InvalidInput("force unlock needs an actor".into()));
+            return Err(LockError::InvalidInput(
+                "force unlock needs an actor".into(),
+            ));
         }
         if reason.trim().is_empty() {
-            return Err(LockError::InvalidInput("force unlock needs a reason".into()));
+            return Err(LockError::InvalidInput(
+                "force unlock needs a reason".into(),
+            ));
         }
         let now = now_epoch_secs();
         let mut e = Expr::default();
@@ -128,7 +173,10 @@ impl LockClient {
         e.set_string(attr::RELEASED_BY, actor);
         e.set_string(attr::RELEASE_REASON, reason);
         e.set(attr::FORCED, AttributeValue::Bool(true));
-        e.set_number(attr::TTL, now.saturating_add(self.options.retention.as_secs()));
+        e.set_number(
+            attr::TTL,
+            now.saturating_add(self.options.retention.as_secs()),
+        );
         e.remove(attr::ACTIVE);
         let status = e.name(attr::STATUS);
         let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
@@ -164,7 +212,10 @@ impl LockClient {
         key: &str,
         e: Expr,
         condition: String,
-    ) -> Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>> {
+    ) -> Result<
+        UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
+    > {
         self.ddb
             .update_item()
             .table_name(&self.table)
@@ -184,7 +235,13 @@ impl LockClient {
     /// write (a retry after a lost response), which counts as success.
     async fn finish(
         &self,
-        result: Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>>,
+        result: Result<
+            UpdateItemOutput,
+            aws_sdk_dynamodb::error::SdkError<
+                UpdateItemError,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
         key: &str,
         lock_id: &str,
         already_done: impl Fn(&LockRecord) -> bool,
@@ -197,7 +254,9 @@ impl LockClient {
         match current {
             Some(c) if c.lock_id == lock_id && already_done(&c) => Ok(c),
             Some(c) if c.lock_id == lock_id && c.status != LockStatus::InProgress => {
-                Err(LockError::AlreadyEnded { record: Box::new(c) })
+                Err(LockError::AlreadyEnded {
+                    record: Box::new(c),
+                })
             }
             current => Err(LockError::NotOwner {
                 key: key.to_owned(),
@@ -205,6 +264,46 @@ impl LockClient {
                 current: current.map(Box::new),
             }),
         }
+    }
+}
+
+fn released_then_replaced(request: &ReleaseRequest, current: &LockRecord) -> bool {
+    current.previous.as_ref().is_some_and(|p| {
+        p.lock_id == request.lock_id
+            && p.status == request.outcome
+            && request.fence.is_none_or(|f| f + 1 == current.fence)
+    })
+}
+
+/// What is known of our ended grant from its successor's copy of it.
+fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockRecord {
+    let previous = current.previous.clone();
+    LockRecord {
+        lock_key: current.lock_key.clone(),
+        lock_id: request.lock_id.clone(),
+        request_id: previous.as_ref().and_then(|p| p.request_id.clone()),
+        fence: current.fence.saturating_sub(1),
+        status: request.outcome,
+        locked_by: previous
+            .as_ref()
+            .map(|p| p.locked_by.clone())
+            .unwrap_or_default(),
+        locked_by_name: None,
+        locked_at: String::new(),
+        expires_at: previous.as_ref().map_or(0, |p| p.expires_at),
+        ttl: None,
+        component: None,
+        environment: None,
+        correlation_id: None,
+        purpose: None,
+        host: None,
+        pid: None,
+        run_url: None,
+        ended_at: None,
+        released_by: request.actor.clone(),
+        release_reason: request.reason.clone(),
+        forced: false,
+        previous: None,
     }
 }
 
@@ -235,7 +334,9 @@ fn current_from_failure(
     err: aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
 ) -> Result<Option<LockRecord>, LockError> {
     match err.as_service_error() {
-        Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => LockRecord::from_optional_item(ccf.item()),
+        Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+            LockRecord::from_optional_item(ccf.item())
+        }
         _ => Err(LockError::from_sdk("UpdateItem", table, err)),
     }
 }

@@ -67,6 +67,9 @@ pub enum LockState {
 #[serde(rename_all = "camelCase")]
 pub struct PreviousGrant {
     pub lock_id: String,
+    /// The request id that made that grant, so a late duplicate of it is
+    /// recognised even after the key was granted again.
+    pub request_id: Option<String>,
     pub locked_by: String,
     pub status: LockStatus,
     pub expires_at: u64,
@@ -137,16 +140,23 @@ impl LockRecord {
             key: key.clone(),
             detail,
         };
-        let req_s = |name: &str| opt_s(item, name).ok_or_else(|| corrupt(format!("missing `{name}`")));
+        let req_s =
+            |name: &str| opt_s(item, name).ok_or_else(|| corrupt(format!("missing `{name}`")));
         let status_raw = req_s(attr::STATUS)?;
         let status = LockStatus::parse(&status_raw)
             .ok_or_else(|| corrupt(format!("unknown status `{status_raw}`")))?;
-        let previous = match opt_s(item, attr::PREV_STATUS).as_deref().and_then(LockStatus::parse) {
+        let previous = match opt_s(item, attr::PREV_STATUS)
+            .as_deref()
+            .and_then(LockStatus::parse)
+        {
             Some(prev_status) => Some(PreviousGrant {
                 lock_id: opt_s(item, attr::PREV_LOCK_ID).unwrap_or_default(),
+                request_id: opt_s(item, attr::PREV_REQUEST_ID).filter(|r| !r.is_empty()),
                 locked_by: opt_s(item, attr::PREV_LOCKED_BY).unwrap_or_default(),
                 status: prev_status,
-                expires_at: opt_n(item, attr::PREV_EXPIRES_AT).map_err(corrupt)?.unwrap_or(0),
+                expires_at: opt_n(item, attr::PREV_EXPIRES_AT)
+                    .map_err(corrupt)?
+                    .unwrap_or(0),
             }),
             None => None,
         };

@@ -41,6 +41,20 @@ pub mod attr {
     pub const FORCED: &str = "forced";
     pub const ACTIVE: &str = super::ACTIVE_INDEX_PARTITION_KEY;
     pub const PREV_LOCK_ID: &str = "prevLockId";
+    pub const PREV_REQUEST_ID: &str = "prevRequestId";
+    /// Request ids of the grants before the current one, newest first: a
+    /// shift register moved along by every grant, so a late duplicate of any
+    /// of a key's last eight requests (these seven and `requestId`) is
+    /// recognised, in the same single write.
+    pub const REQUEST_HISTORY: [&str; 7] = [
+        PREV_REQUEST_ID,
+        "prevRequestId2",
+        "prevRequestId3",
+        "prevRequestId4",
+        "prevRequestId5",
+        "prevRequestId6",
+        "prevRequestId7",
+    ];
     pub const PREV_LOCKED_BY: &str = "prevLockedBy";
     pub const PREV_STATUS: &str = "prevStatus";
     pub const PREV_EXPIRES_AT: &str = "prevExpiresAt";

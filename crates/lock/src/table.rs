@@ -43,7 +43,11 @@ impl LockClient {
             .index_name(schema::ACTIVE_INDEX_NAME)
             .key_schema(key(schema::ACTIVE_INDEX_PARTITION_KEY, KeyType::Hash)?)
             .key_schema(key(schema::TABLE_PARTITION_KEY, KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .map_err(|e| LockError::InvalidInput(e.to_string()))?;
         let created = self
@@ -59,7 +63,9 @@ impl LockClient {
             .await;
         let outcome = match created {
             Ok(_) => TableCreation::Created,
-            Err(err) if err.code() == Some("ResourceInUseException") => return Ok(TableCreation::AlreadyExists),
+            Err(err) if err.code() == Some("ResourceInUseException") => {
+                return Ok(TableCreation::AlreadyExists);
+            }
             Err(err) => return Err(LockError::from_sdk("CreateTable", &self.table, err)),
         };
         // A new table is CREATING for a few seconds on AWS (ACTIVE at once locally).

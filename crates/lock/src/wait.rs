@@ -55,7 +55,8 @@ impl LockClient {
                 Some(r) if self.blocks(&r) => r,
                 other => return Ok(other),
             };
-            self.pause(key, &holder, deadline, &mut backoff, cancel).await?;
+            self.pause(key, &holder, deadline, &mut backoff, cancel)
+                .await?;
         }
     }
 
@@ -72,7 +73,8 @@ impl LockClient {
         loop {
             match self.acquire(request).await {
                 Err(LockError::Held { holder }) => {
-                    self.pause(&request.key, &holder, deadline, &mut backoff, cancel).await?;
+                    self.pause(&request.key, &holder, deadline, &mut backoff, cancel)
+                        .await?;
                 }
                 other => return other,
             }

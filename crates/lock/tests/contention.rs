@@ -37,7 +37,8 @@ impl Ledger {
         if let Some(&last) = self.entered.last()
             && fence <= last
         {
-            self.violations.push(format!("fence {fence} granted after fence {last}"));
+            self.violations
+                .push(format!("fence {fence} granted after fence {last}"));
         }
         self.entered.push(fence);
         self.holder = Some((fence, expires_at));
@@ -63,7 +64,11 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
             let mut rng = fastrand::Rng::with_seed(contender as u64);
             let mut grants = 0;
             while tokio::time::Instant::now() < deadline {
-                let request = AcquireRequest::new("hot-key", format!("contender-{contender}"), Duration::from_secs(1));
+                let request = AcquireRequest::new(
+                    "hot-key",
+                    format!("contender-{contender}"),
+                    Duration::from_secs(1),
+                );
                 match locks.acquire(&request).await {
                     Ok(grant) => {
                         grants += 1;
@@ -83,7 +88,8 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
                             continue;
                         }
                         ledger.lock().unwrap().exit(grant.fence());
-                        let release = ReleaseRequest::new("hot-key", grant.lock_id(), LockStatus::Completed);
+                        let release =
+                            ReleaseRequest::new("hot-key", grant.lock_id(), LockStatus::Completed);
                         match locks.release(&release).await {
                             Ok(_) | Err(LockError::NotOwner { .. }) => {}
                             Err(e) => panic!("release failed: {e}"),
@@ -109,8 +115,23 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
     };
     assert!(violations.is_empty(), "{violations:#?}");
     assert_eq!(entered.len(), total);
-    assert!(total >= 20, "the test must exercise many grants, got {total}");
-    assert!(takeovers >= 1, "leases must expire mid-test and be taken over");
-    let last = table.client(fast_options()).status("hot-key").await.unwrap().unwrap();
-    assert_eq!(Some(&last.fence), entered.last(), "the store's fence is the last one granted");
+    assert!(
+        total >= 20,
+        "the test must exercise many grants, got {total}"
+    );
+    assert!(
+        takeovers >= 1,
+        "leases must expire mid-test and be taken over"
+    );
+    let last = table
+        .client(fast_options())
+        .status("hot-key")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Some(&last.fence),
+        entered.last(),
+        "the store's fence is the last one granted"
+    );
 }

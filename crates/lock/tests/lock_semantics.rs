@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton_lock::{
-    AcquireRequest, CancellationToken, GrantKind, ListQuery, LockError, LockOptions, LockState, LockStatus,
-    ReleaseRequest, clock::now_epoch_secs,
+    AcquireRequest, CancellationToken, GrantKind, ListQuery, LockError, LockOptions, LockState,
+    LockStatus, ReleaseRequest, clock::now_epoch_secs,
 };
 use baton_testkit::{FaultAction, FaultProxy, TestTable, fast_options, unique_name};
 
@@ -48,7 +48,12 @@ async fn acquire_when_free_is_one_request_and_writes_the_record() {
 
     assert_eq!(proxy.operations(), vec!["UpdateItem"]);
     assert_eq!(grant.kind, GrantKind::New);
-    let stored = table.client(fast_options()).status("build-router-plt").await.unwrap().unwrap();
+    let stored = table
+        .client(fast_options())
+        .status("build-router-plt")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.lock_id, grant.lock_id());
     assert_eq!(stored.fence, grant.fence());
     assert_eq!(stored.status, LockStatus::InProgress);
@@ -61,7 +66,11 @@ async fn acquire_when_free_is_one_request_and_writes_the_record() {
     assert_eq!(stored.host.as_deref(), Some("runner-1"));
     assert_eq!(stored.pid, Some(4242));
     assert_eq!(stored.run_url.as_deref(), Some("https://ci.example/runs/1"));
-    assert!(stored.locked_at.ends_with('Z') && stored.locked_at.contains('T'), "{}", stored.locked_at);
+    assert!(
+        stored.locked_at.ends_with('Z') && stored.locked_at.contains('T'),
+        "{}",
+        stored.locked_at
+    );
     let now = now_epoch_secs();
     assert!(stored.expires_at >= now + 599 && stored.expires_at <= now + 601);
     // TTL only collects garbage: 30 days past the lease end by default.
@@ -74,12 +83,22 @@ async fn acquire_when_held_returns_the_holder_from_the_same_request() {
     let table = TestTable::create().await;
     let proxy = FaultProxy::passthrough(&table.endpoint).await.unwrap();
     let locks = table.client_via(&proxy.url(), 1, fast_options());
-    let first = locks.acquire(&request("deploy-api-prod", "U1", 600)).await.unwrap();
+    let first = locks
+        .acquire(&request("deploy-api-prod", "U1", 600))
+        .await
+        .unwrap();
     proxy.clear();
 
-    let err = locks.acquire(&request("deploy-api-prod", "U2", 600)).await.unwrap_err();
+    let err = locks
+        .acquire(&request("deploy-api-prod", "U2", 600))
+        .await
+        .unwrap_err();
 
-    assert_eq!(proxy.operations(), vec!["UpdateItem"], "no GetItem after a conflict");
+    assert_eq!(
+        proxy.operations(),
+        vec!["UpdateItem"],
+        "no GetItem after a conflict"
+    );
     match err {
         LockError::Held { holder } => {
             assert_eq!(holder.lock_id, first.lock_id());
@@ -95,13 +114,23 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
     let table = TestTable::create().await;
     let locks = table.client(fast_options());
     let first = locks.acquire(&request("k", "U1", 600)).await.unwrap();
-    locks.set_run_url("k", first.lock_id(), "https://ci.example/runs/1").await.unwrap();
+    locks
+        .set_run_url("k", first.lock_id(), "https://ci.example/runs/1")
+        .await
+        .unwrap();
     let mut release = ReleaseRequest::new("k", first.lock_id(), LockStatus::Completed);
     release.reason = Some("pipeline succeeded".into());
     let released = locks.release(&release).await.unwrap();
     assert_eq!(released.status, LockStatus::Completed);
-    assert_eq!(released.released_by.as_deref(), Some("U1"), "defaults to the holder");
-    assert_eq!(released.release_reason.as_deref(), Some("pipeline succeeded"));
+    assert_eq!(
+        released.released_by.as_deref(),
+        Some("U1"),
+        "defaults to the holder"
+    );
+    assert_eq!(
+        released.release_reason.as_deref(),
+        Some("pipeline succeeded")
+    );
     assert!(released.ended_at.is_some());
 
     let audit = locks.status("k").await.unwrap().unwrap();
@@ -112,9 +141,15 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
     assert_eq!(second.kind, GrantKind::New);
     assert!(second.fence() > first.fence());
     let prev = second.record.previous.clone().unwrap();
-    assert_eq!((prev.lock_id.as_str(), prev.status), (first.lock_id(), LockStatus::Completed));
+    assert_eq!(
+        (prev.lock_id.as_str(), prev.status),
+        (first.lock_id(), LockStatus::Completed)
+    );
     let stored = locks.status("k").await.unwrap().unwrap();
-    assert_eq!(stored.ended_at, None, "a new grant does not inherit the old release fields");
+    assert_eq!(
+        stored.ended_at, None,
+        "a new grant does not inherit the old release fields"
+    );
     assert_eq!(stored.release_reason, None);
     assert_eq!(stored.run_url, None, "nor the old run");
 }
@@ -123,7 +158,10 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
 async fn expired_lock_is_taken_over_at_once_and_the_takeover_is_recorded() {
     let table = TestTable::create().await;
     let locks = table.client(fast_options());
-    let first = locks.acquire(&request("k", "crashed-runner", 1)).await.unwrap();
+    let first = locks
+        .acquire(&request("k", "crashed-runner", 1))
+        .await
+        .unwrap();
     until_epoch(first.record.expires_at).await;
 
     let second = locks.acquire(&request("k", "U2", 60)).await.unwrap();
@@ -137,7 +175,10 @@ async fn expired_lock_is_taken_over_at_once_and_the_takeover_is_recorded() {
         other => panic!("expected a takeover, got {other:?}"),
     }
     let stored = locks.status("k").await.unwrap().unwrap();
-    assert!(stored.took_over_expired(), "the item itself records the takeover");
+    assert!(
+        stored.took_over_expired(),
+        "the item itself records the takeover"
+    );
     assert_eq!(stored.previous.unwrap().locked_by, "crashed-runner");
     assert_eq!(stored.fence, first.fence() + 1);
 }
@@ -154,7 +195,10 @@ async fn clock_skew_margin_delays_takeover() {
     until_epoch(first.record.expires_at).await;
 
     let err = locks.acquire(&request("k", "U2", 60)).await.unwrap_err();
-    assert!(matches!(err, LockError::Held { ref holder } if holder.lock_id == first.lock_id()), "{err:?}");
+    assert!(
+        matches!(err, LockError::Held { ref holder } if holder.lock_id == first.lock_id()),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +209,14 @@ async fn fence_grows_across_release_expiry_force_unlock_and_ttl_collection() {
 
     let g = locks.acquire(&request("k", "a", 600)).await.unwrap();
     fences.push(g.fence());
-    locks.release(&ReleaseRequest::new("k", g.lock_id(), LockStatus::Completed)).await.unwrap();
+    locks
+        .release(&ReleaseRequest::new(
+            "k",
+            g.lock_id(),
+            LockStatus::Completed,
+        ))
+        .await
+        .unwrap();
 
     let g = locks.acquire(&request("k", "b", 1)).await.unwrap();
     fences.push(g.fence());
@@ -173,11 +224,17 @@ async fn fence_grows_across_release_expiry_force_unlock_and_ttl_collection() {
 
     let g = locks.acquire(&request("k", "c", 600)).await.unwrap();
     fences.push(g.fence());
-    locks.force_unlock("k", "admin", "stuck", None).await.unwrap();
+    locks
+        .force_unlock("k", "admin", "stuck", None)
+        .await
+        .unwrap();
 
     let g = locks.acquire(&request("k", "d", 600)).await.unwrap();
     fences.push(g.fence());
-    locks.release(&ReleaseRequest::new("k", g.lock_id(), LockStatus::Failed)).await.unwrap();
+    locks
+        .release(&ReleaseRequest::new("k", g.lock_id(), LockStatus::Failed))
+        .await
+        .unwrap();
 
     // DynamoDB TTL eventually deletes an idle item; a new history must still
     // start above every fence the key ever issued.
@@ -185,7 +242,10 @@ async fn fence_grows_across_release_expiry_force_unlock_and_ttl_collection() {
     let g = locks.acquire(&request("k", "e", 600)).await.unwrap();
     fences.push(g.fence());
 
-    assert!(fences.windows(2).all(|w| w[0] < w[1]), "fences must strictly grow: {fences:?}");
+    assert!(
+        fences.windows(2).all(|w| w[0] < w[1]),
+        "fences must strictly grow: {fences:?}"
+    );
 }
 
 async fn table_delete(locks: &baton_lock::LockClient, key: &str) {
@@ -207,21 +267,41 @@ async fn release_renew_and_annotate_need_the_current_lock_id() {
 
     let wrong = ReleaseRequest::new("k", "not-the-lock-id", LockStatus::Completed);
     match locks.release(&wrong).await.unwrap_err() {
-        LockError::NotOwner { current, .. } => assert_eq!(current.unwrap().lock_id, grant.lock_id()),
+        LockError::NotOwner { current, .. } => {
+            assert_eq!(current.unwrap().lock_id, grant.lock_id())
+        }
         other => panic!("expected NotOwner, got {other:?}"),
     }
-    let err = locks.renew("k", "not-the-lock-id", Duration::from_secs(60)).await.unwrap_err();
-    assert!(matches!(err, LockError::NotOwner { current: Some(ref c), .. } if c.locked_by == "U1"), "{err:?}");
-    let err = locks.set_run_url("k", "nope", "https://example.invalid/run").await.unwrap_err();
+    let err = locks
+        .renew("k", "not-the-lock-id", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LockError::NotOwner { current: Some(ref c), .. } if c.locked_by == "U1"),
+        "{err:?}"
+    );
+    let err = locks
+        .set_run_url("k", "nope", "https://example.invalid/run")
+        .await
+        .unwrap_err();
     assert!(matches!(err, LockError::NotOwner { .. }), "{err:?}");
 
     // A completion report from the same grant but with the wrong fence is refused too.
     let mut stale = ReleaseRequest::new("k", grant.lock_id(), LockStatus::Completed);
     stale.fence = Some(grant.fence() - 1);
-    assert!(matches!(locks.release(&stale).await.unwrap_err(), LockError::NotOwner { .. }));
+    assert!(matches!(
+        locks.release(&stale).await.unwrap_err(),
+        LockError::NotOwner { .. }
+    ));
 
-    let annotated = locks.set_run_url("k", grant.lock_id(), "https://ci.example/run/1").await.unwrap();
-    assert_eq!(annotated.run_url.as_deref(), Some("https://ci.example/run/1"));
+    let annotated = locks
+        .set_run_url("k", grant.lock_id(), "https://ci.example/run/1")
+        .await
+        .unwrap();
+    assert_eq!(
+        annotated.run_url.as_deref(),
+        Some("https://ci.example/run/1")
+    );
 
     let mut release = ReleaseRequest::new("k", grant.lock_id(), LockStatus::Failed);
     release.reason = Some("tests failed".into());
@@ -232,9 +312,16 @@ async fn release_renew_and_annotate_need_the_current_lock_id() {
 
     // Releasing a grant that was force-unlocked is refused with the record.
     let grant = locks.acquire(&request("k", "U2", 600)).await.unwrap();
-    locks.force_unlock("k", "admin", "hung deploy", None).await.unwrap();
+    locks
+        .force_unlock("k", "admin", "hung deploy", None)
+        .await
+        .unwrap();
     let err = locks
-        .release(&ReleaseRequest::new("k", grant.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "k",
+            grant.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .unwrap_err();
     match err {
@@ -264,12 +351,19 @@ async fn acquire_is_reentrant_by_request_id() {
 
     let mut other = request("build-router-plt", "U2", 600);
     other.request_id = Some("sqs-message-2".into());
-    assert!(matches!(locks.acquire(&other).await, Err(LockError::Held { .. })));
+    assert!(matches!(
+        locks.acquire(&other).await,
+        Err(LockError::Held { .. })
+    ));
 
     // Even after the run ended, a redelivery of the same message does not
     // start a second run: it gets its (ended) grant back.
     locks
-        .release(&ReleaseRequest::new("build-router-plt", first.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "build-router-plt",
+            first.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .unwrap();
     let redelivered = locks.acquire(&req).await.unwrap();
@@ -278,7 +372,59 @@ async fn acquire_is_reentrant_by_request_id() {
     assert_eq!(redelivered.fence(), first.fence());
 }
 
-fn first_update_lands_but_answers(status: u16) -> impl Fn(&baton_testkit::ProxiedRequest) -> FaultAction {
+#[tokio::test]
+async fn a_late_duplicate_of_any_of_the_last_eight_requests_is_refused() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let mut first = request("k", "U1", 600);
+    first.request_id = Some("sqs-message-1".into());
+    let later: Vec<AcquireRequest> = (2..=8)
+        .map(|n| {
+            let mut r = request("k", "U2", 600);
+            r.request_id = Some(format!("sqs-message-{n}"));
+            r
+        })
+        .collect();
+    for req in std::iter::once(&first).chain(&later) {
+        let grant = locks.acquire(req).await.unwrap();
+        locks
+            .release(&ReleaseRequest::new(
+                "k",
+                grant.lock_id(),
+                LockStatus::Completed,
+            ))
+            .await
+            .unwrap();
+    }
+
+    match locks.acquire(&first).await {
+        Err(LockError::RequestSuperseded {
+            request_id,
+            current,
+        }) => {
+            assert_eq!(request_id, "sqs-message-1");
+            assert_eq!(current.request_id.as_deref(), Some("sqs-message-8"));
+        }
+        other => {
+            panic!("a duplicate of message 1, seven grants later, must not run again: {other:?}")
+        }
+    }
+    assert!(matches!(
+        locks.acquire(&later[3]).await,
+        Err(LockError::RequestSuperseded { .. })
+    ));
+    let mut new = request("k", "U3", 600);
+    new.request_id = Some("sqs-message-9".into());
+    assert_eq!(
+        locks.acquire(&new).await.unwrap().kind,
+        GrantKind::New,
+        "new requests still get the key"
+    );
+}
+
+fn first_update_lands_but_answers(
+    status: u16,
+) -> impl Fn(&baton_testkit::ProxiedRequest) -> FaultAction {
     let fired = std::sync::atomic::AtomicBool::new(false);
     move |r| {
         if r.operation == "UpdateItem" && !fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -295,13 +441,24 @@ fn first_update_lands_but_answers(status: u16) -> impl Fn(&baton_testkit::Proxie
 #[tokio::test]
 async fn ambiguous_acquire_is_recognised_as_our_own_grant() {
     let table = TestTable::create().await;
-    let proxy = FaultProxy::start(&table.endpoint, first_update_lands_but_answers(500)).await.unwrap();
+    let proxy = FaultProxy::start(&table.endpoint, first_update_lands_but_answers(500))
+        .await
+        .unwrap();
     let locks = table.client_via(&proxy.url(), 3, fast_options());
 
     let grant = locks.acquire(&request("k", "U1", 600)).await.unwrap();
 
-    assert_eq!(proxy.operations(), vec!["UpdateItem", "UpdateItem"], "the SDK retried once");
-    let stored = table.client(fast_options()).status("k").await.unwrap().unwrap();
+    assert_eq!(
+        proxy.operations(),
+        vec!["UpdateItem", "UpdateItem"],
+        "the SDK retried once"
+    );
+    let stored = table
+        .client(fast_options())
+        .status("k")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.lock_id, grant.lock_id());
     assert_eq!(stored.fence, grant.fence());
 }
@@ -324,7 +481,11 @@ async fn ambiguous_release_after_a_dropped_response_succeeds() {
     let locks = table.client_via(&proxy.url(), 3, fast_options());
 
     let released = locks
-        .release(&ReleaseRequest::new("k", grant.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "k",
+            grant.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .unwrap();
 
@@ -340,13 +501,19 @@ async fn renew_extends_the_lease_in_one_request() {
     let grant = locks.acquire(&request("k", "U1", 2)).await.unwrap();
     proxy.clear();
 
-    let renewed = locks.renew("k", grant.lock_id(), Duration::from_secs(3600)).await.unwrap();
+    let renewed = locks
+        .renew("k", grant.lock_id(), Duration::from_secs(3600))
+        .await
+        .unwrap();
 
     assert_eq!(proxy.operations(), vec!["UpdateItem"]);
     assert!(renewed.expires_at >= now_epoch_secs() + 3599);
     assert_eq!(renewed.fence, grant.fence(), "renewing is not a new grant");
     until_epoch(grant.record.expires_at + 1).await;
-    assert!(matches!(locks.acquire(&request("k", "U2", 60)).await, Err(LockError::Held { .. })));
+    assert!(matches!(
+        locks.acquire(&request("k", "U2", 60)).await,
+        Err(LockError::Held { .. })
+    ));
 }
 
 #[tokio::test]
@@ -356,19 +523,34 @@ async fn wait_times_out_with_the_holder_and_can_be_cancelled() {
     let grant = locks.acquire(&request("k", "U1", 600)).await.unwrap();
     let never = CancellationToken::new();
 
-    match locks.wait_until_free("k", Duration::from_millis(300), &never).await {
-        Err(LockError::WaitTimedOut { holder, .. }) => assert_eq!(holder.unwrap().lock_id, grant.lock_id()),
+    match locks
+        .wait_until_free("k", Duration::from_millis(300), &never)
+        .await
+    {
+        Err(LockError::WaitTimedOut { holder, .. }) => {
+            assert_eq!(holder.unwrap().lock_id, grant.lock_id())
+        }
         other => panic!("expected a timeout, got {other:?}"),
     }
 
     let cancel = CancellationToken::new();
     let waiter = {
         let (locks, cancel) = (locks.clone(), cancel.clone());
-        tokio::spawn(async move { locks.wait_until_free("k", Duration::from_secs(600), &cancel).await })
+        tokio::spawn(async move {
+            locks
+                .wait_until_free("k", Duration::from_secs(600), &cancel)
+                .await
+        })
     };
     cancel.cancel();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
-    assert!(matches!(outcome, Err(LockError::Cancelled { .. })), "{outcome:?}");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(LockError::Cancelled { .. })),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -378,10 +560,18 @@ async fn wait_returns_once_the_holder_releases() {
     let grant = locks.acquire(&request("k", "U1", 600)).await.unwrap();
     let waiter = {
         let locks = locks.clone();
-        tokio::spawn(async move { locks.wait_until_free("k", Duration::from_secs(30), &CancellationToken::new()).await })
+        tokio::spawn(async move {
+            locks
+                .wait_until_free("k", Duration::from_secs(30), &CancellationToken::new())
+                .await
+        })
     };
     locks
-        .release(&ReleaseRequest::new("k", grant.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "k",
+            grant.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .unwrap();
     let freed = waiter.await.unwrap().unwrap().unwrap();
@@ -395,11 +585,17 @@ async fn acquire_with_wait_gets_the_lock_when_the_lease_lapses() {
     let crashed = locks.acquire(&request("k", "crashed", 1)).await.unwrap();
 
     let grant = locks
-        .acquire_with_wait(&request("k", "U2", 60), Duration::from_secs(20), &CancellationToken::new())
+        .acquire_with_wait(
+            &request("k", "U2", 60),
+            Duration::from_secs(20),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
 
-    assert!(matches!(grant.kind, GrantKind::TakenOver { ref from } if from.lock_id == crashed.lock_id()));
+    assert!(
+        matches!(grant.kind, GrantKind::TakenOver { ref from } if from.lock_id == crashed.lock_id())
+    );
     assert!(now_epoch_secs() >= crashed.record.expires_at);
 }
 
@@ -414,19 +610,32 @@ async fn force_unlock_records_actor_and_reason_and_needs_a_reason() {
         Err(LockError::InvalidInput(_))
     ));
     assert!(matches!(
-        locks.force_unlock("k", "admin", "old", Some("some-other-grant")).await,
-        Err(LockError::NotHeld { current: Some(_), .. })
+        locks
+            .force_unlock("k", "admin", "old", Some("some-other-grant"))
+            .await,
+        Err(LockError::NotHeld {
+            current: Some(_),
+            ..
+        })
     ));
 
-    let ended = locks.force_unlock("k", "admin", "runner died", Some(grant.lock_id())).await.unwrap();
-    assert_eq!(ended.locked_by, "U1", "the result names whose lock was broken");
+    let ended = locks
+        .force_unlock("k", "admin", "runner died", Some(grant.lock_id()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.locked_by, "U1",
+        "the result names whose lock was broken"
+    );
     assert_eq!(ended.status, LockStatus::Failed);
     assert!(ended.forced);
     assert_eq!(ended.released_by.as_deref(), Some("admin"));
     assert_eq!(ended.release_reason.as_deref(), Some("runner died"));
 
     match locks.force_unlock("k", "admin", "again", None).await {
-        Err(LockError::NotHeld { current: Some(c), .. }) => assert_eq!(c.status, LockStatus::Failed),
+        Err(LockError::NotHeld {
+            current: Some(c), ..
+        }) => assert_eq!(c.status, LockStatus::Failed),
         other => panic!("expected NotHeld, got {other:?}"),
     }
     assert!(matches!(
@@ -451,15 +660,25 @@ async fn list_reads_only_active_locks_by_page_prefix_and_environment() {
         r.environment = Some(env.into());
         locks.acquire(&r).await.unwrap();
     }
-    let ended = locks.acquire(&request("build-old-dev", "U1", 600)).await.unwrap();
+    let ended = locks
+        .acquire(&request("build-old-dev", "U1", 600))
+        .await
+        .unwrap();
     locks
-        .release(&ReleaseRequest::new("build-old-dev", ended.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "build-old-dev",
+            ended.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .unwrap();
     proxy.clear();
 
     let mut seen = Vec::new();
-    let mut query = ListQuery { page_size: Some(2), ..Default::default() };
+    let mut query = ListQuery {
+        page_size: Some(2),
+        ..Default::default()
+    };
     let mut pages = 0;
     loop {
         let page = locks.list(&query).await.unwrap();
@@ -472,16 +691,33 @@ async fn list_reads_only_active_locks_by_page_prefix_and_environment() {
     }
     assert_eq!(
         seen,
-        vec!["build-api-dev", "build-api-prod", "build-web-prod", "deploy-api-prod", "deploy-web-dev"]
+        vec![
+            "build-api-dev",
+            "build-api-prod",
+            "build-web-prod",
+            "deploy-api-prod",
+            "deploy-web-dev"
+        ]
     );
-    assert!(proxy.operations().iter().all(|op| op == "Query"), "{:?}", proxy.operations());
+    assert!(
+        proxy.operations().iter().all(|op| op == "Query"),
+        "{:?}",
+        proxy.operations()
+    );
     assert_eq!(proxy.operations().len(), pages);
 
     let by_prefix = locks
-        .list(&ListQuery { prefix: Some("deploy-".into()), ..Default::default() })
+        .list(&ListQuery {
+            prefix: Some("deploy-".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    let keys: Vec<_> = by_prefix.locks.iter().map(|r| r.lock_key.as_str()).collect();
+    let keys: Vec<_> = by_prefix
+        .locks
+        .iter()
+        .map(|r| r.lock_key.as_str())
+        .collect();
     assert_eq!(keys, vec!["deploy-api-prod", "deploy-web-dev"]);
 
     let prod_builds = locks
@@ -492,7 +728,11 @@ async fn list_reads_only_active_locks_by_page_prefix_and_environment() {
         })
         .await
         .unwrap();
-    let keys: Vec<_> = prod_builds.locks.iter().map(|r| r.lock_key.as_str()).collect();
+    let keys: Vec<_> = prod_builds
+        .locks
+        .iter()
+        .map(|r| r.lock_key.as_str())
+        .collect();
     assert_eq!(keys, vec!["build-api-prod", "build-web-prod"]);
 }
 
@@ -506,8 +746,14 @@ async fn a_missing_table_is_a_typed_error_that_says_so() {
     let err = locks.acquire(&request("k", "U1", 60)).await.unwrap_err();
     assert!(matches!(err, LockError::TableNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("baton table create"), "{err}");
-    assert!(matches!(locks.status("k").await.unwrap_err(), LockError::TableNotFound { .. }));
-    assert!(matches!(locks.list(&ListQuery::default()).await.unwrap_err(), LockError::TableNotFound { .. }));
+    assert!(matches!(
+        locks.status("k").await.unwrap_err(),
+        LockError::TableNotFound { .. }
+    ));
+    assert!(matches!(
+        locks.list(&ListQuery::default()).await.unwrap_err(),
+        LockError::TableNotFound { .. }
+    ));
 }
 
 #[tokio::test]
@@ -515,10 +761,22 @@ async fn invalid_arguments_are_refused_before_any_request() {
     let table = TestTable::create().await;
     let proxy = FaultProxy::passthrough(&table.endpoint).await.unwrap();
     let locks = table.client_via(&proxy.url(), 1, fast_options());
-    assert!(matches!(locks.acquire(&request("", "U1", 60)).await, Err(LockError::InvalidInput(_))));
-    assert!(matches!(locks.acquire(&request("k", " ", 60)).await, Err(LockError::InvalidInput(_))));
-    assert!(matches!(locks.acquire(&request("k", "U1", 0)).await, Err(LockError::InvalidInput(_))));
+    assert!(matches!(
+        locks.acquire(&request("", "U1", 60)).await,
+        Err(LockError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        locks.acquire(&request("k", " ", 60)).await,
+        Err(LockError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        locks.acquire(&request("k", "U1", 0)).await,
+        Err(LockError::InvalidInput(_))
+    ));
     let in_progress = ReleaseRequest::new("k", "id", LockStatus::InProgress);
-    assert!(matches!(locks.release(&in_progress).await, Err(LockError::InvalidInput(_))));
+    assert!(matches!(
+        locks.release(&in_progress).await,
+        Err(LockError::InvalidInput(_))
+    ));
     assert!(proxy.operations().is_empty());
 }

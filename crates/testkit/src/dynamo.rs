@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use baton_lock::{LockClient, LockOptions};
 
 /// Endpoint of DynamoDB Local: `BATON_TEST_DYNAMODB_ENDPOINT`, else
@@ -14,7 +14,9 @@ pub fn dynamodb_endpoint() -> String {
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
         .unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned());
     assert!(
-        endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost") || endpoint.starts_with("http://[::1]"),
+        endpoint.starts_with("http://127.")
+            || endpoint.starts_with("http://localhost")
+            || endpoint.starts_with("http://[::1]"),
         "tests only talk to loopback; got DynamoDB endpoint {endpoint}"
     );
     endpoint
@@ -26,7 +28,13 @@ pub fn local_dynamodb_client(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb:
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("baton", "local", None, None, "baton-testkit"))
+        .credentials_provider(Credentials::new(
+            "baton",
+            "local",
+            None,
+            None,
+            "baton-testkit",
+        ))
         .endpoint_url(endpoint)
         .http_client(baton_lock::aws::http_client())
         .timeout_config(baton_lock::aws::timeout_config())
@@ -100,13 +108,21 @@ impl TestTable {
 
     /// A lock client on this table with `options`, talking to DynamoDB Local directly.
     pub fn client(&self, options: LockOptions) -> LockClient {
-        LockClient::with_options(local_dynamodb_client(&self.endpoint, 3), &self.name, options)
+        LockClient::with_options(
+            local_dynamodb_client(&self.endpoint, 3),
+            &self.name,
+            options,
+        )
     }
 
     /// A lock client on this table that reaches DynamoDB through `endpoint`
     /// (e.g. a [`crate::FaultProxy`]), with `attempts` SDK attempts.
     pub fn client_via(&self, endpoint: &str, attempts: u32, options: LockOptions) -> LockClient {
-        LockClient::with_options(local_dynamodb_client(endpoint, attempts), &self.name, options)
+        LockClient::with_options(
+            local_dynamodb_client(endpoint, attempts),
+            &self.name,
+            options,
+        )
     }
 
     /// Like [`TestTable::client_via`], with the SDK client tuned as in

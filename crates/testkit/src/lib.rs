@@ -9,8 +9,8 @@ pub mod recorder;
 
 pub use chaos::{DynamoChaos, DynamoFault, Schedule};
 pub use dynamo::{
-    dynamodb_endpoint, fast_options, local_dynamodb_client, local_dynamodb_client_tuned, unique_name,
-    TestTable,
+    TestTable, dynamodb_endpoint, fast_options, local_dynamodb_client, local_dynamodb_client_tuned,
+    unique_name,
 };
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
 pub use recorder::{HttpRecorder, RecordedRequest, Reply, ReplyFuture};

@@ -34,10 +34,17 @@ pub struct ProxiedRequest {
 pub enum FaultAction {
     Forward,
     /// Answer without forwarding.
-    Respond { status: u16, content_type: &'static str, body: String },
+    Respond {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
     /// Forward (so a write lands), then answer with this status instead of
     /// the real response: the ambiguous write.
-    ForwardThenRespond { status: u16, body: String },
+    ForwardThenRespond {
+        status: u16,
+        body: String,
+    },
     /// Forward, then close the connection without answering.
     ForwardThenDrop,
     /// Close the connection without forwarding.
@@ -87,8 +94,11 @@ impl FaultProxy {
         let task_log = Arc::clone(&log);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (log, rule, upstream) = (Arc::clone(&task_log), Arc::clone(&rule), upstream.clone());
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (log, rule, upstream) =
+                    (Arc::clone(&task_log), Arc::clone(&rule), upstream.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         handle(req, Arc::clone(&log), Arc::clone(&rule), upstream.clone())
@@ -195,8 +205,15 @@ async fn handle(
             tokio::time::sleep(d).await;
             forward(parts, body).await
         }
-        FaultAction::Respond { status, content_type, body } => Ok(plain(status, content_type, body)),
-        FaultAction::ForwardThenRespond { status, body: answer } => {
+        FaultAction::Respond {
+            status,
+            content_type,
+            body,
+        } => Ok(plain(status, content_type, body)),
+        FaultAction::ForwardThenRespond {
+            status,
+            body: answer,
+        } => {
             let _ = forward(parts, body).await;
             Ok(plain(status, "application/x-amz-json-1.0", answer))
         }
@@ -210,9 +227,11 @@ async fn handle(
 
 fn plain(status: u16, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static(content_type));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     response
 }

@@ -34,7 +34,9 @@ impl RecordedRequest {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -117,17 +119,26 @@ impl HttpRecorder {
         let (task_state, task_arrived) = (Arc::clone(&state), Arc::clone(&arrived));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (state, arrived) = (Arc::clone(&task_state), Arc::clone(&task_arrived));
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, Arc::clone(&state), Arc::clone(&arrived)));
+                    let service = service_fn(move |req| {
+                        answer(req, Arc::clone(&state), Arc::clone(&arrived))
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Ok(HttpRecorder { addr, state, arrived, task })
+        Ok(HttpRecorder {
+            addr,
+            state,
+            arrived,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -139,7 +150,8 @@ impl HttpRecorder {
     /// `replies`, in order; afterwards the default applies again.
     pub fn script(&self, path_prefix: &str, replies: impl IntoIterator<Item = Reply>) {
         if let Ok(mut s) = self.state.lock() {
-            s.scripted.push((path_prefix.to_owned(), replies.into_iter().collect()));
+            s.scripted
+                .push((path_prefix.to_owned(), replies.into_iter().collect()));
         }
     }
 
@@ -170,7 +182,10 @@ impl HttpRecorder {
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.lock().map(|s| s.requests.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.requests.clone())
+            .unwrap_or_default()
     }
 
     /// Requests whose path starts with `path_prefix`.
@@ -183,7 +198,12 @@ impl HttpRecorder {
 
     /// Waits until at least `count` requests to `path_prefix` arrived, or
     /// `timeout` passes; returns them either way.
-    pub async fn wait_for(&self, path_prefix: &str, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+    pub async fn wait_for(
+        &self,
+        path_prefix: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<RecordedRequest> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.arrived.notified();
@@ -218,12 +238,21 @@ async fn answer(
     arrived: Arc<Notify>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
@@ -255,7 +284,10 @@ async fn answer(
         Answer::Computed(handler) => handler(recorded).await,
     };
     if reply.gate > 0 && !gate_opens(&state, &arrived, &prefix, reply.gate).await {
-        return Ok(build(&Reply::new(504, "gate timed out: the caller did not send requests concurrently")));
+        return Ok(build(&Reply::new(
+            504,
+            "gate timed out: the caller did not send requests concurrently",
+        )));
     }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
@@ -280,7 +312,12 @@ fn scripted_or_default(s: &mut State, path: &str) -> (Reply, String) {
         .cloned()
         .unwrap_or_else(|| path.to_owned());
     let reply = scripted
-        .or_else(|| s.defaults.iter().find(|(p, _)| path.starts_with(p.as_str())).map(|(_, r)| r.clone()))
+        .or_else(|| {
+            s.defaults
+                .iter()
+                .find(|(p, _)| path.starts_with(p.as_str()))
+                .map(|(_, r)| r.clone())
+        })
         .unwrap_or_else(|| Reply::json(200, serde_json::json!({"ok": true})));
     (reply, prefix)
 }
@@ -294,7 +331,12 @@ async fn gate_opens(state: &Mutex<State>, arrived: &Notify, prefix: &str, count:
         notified.as_mut().enable();
         let seen = state
             .lock()
-            .map(|s| s.requests.iter().filter(|r| r.path.starts_with(prefix)).count())
+            .map(|s| {
+                s.requests
+                    .iter()
+                    .filter(|r| r.path.starts_with(prefix))
+                    .count()
+            })
             .unwrap_or_default();
         if seen >= count {
             return true;
@@ -307,7 +349,8 @@ async fn gate_opens(state: &Mutex<State>, arrived: &Notify, prefix: &str, count:
 
 fn build(reply: &Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(reply.body.clone())));
-    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &reply.headers {
         if let (Ok(n), Ok(v)) = (
             hyper::header::HeaderName::from_bytes(name.as_bytes()),

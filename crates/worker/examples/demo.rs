@@ -31,7 +31,11 @@ async fn main() -> anyhow::Result<()> {
             )
         },
     )?;
-    println!("DynamoDB Local table {}; Slack and GitHub are a recorder at {}\n", table.name, recorder.url());
+    println!(
+        "DynamoDB Local table {}; Slack and GitHub are a recorder at {}\n",
+        table.name,
+        recorder.url()
+    );
 
     let mut seen = 0;
     let step = |title: &str| println!("\x1b[1m── {title}\x1b[0m");
@@ -41,7 +45,13 @@ async fn main() -> anyhow::Result<()> {
     seen = show(&recorder, seen);
 
     step("bob types  /build router plt  (a moment later)");
-    replay(&worker, &recorder, "sqs-build-router-plt-second-user.json", |_| {}).await?;
+    replay(
+        &worker,
+        &recorder,
+        "sqs-build-router-plt-second-user.json",
+        |_| {},
+    )
+    .await?;
     seen = show(&recorder, seen);
 
     step("SQS delivers alice's message a second time (at-least-once)");
@@ -58,9 +68,14 @@ async fn main() -> anyhow::Result<()> {
     seen = show(&recorder, seen);
 
     step("bob types  /build router plt  again");
-    replay(&worker, &recorder, "sqs-build-router-plt-second-user.json", |body| {
-        body["trigger_id"] = json!("1009.2010.bob");
-    })
+    replay(
+        &worker,
+        &recorder,
+        "sqs-build-router-plt-second-user.json",
+        |body| {
+            body["trigger_id"] = json!("1009.2010.bob");
+        },
+    )
     .await?;
     seen = show(&recorder, seen);
 
@@ -69,7 +84,10 @@ async fn main() -> anyhow::Result<()> {
     show(&recorder, seen);
 
     let lock = current(&locks).await?;
-    let previous = lock.previous.as_ref().map(|p| format!("; it replaced {}'s {} grant", p.locked_by, p.status));
+    let previous = lock
+        .previous
+        .as_ref()
+        .map(|p| format!("; it replaced {}'s {} grant", p.locked_by, p.status));
     println!(
         "Lock `build-router-plt` now: {} by {}, fence {}{}.",
         lock.status,
@@ -87,12 +105,21 @@ async fn current(locks: &LockClient) -> anyhow::Result<baton_lock::LockRecord> {
 
 /// Feeds one event file to the worker, pointing its Slack `response_url`s at
 /// the recorder and applying `edit` to each record body.
-async fn replay(worker: &Worker, recorder: &HttpRecorder, file: &str, edit: impl Fn(&mut Value)) -> anyhow::Result<()> {
+async fn replay(
+    worker: &Worker,
+    recorder: &HttpRecorder,
+    file: &str,
+    edit: impl Fn(&mut Value),
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(format!("{EVENTS}/{file}"))?;
     let mut event: SqsEvent = serde_json::from_str(&text)?;
     for record in &mut event.records {
-        let Some(body) = record.body.as_deref() else { continue };
-        let Ok(mut body) = serde_json::from_str::<Value>(body) else { continue };
+        let Some(body) = record.body.as_deref() else {
+            continue;
+        };
+        let Ok(mut body) = serde_json::from_str::<Value>(body) else {
+            continue;
+        };
         if let Some(url) = body.get("response_url").and_then(Value::as_str) {
             let path = url.trim_start_matches("https://hooks.slack.com/");
             body["response_url"] = json!(format!("{}/slack/response/{path}", recorder.url()));
@@ -106,7 +133,14 @@ async fn replay(worker: &Worker, recorder: &HttpRecorder, file: &str, edit: impl
     }
     let response = worker.handle(event).await;
     if !response.batch_item_failures.is_empty() {
-        println!("   (back to the queue: {:?})", response.batch_item_failures.iter().map(|f| &f.item_identifier).collect::<Vec<_>>());
+        println!(
+            "   (back to the queue: {:?})",
+            response
+                .batch_item_failures
+                .iter()
+                .map(|f| &f.item_identifier)
+                .collect::<Vec<_>>()
+        );
     }
     Ok(())
 }
@@ -126,12 +160,19 @@ fn show(recorder: &HttpRecorder, from: usize) -> usize {
 
 fn describe(r: &RecordedRequest) -> String {
     let body = r.json();
-    let text = body["text"].as_str().unwrap_or_default().replace("<@U0ALICE>", "@alice").replace("<@U0BOB>", "@bob").replace("<@U0CAROL>", "@carol");
+    let text = body["text"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("<@U0ALICE>", "@alice")
+        .replace("<@U0BOB>", "@bob")
+        .replace("<@U0CAROL>", "@carol");
     if r.path.starts_with("/github/") {
         let inputs = &body["inputs"];
         return format!(
             "GitHub      workflow_dispatch {} ref={} lock_key={} fence={}",
-            r.path.trim_start_matches("/github/repos/").trim_end_matches("/dispatches"),
+            r.path
+                .trim_start_matches("/github/repos/")
+                .trim_end_matches("/dispatches"),
             body["ref"].as_str().unwrap_or_default(),
             inputs["lock_key"].as_str().unwrap_or_default(),
             inputs["fence"].as_str().unwrap_or_default(),

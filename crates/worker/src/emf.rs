@@ -79,11 +79,18 @@ mod tests {
 
     #[test]
     fn emf_line_declares_the_metric_it_carries() {
-        let v: serde_json::Value = serde_json::from_str(&line(Metric::LockDuration, "/deploy", 42.0, 7)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line(Metric::LockDuration, "/deploy", 42.0, 7)).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 7);
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Baton");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "LockDuration");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "LockDuration"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Seconds"
+        );
         assert_eq!(v["Command"], "/deploy");
         assert_eq!(v["LockDuration"], 42.0);
     }

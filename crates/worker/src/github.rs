@@ -86,18 +86,34 @@ impl GitHub {
         let status = response.status();
         if status.is_success() {
             let details: serde_json::Value = response.json().await.unwrap_or_default();
-            let run_id = details.get("workflow_run_id").and_then(serde_json::Value::as_u64);
+            let run_id = details
+                .get("workflow_run_id")
+                .and_then(serde_json::Value::as_u64);
             return Ok(match details.get("html_url").and_then(|u| u.as_str()) {
-                Some(url) => DispatchedRun { run_id, run_url: url.to_owned(), exact: true },
-                None => DispatchedRun { run_id, run_url: self.workflow_page(pipeline), exact: false },
+                Some(url) => DispatchedRun {
+                    run_id,
+                    run_url: url.to_owned(),
+                    exact: true,
+                },
+                None => DispatchedRun {
+                    run_id,
+                    run_url: self.workflow_page(pipeline),
+                    exact: false,
+                },
             });
         }
-        let transient = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
+        let transient =
+            status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
         let message = error_message(response).await;
         if transient {
-            Err(DispatchError::Unavailable(format!("HTTP {status}: {message}")))
+            Err(DispatchError::Unavailable(format!(
+                "HTTP {status}: {message}"
+            )))
         } else {
-            Err(DispatchError::Refused { status: status.as_u16(), message })
+            Err(DispatchError::Refused {
+                status: status.as_u16(),
+                message,
+            })
         }
     }
 
@@ -110,11 +126,19 @@ impl GitHub {
         lock_id: &str,
         deadline: Instant,
     ) -> Result<Option<DispatchedRun>, DispatchError> {
-        let url = format!("{}/runs?event=workflow_dispatch&per_page=50", self.workflow_path(pipeline));
+        let url = format!(
+            "{}/runs?event=workflow_dispatch&per_page=50",
+            self.workflow_path(pipeline)
+        );
         with_retries(deadline, || async {
             let response = match self.request(reqwest::Method::GET, &url).send().await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Transient { error: DispatchError::Unavailable(e.to_string()), after: None },
+                Err(e) => {
+                    return Attempt::Transient {
+                        error: DispatchError::Unavailable(e.to_string()),
+                        after: None,
+                    };
+                }
             };
             let status = response.status();
             if status.is_server_error() || status.as_u16() == 429 {
@@ -125,7 +149,10 @@ impl GitHub {
             }
             if !status.is_success() {
                 let message = error_message(response).await;
-                return Attempt::Permanent(DispatchError::Refused { status: status.as_u16(), message });
+                return Attempt::Permanent(DispatchError::Refused {
+                    status: status.as_u16(),
+                    message,
+                });
             }
             let runs: serde_json::Value = response.json().await.unwrap_or_default();
             let found = runs
@@ -153,7 +180,10 @@ impl GitHub {
 
     /// The workflow's page, for when GitHub returned no run details.
     pub fn workflow_page(&self, p: &PipelineConfig) -> String {
-        format!("{}/{}/{}/actions/workflows/{}", self.web_url, p.owner, p.repo, p.workflow)
+        format!(
+            "{}/{}/{}/actions/workflows/{}",
+            self.web_url, p.owner, p.repo, p.workflow
+        )
     }
 }
 

@@ -50,7 +50,8 @@ async fn lambda() -> ExitCode {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         // Leave two seconds to return the batch response before the timeout.
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms)).saturating_sub(Duration::from_secs(2));
+        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms))
+            .saturating_sub(Duration::from_secs(2));
         let deadline = tokio::time::Instant::now() + left;
         Ok::<_, lambda_runtime::Error>(worker.handle_until(event.payload, deadline).await)
     });
@@ -99,5 +100,6 @@ async fn replay(path: &str) -> ExitCode {
 }
 
 fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }

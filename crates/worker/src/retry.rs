@@ -11,7 +11,10 @@ pub(crate) enum Attempt<T, E> {
     /// Not worth repeating (a 4xx, a refusal).
     Permanent(E),
     /// Worth repeating after `after` (from `Retry-After`) or the backoff.
-    Transient { error: E, after: Option<Duration> },
+    Transient {
+        error: E,
+        after: Option<Duration>,
+    },
 }
 
 /// Runs `attempt` until it is done, fails permanently, or the next try would

@@ -20,7 +20,9 @@ pub fn table_name() -> anyhow::Result<String> {
 /// `ENABLE_DISTRIBUTED_LOCK`: anything but false/0/no/off keeps locking on.
 pub fn locking_enabled() -> bool {
     !matches!(
-        var("ENABLE_DISTRIBUTED_LOCK").map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        var("ENABLE_DISTRIBUTED_LOCK")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref(),
         Some("false" | "0" | "no" | "off")
     )
 }
@@ -30,7 +32,8 @@ pub fn command_config() -> anyhow::Result<Config> {
     match var("BATON_CONFIG") {
         None => Ok(Config::builtin()),
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("BATON_CONFIG: cannot read {path}"))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("BATON_CONFIG: cannot read {path}"))?;
             Config::from_toml_str(&text).map_err(|e| anyhow::anyhow!("BATON_CONFIG {path}: {e}"))
         }
     }
@@ -40,27 +43,37 @@ pub fn command_config() -> anyhow::Result<Config> {
 /// else from the `{name}` variable itself (local runs).
 async fn secret(ssm: Option<&aws_sdk_ssm::Client>, name: &str) -> anyhow::Result<String> {
     if let Some(parameter) = var(&format!("{name}_PARAM")) {
-        let Some(ssm) = ssm else { bail!("{name}_PARAM is set but no SSM client is available") };
+        let Some(ssm) = ssm else {
+            bail!("{name}_PARAM is set but no SSM client is available")
+        };
         let out = ssm
             .get_parameter()
             .name(&parameter)
             .with_decryption(true)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{name}_PARAM: reading SSM parameter {parameter}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{name}_PARAM: reading SSM parameter {parameter}: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                )
+            })?;
         return out
             .parameter()
             .and_then(|p| p.value())
             .map(str::to_owned)
             .with_context(|| format!("{name}_PARAM: SSM parameter {parameter} has no value"));
     }
-    var(name).with_context(|| format!("neither {name}_PARAM (an SSM parameter name) nor {name} is set"))
+    var(name)
+        .with_context(|| format!("neither {name}_PARAM (an SSM parameter name) nor {name} is set"))
 }
 
 fn duration_var(name: &str, default: Duration) -> anyhow::Result<Duration> {
     match var(name) {
         None => Ok(default),
-        Some(v) => humantime::parse_duration(&v).with_context(|| format!("{name}: not a duration: {v}")),
+        Some(v) => {
+            humantime::parse_duration(&v).with_context(|| format!("{name}: not a duration: {v}"))
+        }
     }
 }
 
@@ -75,13 +88,16 @@ pub async fn from_env(sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSetti
     )?;
     let max_receives = match var("BATON_MAX_RECEIVES") {
         None => 5,
-        Some(v) => v.parse().with_context(|| format!("BATON_MAX_RECEIVES: not a number: {v}"))?,
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("BATON_MAX_RECEIVES: not a number: {v}"))?,
     };
     Ok(WorkerSettings {
         config,
         locking_enabled: locking_enabled(),
         slack_api_url: var("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".into()),
-        slack_response_url_prefix: var("SLACK_RESPONSE_URL_PREFIX").unwrap_or_else(|| "https://hooks.slack.com/".into()),
+        slack_response_url_prefix: var("SLACK_RESPONSE_URL_PREFIX")
+            .unwrap_or_else(|| "https://hooks.slack.com/".into()),
         slack_bot_token,
         github_api_url: var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
         github_web_url: var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),

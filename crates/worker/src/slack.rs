@@ -34,7 +34,12 @@ impl Slack {
     /// `api_url` is `https://slack.com/api` in production; `response_url_prefix`
     /// is the only place replies may be posted to (Slack's hooks host), so a
     /// crafted message cannot make the worker post elsewhere.
-    pub fn new(http: reqwest::Client, api_url: &str, bot_token: String, response_url_prefix: String) -> Slack {
+    pub fn new(
+        http: reqwest::Client,
+        api_url: &str,
+        bot_token: String,
+        response_url_prefix: String,
+    ) -> Slack {
         Slack {
             http,
             api_url: api_url.trim_end_matches('/').to_owned(),
@@ -44,7 +49,12 @@ impl Slack {
     }
 
     /// Replies to a slash command through its `response_url`.
-    pub async fn respond(&self, response_url: &str, reply: &Reply, deadline: Instant) -> Result<(), SlackError> {
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        reply: &Reply,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
         if !response_url.starts_with(&self.response_url_prefix) {
             return Err(SlackError::Refused(format!(
                 "response_url is not under {}",
@@ -60,19 +70,35 @@ impl Slack {
     }
 
     /// Posts to a channel with `chat.postMessage` and the bot token.
-    pub async fn post_message(&self, message: &PostMessage, deadline: Instant) -> Result<(), SlackError> {
-        self.web_api("chat.postMessage", message.to_json(), deadline).await
+    pub async fn post_message(
+        &self,
+        message: &PostMessage,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        self.web_api("chat.postMessage", message.to_json(), deadline)
+            .await
     }
 
     /// Shows `reply` to `user` only, in `channel`, with `chat.postEphemeral`:
     /// the way to answer once a command's `response_url` has expired.
-    pub async fn post_ephemeral(&self, channel: &str, user: &str, reply: &Reply, deadline: Instant) -> Result<(), SlackError> {
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        reply: &Reply,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
         let mut body = reply.clone().with_channel(channel).to_json();
         body["user"] = serde_json::Value::String(user.to_owned());
         self.web_api("chat.postEphemeral", body, deadline).await
     }
 
-    async fn web_api(&self, method: &str, body: serde_json::Value, deadline: Instant) -> Result<(), SlackError> {
+    async fn web_api(
+        &self,
+        method: &str,
+        body: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
         let url = format!("{}/{method}", self.api_url);
         with_retries(deadline, || async {
             let sent = self
@@ -113,12 +139,18 @@ async fn classify(
     }
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
-        return Attempt::Permanent(SlackError::Refused(format!("HTTP {status}: {}", text.trim())));
+        return Attempt::Permanent(SlackError::Refused(format!(
+            "HTTP {status}: {}",
+            text.trim()
+        )));
     }
     if web_api {
         let json: serde_json::Value = response.json().await.unwrap_or_default();
         if json.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
-            let error = json.get("error").and_then(|e| e.as_str()).unwrap_or("unknown error");
+            let error = json
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("unknown error");
             if error == "ratelimited" {
                 return Attempt::Transient {
                     error: SlackError::Unavailable(error.to_owned()),

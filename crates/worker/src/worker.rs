@@ -7,11 +7,14 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use baton_chatops::render::{self, LockView};
 use baton_chatops::{
-    CommandConfig, CommandError, CommandMessage, CompletionMessage, Config, MessageError, QueueMessage, Reply,
-    Request, ResponseType, parse_request,
+    CommandConfig, CommandError, CommandMessage, CompletionMessage, Config, MessageError,
+    QueueMessage, Reply, Request, ResponseType, parse_request,
 };
 use baton_lock::clock::now_epoch_secs;
-use baton_lock::{AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockStatus, ReleaseRequest};
+use baton_lock::{
+    AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockStatus,
+    ReleaseRequest,
+};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -118,12 +121,18 @@ impl Worker {
                 "LOCKING IS DISABLED: commands dispatch without taking locks; concurrent runs are possible"
             );
         }
-        Ok(Worker { locks, settings, slack, github })
+        Ok(Worker {
+            locks,
+            settings,
+            slack,
+            github,
+        })
     }
 
     /// Handles a batch within the default budget (for `--event` replays).
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.handle_until(event, Instant::now() + self.settings.default_budget).await
+        self.handle_until(event, Instant::now() + self.settings.default_budget)
+            .await
     }
 
     /// Handles a batch, finishing by `deadline`. Records of one lock key run
@@ -131,7 +140,8 @@ impl Worker {
     /// retried, the later records of its key are returned too, so their order
     /// survives the retry.
     pub async fn handle_until(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
-        let prepared: Vec<(String, u32, Work)> = event.records.iter().map(|r| self.prepare(r)).collect();
+        let prepared: Vec<(String, u32, Work)> =
+            event.records.iter().map(|r| self.prepare(r)).collect();
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for (index, (id, _, work)) in prepared.iter().enumerate() {
             let key = self.ordering_key(work).unwrap_or_else(|| id.clone());
@@ -149,14 +159,19 @@ impl Worker {
                     failed.push(id.clone());
                     continue;
                 }
-                if let Outcome::Retry(why) = self.process(id, *receive_count, work, deadline).await {
+                if let Outcome::Retry(why) = self.process(id, *receive_count, work, deadline).await
+                {
                     warn!(message_id = %id, reason = %why, "record goes back to the queue");
                     failed.push(id.clone());
                 }
             }
             failed
         });
-        let failed: Vec<String> = futures_util::future::join_all(group_runs).await.into_iter().flatten().collect();
+        let failed: Vec<String> = futures_util::future::join_all(group_runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failed
             .into_iter()
@@ -178,8 +193,16 @@ impl Worker {
             .unwrap_or(1);
         let work = match QueueMessage::parse(record.body.as_deref().unwrap_or_default()) {
             Ok(QueueMessage::Command(message)) => {
-                let request = parse_request(&self.settings.config, &message.command, &message.text, &message.user_id);
-                Work::Command { message: Box::new(message), request }
+                let request = parse_request(
+                    &self.settings.config,
+                    &message.command,
+                    &message.text,
+                    &message.user_id,
+                );
+                Work::Command {
+                    message: Box::new(message),
+                    request,
+                }
             }
             Ok(QueueMessage::Completion(completion)) => Work::Completion(completion),
             Err(e) => Work::Malformed(e),
@@ -190,15 +213,22 @@ impl Worker {
     /// Records that touch the same lock must stay in order.
     fn ordering_key(&self, work: &Work) -> Option<String> {
         match work {
-            Work::Command { request: Ok(Request::Run { lock_key, .. } | Request::Unlock { lock_key, .. }), .. } => {
-                Some(lock_key.clone())
-            }
+            Work::Command {
+                request: Ok(Request::Run { lock_key, .. } | Request::Unlock { lock_key, .. }),
+                ..
+            } => Some(lock_key.clone()),
             Work::Completion(c) => Some(c.lock_key.clone()),
             _ => None,
         }
     }
 
-    async fn process(&self, id: &str, receive_count: u32, work: &Work, deadline: Instant) -> Outcome {
+    async fn process(
+        &self,
+        id: &str,
+        receive_count: u32,
+        work: &Work,
+        deadline: Instant,
+    ) -> Outcome {
         match work {
             Work::Malformed(e) => {
                 // Retrying cannot fix a body; the DLQ is for records that might succeed later.
@@ -206,12 +236,19 @@ impl Worker {
                 Outcome::Done
             }
             Work::Completion(c) => self.completion(id, c, deadline).await,
-            Work::Command { message, request: Err(e) } => {
+            Work::Command {
+                message,
+                request: Err(e),
+            } => {
                 info!(message_id = %id, user = %message.user_id, error = %e, "command refused");
                 self.reply(message, &render::error(e), deadline).await
             }
-            Work::Command { message, request: Ok(request) } => {
-                self.command(id, receive_count, message, request, deadline).await
+            Work::Command {
+                message,
+                request: Ok(request),
+            } => {
+                self.command(id, receive_count, message, request, deadline)
+                    .await
             }
         }
     }
@@ -232,9 +269,26 @@ impl Worker {
         match request {
             Request::Help { .. } => self.reply(message, &render::help(config), deadline).await,
             Request::Status { command } => self.status(message, command, deadline).await,
-            Request::Unlock { lock_key, reason, .. } => self.unlock(message, lock_key, reason, deadline).await,
-            Request::Run { command, component, environment, lock_key, dry_run } => {
-                let run = Run { id, receive_count, message, config, command, component, environment, lock_key };
+            Request::Unlock {
+                lock_key, reason, ..
+            } => self.unlock(message, lock_key, reason, deadline).await,
+            Request::Run {
+                command,
+                component,
+                environment,
+                lock_key,
+                dry_run,
+            } => {
+                let run = Run {
+                    id,
+                    receive_count,
+                    message,
+                    config,
+                    command,
+                    component,
+                    environment,
+                    lock_key,
+                };
                 if *dry_run {
                     self.dry_run(&run, deadline).await
                 } else if self.settings.locking_enabled && config.requires_lock {
@@ -260,8 +314,20 @@ impl Worker {
             Err(LockError::Held { holder }) => {
                 emf::emit(Metric::LockHeld, run.command, 1.0);
                 info!(lock_key = %run.lock_key, holder = %holder.locked_by, "lock held; telling the requester");
-                let reply = render::held(run.command, run.component, run.environment, &view(&holder), now_epoch_secs());
+                let reply = render::held(
+                    run.command,
+                    run.component,
+                    run.environment,
+                    &view(&holder),
+                    now_epoch_secs(),
+                );
                 return self.reply(message, &reply, deadline).await;
+            }
+            Err(LockError::RequestSuperseded { current, .. }) => {
+                // A late duplicate of a command that already ran: its grant
+                // ended and the key has been granted again since.
+                info!(lock_key = %run.lock_key, current_fence = current.fence, "late duplicate of a finished command; nothing to do");
+                return Outcome::Done;
             }
             Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
         };
@@ -284,8 +350,15 @@ impl Worker {
         if record.status != LockStatus::InProgress {
             info!(lock_key = %run.lock_key, status = %record.status, "redelivered after the run ended");
             return match (&record.release_reason, record.status, record.forced) {
-                (Some(reason), LockStatus::Failed, false) if reason.starts_with(DISPATCH_FAILED) => {
-                    let reply = render::dispatch_failed(run.command, run.component, run.environment, reason);
+                (Some(reason), LockStatus::Failed, false)
+                    if reason.starts_with(DISPATCH_FAILED) =>
+                {
+                    let reply = render::dispatch_failed(
+                        run.command,
+                        run.component,
+                        run.environment,
+                        reason,
+                    );
                     self.reply(run.message, &reply, deadline).await
                 }
                 _ => Outcome::Done,
@@ -294,11 +367,19 @@ impl Worker {
         if let Some(url) = &record.run_url {
             // Dispatched before; its announcement may not have reached Slack.
             info!(lock_key = %run.lock_key, "redelivered after dispatch; announcing again");
-            let dispatched = DispatchedRun { run_id: None, run_url: url.clone(), exact: !url.contains("/actions/workflows/") };
+            let dispatched = DispatchedRun {
+                run_id: None,
+                run_url: url.clone(),
+                exact: !url.contains("/actions/workflows/"),
+            };
             return self.announce(run, &grant, &dispatched, deadline).await;
         }
         // The earlier attempt may have dispatched and lost the answer: ask GitHub.
-        match self.github.find_run(&run.config.pipeline, grant.lock_id(), deadline).await {
+        match self
+            .github
+            .find_run(&run.config.pipeline, grant.lock_id(), deadline)
+            .await
+        {
             Ok(Some(found)) => {
                 info!(lock_key = %run.lock_key, run_url = %found.run_url, "found the run an earlier attempt started");
                 self.record_run(run, &grant, &found).await;
@@ -325,23 +406,72 @@ impl Worker {
     }
 
     async fn record_run(&self, run: &Run<'_>, grant: &Grant, dispatched: &DispatchedRun) {
-        if let Err(e) = self.locks.set_run_url(run.lock_key, grant.lock_id(), &dispatched.run_url).await {
+        if let Err(e) = self
+            .locks
+            .set_run_url(run.lock_key, grant.lock_id(), &dispatched.run_url)
+            .await
+        {
             warn!(lock_key = %run.lock_key, error = %e, "could not record the run on the lock");
         }
     }
 
-    async fn announce(&self, run: &Run<'_>, grant: &Grant, dispatched: &DispatchedRun, deadline: Instant) -> Outcome {
+    async fn announce(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        dispatched: &DispatchedRun,
+        deadline: Instant,
+    ) -> Outcome {
         let link = dispatched.exact.then_some(dispatched.run_url.as_str());
-        let reply = render::started(run.command, run.component, run.environment, &run.message.user_id, &view(&grant.record), link);
+        let reply = render::started(
+            run.command,
+            run.component,
+            run.environment,
+            &run.message.user_id,
+            &view(&grant.record),
+            link,
+        );
         self.reply(run.message, &reply, deadline).await
     }
 
-    async fn dispatch_failure(&self, run: &Run<'_>, grant: &Grant, error: DispatchError, deadline: Instant) -> Outcome {
+    async fn dispatch_failure(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        error: DispatchError,
+        deadline: Instant,
+    ) -> Outcome {
         emf::emit(Metric::DispatchFailed, run.command, 1.0);
-        let last_try = run.receive_count >= self.settings.max_receives;
-        if let (DispatchError::Unavailable(why), false) = (&error, last_try) {
-            // Keep the lock (same request id finds it again) and retry via the queue.
-            return Outcome::Retry(format!("dispatch: {why}"));
+        if let DispatchError::Unavailable(why) = &error {
+            if run.receive_count < self.settings.max_receives {
+                // Keep the lock (same request id finds it again) and retry via the queue.
+                return Outcome::Retry(format!("dispatch: {why}"));
+            }
+            // The last delivery. A 5xx or a timeout may still have started
+            // the run (now or on an earlier delivery): ask before giving up.
+            match self
+                .github
+                .find_run(&run.config.pipeline, grant.lock_id(), deadline)
+                .await
+            {
+                Ok(Some(found)) => {
+                    info!(lock_key = %run.lock_key, run_url = %found.run_url, "the unanswered dispatch did start a run");
+                    self.record_run(run, grant, &found).await;
+                    return self.announce(run, grant, &found, deadline).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(lock_key = %run.lock_key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
+                    let reply = render::dispatch_unconfirmed(
+                        run.command,
+                        run.component,
+                        run.environment,
+                        why,
+                        grant.record.expires_at,
+                    );
+                    return self.reply(run.message, &reply, deadline).await;
+                }
+            }
         }
         error!(lock_key = %run.lock_key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
         let reason = format!("{DISPATCH_FAILED}{error}");
@@ -360,7 +490,11 @@ impl Worker {
 
     async fn unlocked_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
         warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
-        match self.github.dispatch(&run.config.pipeline, &run.inputs("", 0)).await {
+        match self
+            .github
+            .dispatch(&run.config.pipeline, &run.inputs("", 0))
+            .await
+        {
             Ok(dispatched) => {
                 emf::emit(Metric::Dispatched, run.command, 1.0);
                 let now = now_epoch_secs();
@@ -375,19 +509,32 @@ impl Worker {
                     lock_id: String::new(),
                 };
                 let link = dispatched.exact.then_some(dispatched.run_url.as_str());
-                let mut reply =
-                    render::started(run.command, run.component, run.environment, &run.message.user_id, &unlocked, link);
+                let mut reply = render::started(
+                    run.command,
+                    run.component,
+                    run.environment,
+                    &run.message.user_id,
+                    &unlocked,
+                    link,
+                );
                 if !self.settings.locking_enabled {
                     reply = reply.with_locking_disabled_notice();
                 }
                 self.reply(run.message, &reply, deadline).await
             }
-            Err(DispatchError::Unavailable(why)) if run.receive_count < self.settings.max_receives => {
+            Err(DispatchError::Unavailable(why))
+                if run.receive_count < self.settings.max_receives =>
+            {
                 Outcome::Retry(format!("dispatch: {why}"))
             }
             Err(e) => {
                 emf::emit(Metric::DispatchFailed, run.command, 1.0);
-                let reply = render::dispatch_failed(run.command, run.component, run.environment, &e.to_string());
+                let reply = render::dispatch_failed(
+                    run.command,
+                    run.component,
+                    run.environment,
+                    &e.to_string(),
+                );
                 self.reply(run.message, &reply, deadline).await
             }
         }
@@ -396,7 +543,9 @@ impl Worker {
     async fn dry_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
         let current = if self.settings.locking_enabled && run.config.requires_lock {
             match self.locks.status(run.lock_key).await {
-                Ok(record) => record.filter(|r| r.status == LockStatus::InProgress).map(|r| view(&r)),
+                Ok(record) => record
+                    .filter(|r| r.status == LockStatus::InProgress)
+                    .map(|r| view(&r)),
                 Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
             }
         } else {
@@ -419,12 +568,19 @@ impl Worker {
 
     async fn status(&self, message: &CommandMessage, command: &str, deadline: Instant) -> Outcome {
         let base = command.trim_start_matches('/').to_lowercase();
-        let mut query = ListQuery { prefix: Some(base.clone()), ..Default::default() };
+        let mut query = ListQuery {
+            prefix: Some(base.clone()),
+            ..Default::default()
+        };
         let mut locks = Vec::new();
         for _ in 0..20 {
             let page = match self.locks.list(&query).await {
                 Ok(page) => page,
-                Err(e) => return self.lock_failure(message, &message.trigger_id, e, deadline).await,
+                Err(e) => {
+                    return self
+                        .lock_failure(message, &message.trigger_id, e, deadline)
+                        .await;
+                }
             };
             locks.extend(
                 page.locks
@@ -437,29 +593,63 @@ impl Worker {
                 None => break,
             }
         }
-        self.reply(message, &render::status(command, &locks, now_epoch_secs()), deadline).await
+        self.reply(
+            message,
+            &render::status(command, &locks, now_epoch_secs()),
+            deadline,
+        )
+        .await
     }
 
-    async fn unlock(&self, message: &CommandMessage, lock_key: &str, reason: &str, deadline: Instant) -> Outcome {
-        match self.locks.force_unlock(lock_key, &message.user_id, reason, None).await {
+    async fn unlock(
+        &self,
+        message: &CommandMessage,
+        lock_key: &str,
+        reason: &str,
+        deadline: Instant,
+    ) -> Outcome {
+        match self
+            .locks
+            .force_unlock(lock_key, &message.user_id, reason, None)
+            .await
+        {
             Ok(ended) => {
                 warn!(lock_key, actor = %message.user_id, holder = %ended.locked_by, reason, "lock force-unlocked");
-                let reply = render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)));
+                let reply =
+                    render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)));
                 self.reply(message, &reply, deadline).await
             }
-            Err(LockError::NotHeld { .. }) => self.reply(message, &render::nothing_to_unlock(lock_key), deadline).await,
-            Err(e) => self.lock_failure(message, &message.trigger_id, e, deadline).await,
+            Err(LockError::NotHeld { .. }) => {
+                self.reply(message, &render::nothing_to_unlock(lock_key), deadline)
+                    .await
+            }
+            Err(e) => {
+                self.lock_failure(message, &message.trigger_id, e, deadline)
+                    .await
+            }
         }
     }
 
     /// A pipeline reported its end: release the grant it ran under (checked
     /// by lock id and fence) and post the outcome to the channel.
     async fn completion(&self, id: &str, c: &CompletionMessage, deadline: Instant) -> Outcome {
-        let outcome = if c.succeeded() { LockStatus::Completed } else { LockStatus::Failed };
+        let outcome = if c.succeeded() {
+            LockStatus::Completed
+        } else {
+            LockStatus::Failed
+        };
         let mut release = ReleaseRequest::new(&c.lock_key, &c.lock_id, outcome);
         release.fence = Some(c.fence);
-        release.actor = Some(c.reported_by.clone().unwrap_or_else(|| "pipeline".to_owned()));
-        release.reason = Some(c.reason.clone().unwrap_or_else(|| format!("pipeline {}", c.conclusion.as_str())));
+        release.actor = Some(
+            c.reported_by
+                .clone()
+                .unwrap_or_else(|| "pipeline".to_owned()),
+        );
+        release.reason = Some(
+            c.reason
+                .clone()
+                .unwrap_or_else(|| format!("pipeline {}", c.conclusion.as_str())),
+        );
         let record = match self.locks.release(&release).await {
             Ok(record) => record,
             Err(LockError::NotOwner { current, .. }) => {
@@ -477,17 +667,32 @@ impl Worker {
                 return Outcome::Done;
             }
         };
-        let command = record.purpose.as_deref().and_then(|p| p.split_whitespace().next()).unwrap_or("pipeline");
+        let command = record
+            .purpose
+            .as_deref()
+            .and_then(|p| p.split_whitespace().next())
+            .unwrap_or("pipeline");
         let duration = now_epoch_secs().saturating_sub(epoch_of(&record));
         emf::emit(Metric::Completed, command, 1.0);
         emf::emit(Metric::LockDuration, command, duration as f64);
         info!(lock_key = %c.lock_key, status = %record.status, duration, "run completed; lock released");
-        let Some(channel) = c.channel_id.clone().or_else(|| channel_from_correlation(&record)) else {
+        let Some(channel) = c
+            .channel_id
+            .clone()
+            .or_else(|| channel_from_correlation(&record))
+        else {
             warn!(lock_key = %c.lock_key, "no channel to report the completion to");
             return Outcome::Done;
         };
         let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
-        let post = render::completed(&c.lock_key, c.succeeded(), &record.locked_by, duration, run_url).with_channel(channel);
+        let post = render::completed(
+            &c.lock_key,
+            c.succeeded(),
+            &record.locked_by,
+            duration,
+            run_url,
+        )
+        .with_channel(channel);
         match self.slack.post_message(&post, deadline).await {
             Ok(()) => Outcome::Done,
             Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("chat.postMessage: {why}")),
@@ -498,12 +703,19 @@ impl Worker {
         }
     }
 
-    async fn lock_failure(&self, message: &CommandMessage, id: &str, e: LockError, deadline: Instant) -> Outcome {
+    async fn lock_failure(
+        &self,
+        message: &CommandMessage,
+        id: &str,
+        e: LockError,
+        deadline: Instant,
+    ) -> Outcome {
         if is_transient(&e) {
             return Outcome::Retry(format!("lock store: {e}"));
         }
         error!(message_id = %id, error = %e, "lock operation failed");
-        self.reply(message, &render::internal_error(id), deadline).await
+        self.reply(message, &render::internal_error(id), deadline)
+            .await
     }
 
     /// Replies through `response_url`; when Slack refuses that (it expires
@@ -511,18 +723,28 @@ impl Worker {
     /// the Web API with the bot token instead. Slack being down sends the
     /// record back to the queue; a refusal of both ends here, logged.
     async fn reply(&self, message: &CommandMessage, reply: &Reply, deadline: Instant) -> Outcome {
-        let refused = match self.slack.respond(&message.response_url, reply, deadline).await {
+        let refused = match self
+            .slack
+            .respond(&message.response_url, reply, deadline)
+            .await
+        {
             Ok(()) => return Outcome::Done,
-            Err(SlackError::Unavailable(why)) => return Outcome::Retry(format!("Slack reply: {why}")),
+            Err(SlackError::Unavailable(why)) => {
+                return Outcome::Retry(format!("Slack reply: {why}"));
+            }
             Err(refused) => refused,
         };
         warn!(user = %message.user_id, error = %refused, "response_url refused; replying through the Web API");
         let fallback = match reply.response_type {
             ResponseType::InChannel => {
-                self.slack.post_message(&reply.clone().with_channel(&message.channel_id), deadline).await
+                self.slack
+                    .post_message(&reply.clone().with_channel(&message.channel_id), deadline)
+                    .await
             }
             ResponseType::Ephemeral => {
-                self.slack.post_ephemeral(&message.channel_id, &message.user_id, reply, deadline).await
+                self.slack
+                    .post_ephemeral(&message.channel_id, &message.user_id, reply, deadline)
+                    .await
             }
         };
         match fallback {
@@ -578,7 +800,10 @@ fn slack_correlation(message: &CommandMessage) -> String {
 
 fn channel_from_correlation(record: &LockRecord) -> Option<String> {
     let rest = record.correlation_id.as_deref()?.strip_prefix("slack:")?;
-    rest.split(':').nth(1).filter(|c| !c.is_empty()).map(str::to_owned)
+    rest.split(':')
+        .nth(1)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
 }
 
 fn epoch_of(record: &LockRecord) -> u64 {

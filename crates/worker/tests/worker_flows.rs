@@ -62,16 +62,29 @@ impl Harness {
                 json!({"workflow_run_id": 99, "run_url": "x", "html_url": "https://github.example/acme/platform/actions/runs/99"}),
             ),
         );
-        github.default_reply(RUNS_BUILD, Reply::json(200, json!({"total_count": 0, "workflow_runs": []})));
+        github.default_reply(
+            RUNS_BUILD,
+            Reply::json(200, json!({"total_count": 0, "workflow_runs": []})),
+        );
         let mut settings = WorkerSettings {
             default_budget: Duration::from_secs(4),
             http_timeout: Duration::from_millis(700),
-            ..WorkerSettings::local(Config::from_toml_str(CONFIG).unwrap(), &slack.url(), &github.url())
+            ..WorkerSettings::local(
+                Config::from_toml_str(CONFIG).unwrap(),
+                &slack.url(),
+                &github.url(),
+            )
         };
         adjust(&mut settings);
         let locks = table.client(fast_options());
         let worker = Worker::new(locks.clone(), settings).unwrap();
-        Harness { _table: table, locks, slack, github, worker }
+        Harness {
+            _table: table,
+            locks,
+            slack,
+            github,
+            worker,
+        }
     }
 
     fn command(&self, user: &str, command: &str, text: &str) -> CommandMessage {
@@ -103,7 +116,11 @@ impl Harness {
     }
 
     fn replies(&self) -> Vec<Value> {
-        self.slack.requests_to("/response/").iter().map(RecordedRequest::json).collect()
+        self.slack
+            .requests_to("/response/")
+            .iter()
+            .map(RecordedRequest::json)
+            .collect()
     }
 }
 
@@ -115,16 +132,25 @@ fn record(id: &str, body: String, receive_count: u32) -> SqsMessage {
     let mut m = SqsMessage::default();
     m.message_id = Some(id.into());
     m.body = Some(body);
-    m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
     m
 }
 
 fn command_record(id: &str, message: &CommandMessage, receive_count: u32) -> SqsMessage {
-    record(id, QueueMessage::Command(message.clone()).to_json(), receive_count)
+    record(
+        id,
+        QueueMessage::Command(message.clone()).to_json(),
+        receive_count,
+    )
 }
 
 fn failures(response: &SqsBatchResponse) -> Vec<String> {
-    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
 }
 
 fn text(reply: &Value) -> String {
@@ -141,10 +167,17 @@ async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
     assert!(failures(&response).is_empty());
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     assert_eq!(lock.status, LockStatus::InProgress);
-    assert_eq!(lock.request_id.as_deref(), Some("m-1"), "the SQS message id is the request id");
+    assert_eq!(
+        lock.request_id.as_deref(),
+        Some("m-1"),
+        "the SQS message id is the request id"
+    );
     assert_eq!(lock.locked_by, "U1");
     assert_eq!(lock.purpose.as_deref(), Some("/build router plt"));
-    assert_eq!(lock.run_url.as_deref(), Some("https://github.example/acme/platform/actions/runs/99"));
+    assert_eq!(
+        lock.run_url.as_deref(),
+        Some("https://github.example/acme/platform/actions/runs/99")
+    );
 
     let dispatches = h.dispatches();
     assert_eq!(dispatches.len(), 1);
@@ -156,30 +189,55 @@ async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
     assert_eq!(body["inputs"]["lock_id"], lock.lock_id.as_str());
     assert_eq!(body["inputs"]["fence"], lock.fence.to_string());
     assert_eq!(body["inputs"]["requested_by"], "U1");
-    assert_eq!(body["inputs"]["channel"], "builds", "configured extra inputs are sent too");
-    assert_eq!(dispatches[0].header("authorization"), Some("Bearer ghp-local"));
-    assert_eq!(dispatches[0].header("x-github-api-version"), Some("2022-11-28"));
+    assert_eq!(
+        body["inputs"]["channel"], "builds",
+        "configured extra inputs are sent too"
+    );
+    assert_eq!(
+        dispatches[0].header("authorization"),
+        Some("Bearer ghp-local")
+    );
+    assert_eq!(
+        dispatches[0].header("x-github-api-version"),
+        Some("2022-11-28")
+    );
 
     let replies = h.replies();
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0]["response_type"], "in_channel");
     let t = text(&replies[0]);
-    assert!(t.contains("<@U1>") && t.contains("/build router plt"), "{t}");
-    assert!(t.contains("https://github.example/acme/platform/actions/runs/99"), "{t}");
+    assert!(
+        t.contains("<@U1>") && t.contains("/build router plt"),
+        "{t}"
+    );
+    assert!(
+        t.contains("https://github.example/acme/platform/actions/runs/99"),
+        "{t}"
+    );
     assert!(replies[0]["blocks"].is_array());
 }
 
 #[tokio::test]
 async fn a_held_lock_is_reported_ephemerally_to_the_requester_without_dispatch() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
     let second = h.command("U2", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-2", &second, 1)]).await;
 
-    assert!(failures(&response).is_empty(), "a conflict is an answer, not a retry");
+    assert!(
+        failures(&response).is_empty(),
+        "a conflict is an answer, not a retry"
+    );
     assert_eq!(h.dispatches().len(), 1);
-    let to_u2 = h.slack.requests_to(&second.response_url.replace(&h.slack.url(), ""));
+    let to_u2 = h
+        .slack
+        .requests_to(&second.response_url.replace(&h.slack.url(), ""));
     assert_eq!(to_u2.len(), 1);
     let reply = to_u2[0].json();
     assert_eq!(reply["response_type"], "ephemeral");
@@ -200,7 +258,10 @@ async fn a_redelivered_command_never_dispatches_twice_nor_says_already_running()
     assert!(failures(&response).is_empty());
     assert_eq!(h.dispatches().len(), 1, "no second dispatch");
     for reply in h.replies() {
-        assert_eq!(reply["response_type"], "in_channel", "never the ephemeral 'held' answer: {reply}");
+        assert_eq!(
+            reply["response_type"], "in_channel",
+            "never the ephemeral 'held' answer: {reply}"
+        );
         assert!(!text(&reply).contains("already running"), "{reply}");
     }
 }
@@ -210,7 +271,10 @@ async fn a_refused_dispatch_fails_the_lock_and_tells_the_requester() {
     let h = Harness::new().await;
     h.github.script(
         DISPATCH_BUILD,
-        [Reply::json(422, json!({"message": "Workflow does not have 'workflow_dispatch' trigger"}))],
+        [Reply::json(
+            422,
+            json!({"message": "Workflow does not have 'workflow_dispatch' trigger"}),
+        )],
     );
     let cmd = h.command("U1", "/build", "api dev");
 
@@ -223,36 +287,63 @@ async fn a_refused_dispatch_fails_the_lock_and_tells_the_requester() {
     let replies = h.replies();
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0]["response_type"], "ephemeral");
-    assert!(text(&replies[0]).contains("workflow_dispatch"), "tells why: {}", text(&replies[0]));
+    assert!(
+        text(&replies[0]).contains("workflow_dispatch"),
+        "tells why: {}",
+        text(&replies[0])
+    );
 }
 
 #[tokio::test]
 async fn a_transient_dispatch_failure_is_retried_through_the_queue_without_double_dispatch() {
     let h = Harness::new().await;
-    h.github.script(DISPATCH_BUILD, [Reply::new(502, "bad gateway")]);
+    h.github
+        .script(DISPATCH_BUILD, [Reply::new(502, "bad gateway")]);
     let cmd = h.command("U1", "/build", "router plt");
 
     let first = h.run(vec![command_record("m-1", &cmd, 1)]).await;
     assert_eq!(failures(&first), vec!["m-1"]);
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    assert_eq!(lock.status, LockStatus::InProgress, "the lock is kept for the retry");
-    assert!(h.replies().is_empty(), "nothing told yet: the message is still in flight");
+    assert_eq!(
+        lock.status,
+        LockStatus::InProgress,
+        "the lock is kept for the retry"
+    );
+    assert!(
+        h.replies().is_empty(),
+        "nothing told yet: the message is still in flight"
+    );
 
     let second = h.run(vec![command_record("m-1", &cmd, 2)]).await;
     assert!(failures(&second).is_empty());
-    assert_eq!(h.github.requests_to(RUNS_BUILD).len(), 1, "asked GitHub whether the first try started a run");
-    assert_eq!(h.dispatches().len(), 2, "the first dispatch failed, so one more");
+    assert_eq!(
+        h.github.requests_to(RUNS_BUILD).len(),
+        1,
+        "asked GitHub whether the first try started a run"
+    );
+    assert_eq!(
+        h.dispatches().len(),
+        2,
+        "the first dispatch failed, so one more"
+    );
     let after = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    assert_eq!(after.lock_id, lock.lock_id, "the same grant carried the retry");
+    assert_eq!(
+        after.lock_id, lock.lock_id,
+        "the same grant carried the retry"
+    );
     assert_eq!(h.replies().len(), 1);
 }
 
 #[tokio::test]
 async fn a_dispatch_whose_answer_was_lost_is_found_instead_of_repeated() {
     let h = Harness::new().await;
-    h.github.script(DISPATCH_BUILD, [Reply::new(504, "gateway timeout")]);
+    h.github
+        .script(DISPATCH_BUILD, [Reply::new(504, "gateway timeout")]);
     let cmd = h.command("U1", "/build", "router plt");
-    assert_eq!(failures(&h.run(vec![command_record("m-1", &cmd, 1)]).await), vec!["m-1"]);
+    assert_eq!(
+        failures(&h.run(vec![command_record("m-1", &cmd, 1)]).await),
+        vec!["m-1"]
+    );
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     // GitHub did start the run: it shows up with baton's lock id in its title.
     h.github.default_reply(
@@ -268,19 +359,26 @@ async fn a_dispatch_whose_answer_was_lost_is_found_instead_of_repeated() {
     assert!(failures(&response).is_empty());
     assert_eq!(h.dispatches().len(), 1, "no second dispatch");
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    assert_eq!(lock.run_url.as_deref(), Some("https://github.example/runs/8"));
+    assert_eq!(
+        lock.run_url.as_deref(),
+        Some("https://github.example/runs/8")
+    );
     assert!(text(&h.replies()[0]).contains("https://github.example/runs/8"));
 }
 
 #[tokio::test]
 async fn on_the_last_delivery_a_failing_dispatch_releases_the_lock_and_tells_the_user() {
     let h = Harness::new().await;
-    h.github.default_reply(DISPATCH_BUILD, Reply::new(503, "unavailable"));
+    h.github
+        .default_reply(DISPATCH_BUILD, Reply::new(503, "unavailable"));
     let cmd = h.command("U1", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-1", &cmd, 5)]).await;
 
-    assert!(failures(&response).is_empty(), "not sent to the DLQ in silence");
+    assert!(
+        failures(&response).is_empty(),
+        "not sent to the DLQ in silence"
+    );
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     assert_eq!(lock.status, LockStatus::Failed);
     let replies = h.replies();
@@ -291,7 +389,10 @@ async fn on_the_last_delivery_a_failing_dispatch_releases_the_lock_and_tells_the
 #[tokio::test]
 async fn slack_429_with_retry_after_is_honoured() {
     let h = Harness::new().await;
-    h.slack.script("/response/", [Reply::new(429, "slow down").header("retry-after", "1")]);
+    h.slack.script(
+        "/response/",
+        [Reply::new(429, "slow down").header("retry-after", "1")],
+    );
     let cmd = h.command("U1", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
@@ -311,16 +412,31 @@ async fn slack_down_keeps_the_lock_and_the_dispatch_and_retries_the_message() {
 
     let first = h.run(vec![command_record("m-1", &cmd, 1)]).await;
 
-    assert_eq!(failures(&first), vec!["m-1"], "the user was not told, so the message goes back");
-    assert!(h.slack.requests_to("/response/").len() >= 2, "retried within the budget");
+    assert_eq!(
+        failures(&first),
+        vec!["m-1"],
+        "the user was not told, so the message goes back"
+    );
+    assert!(
+        h.slack.requests_to("/response/").len() >= 2,
+        "retried within the budget"
+    );
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    assert_eq!(lock.status, LockStatus::InProgress, "an undelivered reply never releases the lock");
+    assert_eq!(
+        lock.status,
+        LockStatus::InProgress,
+        "an undelivered reply never releases the lock"
+    );
     assert_eq!(h.dispatches().len(), 1);
 
     h.slack.default_reply("/response/", Reply::new(200, "ok"));
     let second = h.run(vec![command_record("m-1", &cmd, 2)]).await;
     assert!(failures(&second).is_empty());
-    assert_eq!(h.dispatches().len(), 1, "redelivery does not dispatch again");
+    assert_eq!(
+        h.dispatches().len(),
+        1,
+        "redelivery does not dispatch again"
+    );
     let last = h.slack.requests_to("/response/").last().unwrap().json();
     assert_eq!(last["response_type"], "in_channel");
 }
@@ -328,16 +444,28 @@ async fn slack_down_keeps_the_lock_and_the_dispatch_and_retries_the_message() {
 #[tokio::test]
 async fn slack_timeouts_are_retried_like_5xx() {
     let h = Harness::new().await;
-    h.slack.script("/response/", [Reply::new(200, "ok").delayed(Duration::from_millis(1500))]);
+    h.slack.script(
+        "/response/",
+        [Reply::new(200, "ok").delayed(Duration::from_millis(1500))],
+    );
     let cmd = h.command("U1", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-1", &cmd, 1)]).await;
 
     assert!(failures(&response).is_empty());
-    assert_eq!(h.slack.requests_to("/response/").len(), 2, "timed out once, then delivered");
+    assert_eq!(
+        h.slack.requests_to("/response/").len(),
+        2,
+        "timed out once, then delivered"
+    );
 }
 
-fn completion(lock_key: &str, lock_id: &str, fence: u64, conclusion: Conclusion) -> CompletionMessage {
+fn completion(
+    lock_key: &str,
+    lock_id: &str,
+    fence: u64,
+    conclusion: Conclusion,
+) -> CompletionMessage {
     CompletionMessage {
         lock_key: lock_key.into(),
         lock_id: lock_id.into(),
@@ -354,11 +482,27 @@ fn completion(lock_key: &str, lock_id: &str, fence: u64, conclusion: Conclusion)
 #[tokio::test]
 async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    let done = completion("build-router-plt", &lock.lock_id, lock.fence, Conclusion::Success);
+    let done = completion(
+        "build-router-plt",
+        &lock.lock_id,
+        lock.fence,
+        Conclusion::Success,
+    );
 
-    let response = h.run(vec![record("c-1", QueueMessage::Completion(done).to_json(), 1)]).await;
+    let response = h
+        .run(vec![record(
+            "c-1",
+            QueueMessage::Completion(done).to_json(),
+            1,
+        )])
+        .await;
 
     assert!(failures(&response).is_empty());
     let ended = h.locks.status("build-router-plt").await.unwrap().unwrap();
@@ -368,40 +512,95 @@ async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].header("authorization"), Some("Bearer xoxb-local"));
     let body = posts[0].json();
-    assert_eq!(body["channel"], "C0BUILDS", "found through the lock's correlation id");
+    assert_eq!(
+        body["channel"], "C0BUILDS",
+        "found through the lock's correlation id"
+    );
     assert!(text(&body).contains("succeeded"), "{body}");
     assert!(text(&body).contains("<@U1>"), "{body}");
 
     // The key is free again: the next build starts.
-    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-2",
+        &h.command("U2", "/build", "router plt"),
+        1,
+    )])
+    .await;
     assert_eq!(h.dispatches().len(), 2);
 }
 
 #[tokio::test]
 async fn a_failed_run_ends_the_lock_as_failed() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    let failed = completion("build-router-plt", &lock.lock_id, lock.fence, Conclusion::Failure);
+    let failed = completion(
+        "build-router-plt",
+        &lock.lock_id,
+        lock.fence,
+        Conclusion::Failure,
+    );
 
-    h.run(vec![record("c-1", QueueMessage::Completion(failed).to_json(), 1)]).await;
+    h.run(vec![record(
+        "c-1",
+        QueueMessage::Completion(failed).to_json(),
+        1,
+    )])
+    .await;
 
-    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().status, LockStatus::Failed);
+    assert_eq!(
+        h.locks
+            .status("build-router-plt")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        LockStatus::Failed
+    );
     assert!(text(&h.slack.requests_to("/api/chat.postMessage")[0].json()).contains("failed"));
 }
 
 #[tokio::test]
 async fn a_late_completion_from_an_old_run_cannot_end_a_newer_lock() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
     let old = h.locks.status("build-router-plt").await.unwrap().unwrap();
-    h.locks.force_unlock("build-router-plt", "UADMIN", "stuck", None).await.unwrap();
-    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+    h.locks
+        .force_unlock("build-router-plt", "UADMIN", "stuck", None)
+        .await
+        .unwrap();
+    h.run(vec![command_record(
+        "m-2",
+        &h.command("U2", "/build", "router plt"),
+        1,
+    )])
+    .await;
     let current = h.locks.status("build-router-plt").await.unwrap().unwrap();
     assert_ne!(current.lock_id, old.lock_id);
 
-    let late = completion("build-router-plt", &old.lock_id, old.fence, Conclusion::Success);
-    let response = h.run(vec![record("c-1", QueueMessage::Completion(late).to_json(), 1)]).await;
+    let late = completion(
+        "build-router-plt",
+        &old.lock_id,
+        old.fence,
+        Conclusion::Success,
+    );
+    let response = h
+        .run(vec![record(
+            "c-1",
+            QueueMessage::Completion(late).to_json(),
+            1,
+        )])
+        .await;
 
     assert!(failures(&response).is_empty());
     let still = h.locks.status("build-router-plt").await.unwrap().unwrap();
@@ -422,23 +621,45 @@ async fn status_lists_active_locks_ephemerally() {
 
     h.run(vec![command_record("m-3", &ask, 1)]).await;
 
-    let reply = h.slack.requests_to(&ask.response_url.replace(&h.slack.url(), ""))[0].json();
+    let reply = h
+        .slack
+        .requests_to(&ask.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
     assert_eq!(reply["response_type"], "ephemeral");
     let t = text(&reply);
-    assert!(t.contains("build-router-plt") && t.contains("build-api-dev"), "{t}");
+    assert!(
+        t.contains("build-router-plt") && t.contains("build-api-dev"),
+        "{t}"
+    );
     assert!(t.contains("<@U1>") && t.contains("<@U2>"), "{t}");
 }
 
 #[tokio::test]
 async fn unlock_is_for_authorised_users_and_is_announced() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
 
     let intruder = h.command("U2", "/build", "unlock router plt because");
     h.run(vec![command_record("m-2", &intruder, 1)]).await;
-    let refusal = h.slack.requests_to(&intruder.response_url.replace(&h.slack.url(), ""))[0].json();
+    let refusal = h
+        .slack
+        .requests_to(&intruder.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
     assert_eq!(refusal["response_type"], "ephemeral");
-    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().status, LockStatus::InProgress);
+    assert_eq!(
+        h.locks
+            .status("build-router-plt")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        LockStatus::InProgress
+    );
 
     let admin = h.command("UADMIN", "/build", "unlock router plt runner died");
     h.run(vec![command_record("m-3", &admin, 1)]).await;
@@ -447,7 +668,10 @@ async fn unlock_is_for_authorised_users_and_is_announced() {
     assert!(lock.forced);
     assert_eq!(lock.released_by.as_deref(), Some("UADMIN"));
     assert_eq!(lock.release_reason.as_deref(), Some("runner died"));
-    let notice = h.slack.requests_to(&admin.response_url.replace(&h.slack.url(), ""))[0].json();
+    let notice = h
+        .slack
+        .requests_to(&admin.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
     assert_eq!(notice["response_type"], "in_channel");
     assert!(text(&notice).contains("runner died"), "{notice}");
 }
@@ -472,11 +696,23 @@ async fn the_kill_switch_dispatches_without_a_lock_and_says_so() {
     let cmd = h.command("U1", "/build", "router plt");
 
     h.run(vec![command_record("m-1", &cmd, 1)]).await;
-    h.run(vec![command_record("m-2", &h.command("U2", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-2",
+        &h.command("U2", "/build", "router plt"),
+        1,
+    )])
+    .await;
 
-    assert!(h.locks.status("build-router-plt").await.unwrap().is_none(), "no lock taken");
+    assert!(
+        h.locks.status("build-router-plt").await.unwrap().is_none(),
+        "no lock taken"
+    );
     assert_eq!(h.dispatches().len(), 2, "both dispatched: locking is off");
-    assert!(text(&h.replies()[0]).contains("Locking is switched off"), "{}", text(&h.replies()[0]));
+    assert!(
+        text(&h.replies()[0]).contains("Locking is switched off"),
+        "{}",
+        text(&h.replies()[0])
+    );
 }
 
 #[tokio::test]
@@ -496,12 +732,22 @@ async fn bad_commands_get_an_ephemeral_answer_that_says_what_is_allowed() {
 
     assert!(failures(&response).is_empty());
     assert!(h.dispatches().is_empty());
-    let answer = |m: &CommandMessage| h.slack.requests_to(&m.response_url.replace(&h.slack.url(), ""))[0].json();
+    let answer = |m: &CommandMessage| {
+        h.slack
+            .requests_to(&m.response_url.replace(&h.slack.url(), ""))[0]
+            .json()
+    };
     let a = answer(&unknown_component);
     assert_eq!(a["response_type"], "ephemeral");
-    assert!(text(&a).contains("router"), "lists the allowed components: {a}");
+    assert!(
+        text(&a).contains("router"),
+        "lists the allowed components: {a}"
+    );
     assert!(text(&answer(&not_allowed)).contains("prod"));
-    assert!(text(&answer(&unknown_command)).contains("/build"), "lists the known commands");
+    assert!(
+        text(&answer(&unknown_command)).contains("/build"),
+        "lists the known commands"
+    );
 }
 
 #[tokio::test]
@@ -510,7 +756,11 @@ async fn malformed_bodies_are_dropped_without_retry_or_reply() {
     let response = h
         .run(vec![
             record("bad-1", "this is not json".into(), 1),
-            record("bad-2", json!({"kind": "command", "text": "router plt"}).to_string(), 1),
+            record(
+                "bad-2",
+                json!({"kind": "command", "text": "router plt"}).to_string(),
+                1,
+            ),
             record("bad-3", json!({"kind": "mystery"}).to_string(), 1),
         ])
         .await;
@@ -525,7 +775,11 @@ async fn a_batch_runs_keys_concurrently_and_keeps_order_within_a_key() {
     // Each dispatch is answered only once three are in flight at the same time.
     h.github.default_reply(
         DISPATCH_BUILD,
-        Reply::json(200, json!({"workflow_run_id": 1, "html_url": "https://github.example/runs/1"})).gated(3),
+        Reply::json(
+            200,
+            json!({"workflow_run_id": 1, "html_url": "https://github.example/runs/1"}),
+        )
+        .gated(3),
     );
     let first = h.command("U1", "/build", "router plt");
     let same_key_later = h.command("U2", "/build", "router plt");
@@ -541,8 +795,19 @@ async fn a_batch_runs_keys_concurrently_and_keeps_order_within_a_key() {
     assert!(failures(&response).is_empty(), "{:?}", failures(&response));
     assert_eq!(h.dispatches().len(), 3);
     // Within one key the queue order holds: the first took it, the later was told.
-    assert_eq!(h.locks.status("build-router-plt").await.unwrap().unwrap().locked_by, "U1");
-    let later = h.slack.requests_to(&same_key_later.response_url.replace(&h.slack.url(), ""))[0].json();
+    assert_eq!(
+        h.locks
+            .status("build-router-plt")
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_by,
+        "U1"
+    );
+    let later = h
+        .slack
+        .requests_to(&same_key_later.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
     assert_eq!(later["response_type"], "ephemeral");
 }
 
@@ -560,28 +825,53 @@ async fn only_failed_records_and_their_successors_on_the_same_key_are_returned()
 
     let h = Harness::new().await;
     h.github.script(DISPATCH_BUILD, [Reply::new(500, "boom")]);
-    let other = h.run(vec![command_record("b-1", &h.command("U1", "/build", "api dev"), 1)]).await;
+    let other = h
+        .run(vec![command_record(
+            "b-1",
+            &h.command("U1", "/build", "api dev"),
+            1,
+        )])
+        .await;
     assert_eq!(failures(&other), vec!["b-1"]);
-    let fine = h.run(vec![command_record("b-2", &h.command("U1", "/build", "web dev"), 1)]).await;
+    let fine = h
+        .run(vec![command_record(
+            "b-2",
+            &h.command("U1", "/build", "web dev"),
+            1,
+        )])
+        .await;
     assert!(failures(&fine).is_empty());
 }
 
 #[tokio::test]
 async fn an_expired_response_url_falls_back_to_the_web_api() {
     let h = Harness::new().await;
-    h.run(vec![command_record("m-1", &h.command("U1", "/build", "router plt"), 1)]).await;
+    h.run(vec![command_record(
+        "m-1",
+        &h.command("U1", "/build", "router plt"),
+        1,
+    )])
+    .await;
     // Slack answers 404 once a response_url is older than 30 minutes.
-    h.slack.default_reply("/response/", Reply::new(404, "expired_url"));
+    h.slack
+        .default_reply("/response/", Reply::new(404, "expired_url"));
     let late = h.command("U2", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-2", &late, 1)]).await;
 
     assert!(failures(&response).is_empty());
     let ephemeral = h.slack.requests_to("/api/chat.postEphemeral");
-    assert_eq!(ephemeral.len(), 1, "the 'held' answer still reaches the requester");
+    assert_eq!(
+        ephemeral.len(),
+        1,
+        "the 'held' answer still reaches the requester"
+    );
     let body = ephemeral[0].json();
     assert_eq!(body["channel"], "C0BUILDS");
     assert_eq!(body["user"], "U2");
     assert!(text(&body).contains("<@U1>"), "{body}");
-    assert_eq!(ephemeral[0].header("authorization"), Some("Bearer xoxb-local"));
+    assert_eq!(
+        ephemeral[0].header("authorization"),
+        Some("Bearer xoxb-local")
+    );
 }

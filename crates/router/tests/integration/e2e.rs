@@ -7,7 +7,6 @@
 //! Needs both local servers: `tests/tooling/sqs-local.sh start` and
 //! `tests/tooling/dynamodb-local.sh start`.
 
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use baton_chatops::Config;
 use baton_lock::LockStatus;
