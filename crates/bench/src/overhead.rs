@@ -26,13 +26,24 @@ const SECTION: &str = "2 overhead";
 // optional attribute is removed so a grant never inherits the previous one's.
 const ACQUIRE_UPDATE: &str = "SET #lockId = :lockId, #requestId = :requestId, #status = :status, \
     #lockedBy = :lockedBy, #lockedAt = :lockedAt, #expiresAt = :expiresAt, #ttl = :ttl, \
-    #activeLock = :activeLock, #prevLockId = if_not_exists(#lockId, :none), \
+    #activeLock = :activeLock, \
+    #prevRequestId7 = if_not_exists(#prevRequestId6, :none), #prevRequestId6 = if_not_exists(#prevRequestId5, :none), \
+    #prevRequestId5 = if_not_exists(#prevRequestId4, :none), #prevRequestId4 = if_not_exists(#prevRequestId3, :none), \
+    #prevRequestId3 = if_not_exists(#prevRequestId2, :none), #prevRequestId2 = if_not_exists(#prevRequestId, :none), \
+    #prevRequestId = if_not_exists(#requestId, :none), #prevLockId = if_not_exists(#lockId, :none), \
     #prevLockedBy = if_not_exists(#lockedBy, :none), #prevStatus = if_not_exists(#status, :none), \
     #prevExpiresAt = if_not_exists(#expiresAt, :zero), #fence = if_not_exists(#fence, :fenceBase) + :one \
     REMOVE #lockedByName, #purpose, #component, #environment, #correlationId, #host, #pid, #runUrl, \
     #endedAt, #releasedBy, #releaseReason, #forced";
 const ACQUIRE_CONDITION: &str = "(attribute_not_exists(#lockKey) OR #status <> :inProgress OR #expiresAt <= :takeoverBefore) \
-    AND (attribute_not_exists(#requestId) OR #requestId <> :requestId)";
+    AND (attribute_not_exists(#requestId) OR #requestId <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId) OR #prevRequestId <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId2) OR #prevRequestId2 <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId3) OR #prevRequestId3 <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId4) OR #prevRequestId4 <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId5) OR #prevRequestId5 <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId6) OR #prevRequestId6 <> :requestId) \
+    AND (attribute_not_exists(#prevRequestId7) OR #prevRequestId7 <> :requestId)";
 const ACQUIRE_NAMES: &[&str] = &[
     "lockId",
     "requestId",
@@ -45,6 +56,13 @@ const ACQUIRE_NAMES: &[&str] = &[
     "prevLockId",
     "prevLockedBy",
     "prevStatus",
+    "prevRequestId",
+    "prevRequestId2",
+    "prevRequestId3",
+    "prevRequestId4",
+    "prevRequestId5",
+    "prevRequestId6",
+    "prevRequestId7",
     "prevExpiresAt",
     "fence",
     "lockKey",
