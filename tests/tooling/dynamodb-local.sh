@@ -9,6 +9,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+source "$root/tests/tooling/lib.sh"
 port=${BATON_DDB_PORT:-8000}
 endpoint="http://127.0.0.1:${port}"
 pidfile="$root/.run/dynamodb-local-${port}.pid"
@@ -60,15 +62,7 @@ start() {
 }
 
 stop() {
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  stop_pidfile "$pidfile"
 }
 
 case "${1:-}" in
