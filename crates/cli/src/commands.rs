@@ -51,18 +51,20 @@ pub async fn acquire_interruptible(
 ) -> Result<Grant, Failure> {
     let cancel = CancellationToken::new();
     let work = async {
-        match client.acquire(request).await {
-            Err(LockError::Held { holder }) if !wait.is_zero() => {
-                render::eprintln_stderr(&format!(
-                    "baton: {} is held by {}; waiting up to {}",
-                    request.key,
-                    render::holder(&holder),
-                    humantime::format_duration(wait)
-                ));
-                client.acquire_with_wait(request, wait, &cancel).await
-            }
-            other => other,
-        }
+        let mut told = false;
+        client
+            .acquire_with_wait(request, wait, &cancel, |holder| {
+                if !told {
+                    told = true;
+                    render::eprintln_stderr(&format!(
+                        "baton: {} is held by {}; waiting up to {}",
+                        request.key,
+                        render::holder(holder),
+                        humantime::format_duration(wait)
+                    ));
+                }
+            })
+            .await
     };
     let (result, signal) = until_signal(work, signals, &cancel).await;
     match (result, signal) {

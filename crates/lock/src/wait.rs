@@ -61,18 +61,22 @@ impl LockClient {
     }
 
     /// [`LockClient::acquire`], retried while the key is held until `wait`
-    /// passes or `cancel` fires. With a zero `wait` this is a single attempt.
+    /// passes or `cancel` fires; `on_held` sees the holder at each conflict
+    /// (to tell a user whom they wait for, at no extra request). With a zero
+    /// `wait` this is a single attempt.
     pub async fn acquire_with_wait(
         &self,
         request: &AcquireRequest,
         wait: Duration,
         cancel: &CancellationToken,
+        mut on_held: impl FnMut(&LockRecord),
     ) -> Result<Grant, LockError> {
         let deadline = Instant::now() + wait;
         let mut backoff = Backoff::new(self.options.poll_initial, self.options.poll_max);
         loop {
             match self.acquire(request).await {
-                Err(LockError::Held { holder }) => {
+                Err(LockError::Held { holder }) if !wait.is_zero() => {
+                    on_held(&holder);
                     self.pause(&request.key, &holder, deadline, &mut backoff, cancel)
                         .await?;
                 }

@@ -584,15 +584,22 @@ async fn acquire_with_wait_gets_the_lock_when_the_lease_lapses() {
     let locks = table.client(fast_options());
     let crashed = locks.acquire(&request("k", "crashed", 1)).await.unwrap();
 
+    let mut conflicts = Vec::new();
     let grant = locks
         .acquire_with_wait(
             &request("k", "U2", 60),
             Duration::from_secs(20),
             &CancellationToken::new(),
+            |holder| conflicts.push(holder.lock_id.clone()),
         )
         .await
         .unwrap();
 
+    assert!(
+        !conflicts.is_empty(),
+        "the caller is told whom it waits for"
+    );
+    assert!(conflicts.iter().all(|id| id == crashed.lock_id()));
     assert!(
         matches!(grant.kind, GrantKind::TakenOver { ref from } if from.lock_id == crashed.lock_id())
     );
