@@ -111,6 +111,22 @@ impl Harness {
         self.worker.handle(event).await
     }
 
+    /// Delivers one command from `user` as the first delivery of message `id`.
+    async fn send(&self, id: &str, user: &str, command: &str, text: &str) -> SqsBatchResponse {
+        let message = self.command(user, command, text);
+        self.run(vec![command_record(id, &message, 1)]).await
+    }
+
+    /// Delivers a pipeline's completion record as message `id`.
+    async fn report(&self, id: &str, completion: CompletionMessage) -> SqsBatchResponse {
+        self.run(vec![record(
+            id,
+            QueueMessage::Completion(completion).to_json(),
+            1,
+        )])
+        .await
+    }
+
     fn dispatches(&self) -> Vec<RecordedRequest> {
         self.github.requests_to(DISPATCH_BUILD)
     }
@@ -220,12 +236,7 @@ async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
 #[tokio::test]
 async fn a_held_lock_is_reported_ephemerally_to_the_requester_without_dispatch() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
     let second = h.command("U2", "/build", "router plt");
 
     let response = h.run(vec![command_record("m-2", &second, 1)]).await;
@@ -482,12 +493,7 @@ fn completion(
 #[tokio::test]
 async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     let done = completion(
         "build-router-plt",
@@ -496,13 +502,7 @@ async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
         Conclusion::Success,
     );
 
-    let response = h
-        .run(vec![record(
-            "c-1",
-            QueueMessage::Completion(done).to_json(),
-            1,
-        )])
-        .await;
+    let response = h.report("c-1", done).await;
 
     assert!(failures(&response).is_empty());
     let ended = h.locks.status("build-router-plt").await.unwrap().unwrap();
@@ -520,24 +520,14 @@ async fn completion_ends_the_lock_and_posts_the_outcome_to_the_channel() {
     assert!(text(&body).contains("<@U1>"), "{body}");
 
     // The key is free again: the next build starts.
-    h.run(vec![command_record(
-        "m-2",
-        &h.command("U2", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-2", "U2", "/build", "router plt").await;
     assert_eq!(h.dispatches().len(), 2);
 }
 
 #[tokio::test]
 async fn a_failed_run_ends_the_lock_as_failed() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     let failed = completion(
         "build-router-plt",
@@ -546,12 +536,7 @@ async fn a_failed_run_ends_the_lock_as_failed() {
         Conclusion::Failure,
     );
 
-    h.run(vec![record(
-        "c-1",
-        QueueMessage::Completion(failed).to_json(),
-        1,
-    )])
-    .await;
+    h.report("c-1", failed).await;
 
     assert_eq!(
         h.locks
@@ -568,23 +553,13 @@ async fn a_failed_run_ends_the_lock_as_failed() {
 #[tokio::test]
 async fn a_late_completion_from_an_old_run_cannot_end_a_newer_lock() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
     let old = h.locks.status("build-router-plt").await.unwrap().unwrap();
     h.locks
         .force_unlock("build-router-plt", "UADMIN", "stuck", None)
         .await
         .unwrap();
-    h.run(vec![command_record(
-        "m-2",
-        &h.command("U2", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-2", "U2", "/build", "router plt").await;
     let current = h.locks.status("build-router-plt").await.unwrap().unwrap();
     assert_ne!(current.lock_id, old.lock_id);
 
@@ -594,13 +569,7 @@ async fn a_late_completion_from_an_old_run_cannot_end_a_newer_lock() {
         old.fence,
         Conclusion::Success,
     );
-    let response = h
-        .run(vec![record(
-            "c-1",
-            QueueMessage::Completion(late).to_json(),
-            1,
-        )])
-        .await;
+    let response = h.report("c-1", late).await;
 
     assert!(failures(&response).is_empty());
     let still = h.locks.status("build-router-plt").await.unwrap().unwrap();
@@ -637,12 +606,7 @@ async fn status_lists_active_locks_ephemerally() {
 #[tokio::test]
 async fn unlock_is_for_authorised_users_and_is_announced() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
 
     let intruder = h.command("U2", "/build", "unlock router plt because");
     h.run(vec![command_record("m-2", &intruder, 1)]).await;
@@ -696,12 +660,7 @@ async fn the_kill_switch_dispatches_without_a_lock_and_says_so() {
     let cmd = h.command("U1", "/build", "router plt");
 
     h.run(vec![command_record("m-1", &cmd, 1)]).await;
-    h.run(vec![command_record(
-        "m-2",
-        &h.command("U2", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-2", "U2", "/build", "router plt").await;
 
     assert!(
         h.locks.status("build-router-plt").await.unwrap().is_none(),
@@ -846,12 +805,7 @@ async fn only_failed_records_and_their_successors_on_the_same_key_are_returned()
 #[tokio::test]
 async fn an_expired_response_url_falls_back_to_the_web_api() {
     let h = Harness::new().await;
-    h.run(vec![command_record(
-        "m-1",
-        &h.command("U1", "/build", "router plt"),
-        1,
-    )])
-    .await;
+    h.send("m-1", "U1", "/build", "router plt").await;
     // Slack answers 404 once a response_url is older than 30 minutes.
     h.slack
         .default_reply("/response/", Reply::new(404, "expired_url"));
