@@ -81,8 +81,9 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
                         }
                         // Simulated work inside the critical section.
                         tokio::time::sleep(Duration::from_millis(rng.u64(0..30))).await;
-                        if rng.u8(0..10) == 0 {
-                            // Crash: never release, never exit. The lease must
+                        if rng.u8(0..20) == 0 || (contender == 0 && grants == 1) {
+                            // Crash (always on contender 0's first grant, so a
+                            // takeover is certain): never release, never exit. The lease must
                             // expire and be taken over; the ledger's holder
                             // entry stays until then and is judged by its lease.
                             continue;
@@ -116,7 +117,7 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
     assert!(violations.is_empty(), "{violations:#?}");
     assert_eq!(entered.len(), total);
     assert!(
-        total >= 20,
+        total >= 10,
         "the test must exercise many grants, got {total}"
     );
     assert!(
