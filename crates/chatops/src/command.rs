@@ -71,6 +71,32 @@ impl Request {
             | Request::Help { command } => command,
         }
     }
+
+    /// The command text in its normal form (what follows the slash command):
+    /// parsing it again gives the same request.
+    pub fn text(&self) -> String {
+        match self {
+            Request::Run {
+                component,
+                environment,
+                dry_run,
+                ..
+            } => {
+                let flag = if *dry_run { " --dry-run" } else { "" };
+                format!("{component} {environment}{flag}")
+            }
+            Request::Unlock {
+                component,
+                environment,
+                reason,
+                ..
+            } => {
+                format!("unlock {component} {environment} {reason}")
+            }
+            Request::Status { .. } => "status".into(),
+            Request::Help { .. } => "help".into(),
+        }
+    }
 }
 
 /// Why a command could not be accepted. Every variant carries what the user
@@ -469,6 +495,18 @@ workflow = "deploy.yml"
             lock_key: key.into(),
             dry_run,
         }
+    }
+
+    #[test]
+    fn a_request_reads_back_from_its_text() {
+        let config = Config::builtin();
+        for text in ["Router PLT --dry-run", "api   dev", "status", ""] {
+            let request = parse_request(&config, "/build", text, "U1").unwrap();
+            let again = parse_request(&config, "/build", &request.text(), "U1").unwrap();
+            assert_eq!(again, request, "{text:?} -> {:?}", request.text());
+        }
+        let run = parse_request(&config, "/build", "Router PLT --dry-run", "U1").unwrap();
+        assert_eq!(run.text(), "router plt --dry-run");
     }
 
     #[test]

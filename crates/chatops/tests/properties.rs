@@ -129,31 +129,6 @@ fn user() -> impl Strategy<Value = String> {
     ]
 }
 
-/// The text a user would type for `request`, to read it again.
-fn canonical_text(request: &Request) -> String {
-    match request {
-        Request::Run {
-            component,
-            environment,
-            dry_run,
-            ..
-        } => {
-            format!(
-                "{component} {environment}{}",
-                if *dry_run { " --dry-run" } else { "" }
-            )
-        }
-        Request::Unlock {
-            component,
-            environment,
-            reason,
-            ..
-        } => format!("unlock {component} {environment} {reason}"),
-        Request::Status { .. } => "status".into(),
-        Request::Help { .. } => "help".into(),
-    }
-}
-
 proptest! {
     #![proptest_config(cases(1000))]
 
@@ -181,7 +156,7 @@ proptest! {
                     prop_assert!(cmd.user_may_run(&user, environment));
                 }
                 // Written out the way a user would type it, it reads the same.
-                let again = parse_request(&config, request.command(), &canonical_text(&request), &user);
+                let again = parse_request(&config, request.command(), &request.text(), &user);
                 prop_assert_eq!(again, Ok(request));
             }
         }
