@@ -370,7 +370,8 @@ impl Worker {
             let dispatched = DispatchedRun {
                 run_id: None,
                 run_url: url.clone(),
-                exact: !url.contains("/actions/workflows/"),
+                // Only the workflow's page is recorded when GitHub named no run.
+                exact: *url != self.github.workflow_page(&run.config.pipeline),
             };
             return self.announce(run, &grant, &dispatched, deadline).await;
         }
