@@ -172,9 +172,16 @@ pub struct CompletionMessage {
     /// Link to the run, shown in the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_url: Option<String>,
-    /// The GitHub Actions run id.
+    /// The GitHub Actions run id. A completion ends a chatops grant only
+    /// when it names the run recorded on that grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<u64>,
+    /// The repository the run belongs to, `owner/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The workflow file the run executed, e.g. `deploy.yml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
     /// Where to post the outcome; without it the outcome is only logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
@@ -358,6 +365,8 @@ impl CompletionMessage {
             conclusion,
             run_url: f.opt_str("run_url")?,
             run_id: f.opt_u64("run_id")?,
+            repository: f.opt_str("repository")?,
+            workflow: f.opt_str("workflow")?,
             channel_id: f.opt_str("channel_id")?,
             reported_by: f.opt_str("reported_by")?,
             reason: f.opt_str("reason")?,
@@ -489,6 +498,8 @@ mod tests {
             conclusion: Conclusion::TimedOut,
             run_url: Some("https://github.com/acme/platform/actions/runs/9".into()),
             run_id: Some(9),
+            repository: None,
+            workflow: None,
             channel_id: Some("C1".into()),
             reported_by: None,
             reason: None,

@@ -204,7 +204,7 @@ prop_compose! {
         run_url in optional_text(), run_id in prop::option::of(any::<u64>()), channel_id in optional_text(),
         reported_by in optional_text(), reason in optional_text(),
     ) -> CompletionMessage {
-        CompletionMessage { lock_key, lock_id, fence, conclusion, run_url, run_id, channel_id, reported_by, reason }
+        CompletionMessage { lock_key, lock_id, fence, conclusion, run_url, run_id, repository: None, workflow: None, channel_id, reported_by, reason }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::client::{LockClient, validate_key};
 use crate::clock::{lease_end, now_epoch_millis, now_iso};
 use crate::error::LockError;
 use crate::expr::Expr;
-use crate::record::{LockRecord, LockStatus, PreviousGrant};
+use crate::record::{LockRecord, LockState, LockStatus, PreviousGrant};
 use crate::schema::{self, attr};
 
 /// What to lock, for whom and for how long. Build with [`AcquireRequest::new`]
@@ -57,7 +57,8 @@ pub enum GrantKind {
     New,
     /// The previous holder's lease had expired without release.
     TakenOver { from: PreviousGrant },
-    /// The same request id already holds this grant; nothing was written.
+    /// The same owner's request id already holds this grant, and its lease
+    /// is live; nothing was written.
     Existing,
 }
 
@@ -82,7 +83,11 @@ impl LockClient {
     /// the clock-skew margin. Exactly one DynamoDB request in every case:
     /// - granted: `Ok(Grant)`; the previous grant is copied onto the item;
     /// - held: `Err(LockError::Held)` with the holder from `ALL_OLD`;
-    /// - same request id already granted: `Ok(Grant { kind: Existing })`;
+    /// - same request id already granted to the same owner, lease live:
+    ///   `Ok(Grant { kind: Existing })`; the same request id as the current
+    ///   grant but another owner is `Held` (a request id is no credential);
+    ///   our own grant that ended is `RequestEnded`, one whose lease lapsed
+    ///   is `RequestLapsed` (never handed back as held);
     /// - our own write landed but its response was lost and the SDK's retry
     ///   failed the condition: recognised by lock id and returned as granted.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
@@ -284,10 +289,7 @@ impl LockClient {
                     });
                 }
                 if current.request_id.as_deref() == Some(request_id.as_str()) {
-                    return Ok(Grant {
-                        record: current,
-                        kind: GrantKind::Existing,
-                    });
+                    return same_request(request, current, now_secs);
                 }
                 let earlier = |name: &&str| matches!(ccf_item.as_ref().and_then(|i| i.get(*name)), Some(AttributeValue::S(r)) if *r == request_id);
                 if attr::REQUEST_HISTORY.iter().any(earlier) {
@@ -301,5 +303,32 @@ impl LockClient {
                 })
             }
         }
+    }
+}
+
+/// The current grant was made by this request id: hand it back only to the
+/// owner that made it, and only while its lease is live. Anything else would
+/// let a caller run under a grant that is not (or no longer) theirs.
+fn same_request(
+    request: &AcquireRequest,
+    current: LockRecord,
+    now_secs: u64,
+) -> Result<Grant, LockError> {
+    if current.locked_by != request.owner {
+        return Err(LockError::Held {
+            holder: Box::new(current),
+        });
+    }
+    match current.state_at(now_secs) {
+        LockState::Held => Ok(Grant {
+            record: current,
+            kind: GrantKind::Existing,
+        }),
+        LockState::Ended => Err(LockError::RequestEnded {
+            record: Box::new(current),
+        }),
+        LockState::Expired => Err(LockError::RequestLapsed {
+            record: Box::new(current),
+        }),
     }
 }

@@ -30,6 +30,17 @@ pub enum LockError {
         current: Box<LockRecord>,
     },
 
+    /// This request id already had its grant on the key and that grant
+    /// ended (released or force-unlocked): the work it stood for already ran.
+    #[error("request already had its grant on lock `{}` (fence {}), which ended as {}", record.lock_key, record.fence, record.status)]
+    RequestEnded { record: Box<LockRecord> },
+
+    /// This request id holds the current grant, but its lease ended without
+    /// a release or renewal: anyone may take the key over now, so the grant
+    /// must not be used. Acquire again with a new request id.
+    #[error("request's grant on lock `{}` (fence {}) lapsed at epoch {} without release or renewal", record.lock_key, record.fence, record.expires_at)]
+    RequestLapsed { record: Box<LockRecord> },
+
     /// The grant was already ended (for example by a force unlock).
     #[error("lock `{}` (lock id {}) already ended as {}{}", record.lock_key, record.lock_id, record.status, record.release_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     AlreadyEnded { record: Box<LockRecord> },
@@ -82,9 +93,31 @@ impl LockError {
                 current.as_deref()
             }
             LockError::WaitTimedOut { holder, .. } => holder.as_deref(),
-            LockError::AlreadyEnded { record } => Some(record),
+            LockError::AlreadyEnded { record }
+            | LockError::RequestEnded { record }
+            | LockError::RequestLapsed { record } => Some(record),
             LockError::RequestSuperseded { current, .. } => Some(current),
             _ => None,
+        }
+    }
+
+    /// Whether another attempt later may succeed: throttling, a DynamoDB 5xx
+    /// or no answer at all. Conflicts and input errors are final.
+    pub fn is_transient(&self) -> bool {
+        const TRANSIENT_CODES: [&str; 6] = [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "TransactionConflictException",
+        ];
+        match self {
+            LockError::Dynamo { code: None, .. } => true,
+            LockError::Dynamo {
+                code: Some(code), ..
+            } => TRANSIENT_CODES.contains(&code.as_str()),
+            _ => false,
         }
     }
 

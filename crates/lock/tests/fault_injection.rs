@@ -544,6 +544,14 @@ impl Contender {
                 Ok(g) => self.violation(format!(
                     "key {key}: re-entry while holding made a new grant: {g:?}"
                 )),
+                Err(LockError::RequestLapsed { record }) => {
+                    // Only possible once our lease ended.
+                    if record.lock_id != lock_id || now_epoch_secs() < told_expires {
+                        self.violation(format!("key {key}: re-entry of fence {fence} (lease to {told_expires}) was called lapsed: {record:?}"));
+                    }
+                    self.lose(key, &lock_id);
+                    return;
+                }
                 Err(LockError::Held { holder }) => {
                     // Only possible when our lease ended and someone took over.
                     self.check_held(key, &holder, Some(&lock_id));

@@ -357,7 +357,7 @@ async fn acquire_is_reentrant_by_request_id() {
     ));
 
     // Even after the run ended, a redelivery of the same message does not
-    // start a second run: it gets its (ended) grant back.
+    // start a second run: it is told its grant already ended.
     locks
         .release(&ReleaseRequest::new(
             "build-router-plt",
@@ -366,10 +366,56 @@ async fn acquire_is_reentrant_by_request_id() {
         ))
         .await
         .unwrap();
-    let redelivered = locks.acquire(&req).await.unwrap();
-    assert_eq!(redelivered.kind, GrantKind::Existing);
-    assert_eq!(redelivered.record.status, LockStatus::Completed);
-    assert_eq!(redelivered.fence(), first.fence());
+    match locks.acquire(&req).await {
+        Err(LockError::RequestEnded { record }) => {
+            assert_eq!(record.status, LockStatus::Completed);
+            assert_eq!(record.fence, first.fence());
+        }
+        other => panic!("a redelivery after the run ended must be RequestEnded: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_is_no_credential_another_owner_gets_a_conflict() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let mut mine = request("deploy-api-prod", "U1", 600);
+    mine.request_id = Some("shared-id".into());
+    let granted = locks.acquire(&mine).await.unwrap();
+
+    let mut theirs = request("deploy-api-prod", "U2", 600);
+    theirs.request_id = Some("shared-id".into());
+    match locks.acquire(&theirs).await {
+        Err(LockError::Held { holder }) => {
+            assert_eq!(holder.locked_by, "U1");
+            assert_eq!(holder.lock_id, granted.lock_id());
+        }
+        other => panic!("another owner's request id must be a conflict: {other:?}"),
+    }
+    let after = locks.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(after.lock_id, granted.lock_id(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_lapsed_grant_is_never_handed_back_to_its_request() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let mut req = request("build-router-plt", "U1", 1);
+    req.request_id = Some("trigger-1".into());
+    let first = locks.acquire(&req).await.unwrap();
+    // Wait (by polling the store's own view) until the lease has ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while now_epoch_secs() < first.record.expires_at {
+        assert!(std::time::Instant::now() < deadline, "lease never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match locks.acquire(&req).await {
+        Err(LockError::RequestLapsed { record }) => {
+            assert_eq!(record.lock_id, first.lock_id());
+            assert_eq!(record.status, LockStatus::InProgress);
+        }
+        other => panic!("a lapsed grant must not come back as held: {other:?}"),
+    }
 }
 
 #[tokio::test]

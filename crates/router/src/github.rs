@@ -73,6 +73,8 @@ pub fn workflow_run(body: &[u8]) -> Result<WorkflowRun, PayloadError> {
         conclusion,
         run_url: run.html_url,
         run_id: run.id,
+        repository: None,
+        workflow: None,
         channel_id: None,
         reported_by: Some(REPORTED_BY.to_string()),
         reason,

@@ -226,6 +226,8 @@ mod tests {
             conclusion: Conclusion::Cancelled,
             run_url: None,
             run_id: Some(42),
+            repository: None,
+            workflow: None,
             channel_id: None,
             reported_by: None,
             reason: None,

@@ -484,6 +484,8 @@ fn completion(
         conclusion,
         run_url: Some("https://github.example/runs/99".into()),
         run_id: Some(99),
+        repository: None,
+        workflow: None,
         channel_id: None,
         reported_by: Some("github".into()),
         reason: None,
