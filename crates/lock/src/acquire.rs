@@ -11,7 +11,7 @@ use crate::client::{LockClient, validate_key};
 use crate::clock::{lease_end, now_epoch_millis, now_iso};
 use crate::error::LockError;
 use crate::expr::Expr;
-use crate::record::{LockRecord, LockState, LockStatus, PreviousGrant};
+use crate::record::{LockRecord, LockState, LockStatus, PipelineRun, PreviousGrant};
 use crate::schema::{self, attr};
 
 /// What to lock, for whom and for how long. Build with [`AcquireRequest::new`]
@@ -36,6 +36,23 @@ pub struct AcquireRequest {
     pub pid: Option<u32>,
     /// The CI run working under the grant, when known before acquiring.
     pub run_url: Option<String>,
+    /// The pipeline this grant will dispatch (its run id is recorded later
+    /// with [`LockClient::set_run`]); `None` for CLI grants.
+    pub pipeline: Option<PipelineRun>,
+    /// Which expired grants this acquire may take over.
+    pub takeover: Takeover,
+}
+
+/// Which expired grants an acquire may take over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Takeover {
+    /// Any grant whose lease ended (plus the clock-skew margin).
+    #[default]
+    Expired,
+    /// Only expired grants with no recorded pipeline run. A lapsed grant
+    /// whose run may still be working comes back as `Held`, so a caller
+    /// that can ask the pipeline whether the run is alive decides instead.
+    UnlessRunRecorded,
 }
 
 impl AcquireRequest {
@@ -140,6 +157,21 @@ impl LockClient {
             request.pid.map(|p| AttributeValue::N(p.to_string())),
         );
         e.set_or_remove(attr::RUN_URL, s(&request.run_url));
+        let pipeline = request.pipeline.as_ref();
+        e.set_or_remove(
+            attr::RUN_REPOSITORY,
+            pipeline.map(|p| AttributeValue::S(p.repository.clone())),
+        );
+        e.set_or_remove(
+            attr::RUN_WORKFLOW,
+            pipeline.map(|p| AttributeValue::S(p.workflow.clone())),
+        );
+        e.set_or_remove(
+            attr::RUN_ID,
+            pipeline
+                .and_then(|p| p.run_id)
+                .map(|id| AttributeValue::N(id.to_string())),
+        );
         for ended in [
             attr::ENDED_AT,
             attr::RELEASED_BY,
@@ -188,8 +220,15 @@ impl LockClient {
         let before = e.number("takeoverBefore", takeover_before);
         // Free (absent, ended or expired), and not a request that already had
         // the current grant or one of the recent ones.
+        let expired = match request.takeover {
+            Takeover::Expired => format!("{expires} <= {before}"),
+            Takeover::UnlessRunRecorded => {
+                let run_id = e.name(attr::RUN_ID);
+                format!("({expires} <= {before} AND attribute_not_exists({run_id}))")
+            }
+        };
         let condition = format!(
-            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expires} <= {before}) AND {not_seen}"
+            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen}"
         );
 
         let result = self
@@ -250,6 +289,7 @@ impl LockClient {
                     host: request.host.clone(),
                     pid: request.pid,
                     run_url: request.run_url.clone(),
+                    pipeline: request.pipeline.clone(),
                     ended_at: None,
                     released_by: None,
                     release_reason: None,

@@ -27,11 +27,11 @@ pub mod schema;
 mod table;
 mod wait;
 
-pub use acquire::{AcquireRequest, Grant, GrantKind};
+pub use acquire::{AcquireRequest, Grant, GrantKind, Takeover};
 pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
-pub use ownership::ReleaseRequest;
-pub use record::{LockRecord, LockState, LockStatus, PreviousGrant};
+pub use ownership::{ReleaseRequest, RunCheck};
+pub use record::{LockRecord, LockState, LockStatus, PipelineRun, PreviousGrant};
 pub use table::TableCreation;
 pub use tokio_util::sync::CancellationToken;
 pub use wait::Backoff;

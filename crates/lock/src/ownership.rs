@@ -25,6 +25,24 @@ pub struct ReleaseRequest {
     pub actor: Option<String>,
     /// When set, the grant's fence must match too (completion reports carry both).
     pub fence: Option<u64>,
+    /// Which pipeline run must be recorded on the grant for this release to
+    /// apply (completions reported by a pipeline).
+    pub run: RunCheck,
+}
+
+/// The pipeline run a release must match: a completion may end only the
+/// grant that its own run works under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunCheck {
+    /// No run check: the holder itself releases, by lock id.
+    #[default]
+    Unchecked,
+    /// The grant was made for `repository`/`workflow` and records `run_id`.
+    Recorded {
+        repository: String,
+        workflow: String,
+        run_id: u64,
+    },
 }
 
 impl ReleaseRequest {
@@ -36,6 +54,7 @@ impl ReleaseRequest {
             reason: None,
             actor: None,
             fence: None,
+            run: RunCheck::Unchecked,
         }
     }
 }
@@ -70,7 +89,26 @@ impl LockClient {
             now.saturating_add(self.options.retention.as_secs()),
         );
         e.remove(attr::ACTIVE);
-        let condition = ownership_condition(&mut e, &request.lock_id, request.fence);
+        let mut condition = ownership_condition(&mut e, &request.lock_id, request.fence);
+        if let RunCheck::Recorded {
+            repository,
+            workflow,
+            run_id,
+        } = &request.run
+        {
+            let (repo_name, repo) = (
+                e.name(attr::RUN_REPOSITORY),
+                e.string("runRepository", repository),
+            );
+            let (wf_name, wf) = (
+                e.name(attr::RUN_WORKFLOW),
+                e.string("runWorkflow", workflow),
+            );
+            let (id_name, id) = (e.name(attr::RUN_ID), e.number("runId", *run_id));
+            condition.push_str(&format!(
+                " AND {repo_name} = {repo} AND {wf_name} = {wf} AND {id_name} = {id}"
+            ));
+        }
 
         let result = self.conditional_update(&request.key, e, condition).await;
         let finished = self
@@ -125,21 +163,27 @@ impl LockClient {
         self.finish(result, key, lock_id, |_| false).await
     }
 
-    /// Records the pipeline run that works under grant `lock_id`, so `status`
-    /// can show what the holder runs. One `UpdateItem`.
-    pub async fn set_run_url(
+    /// Records the pipeline run that works under grant `lock_id` (its link,
+    /// and its id when known), so `status` can show what the holder runs and
+    /// only that run's completion can end the grant. One `UpdateItem`.
+    pub async fn set_run(
         &self,
         key: &str,
         lock_id: &str,
+        run_id: Option<u64>,
         run_url: &str,
     ) -> Result<LockRecord, LockError> {
         validate_key(key)?;
         let mut e = Expr::default();
         e.set_string(attr::RUN_URL, run_url);
+        if let Some(id) = run_id {
+            e.set_number(attr::RUN_ID, id);
+        }
         let condition = ownership_condition(&mut e, lock_id, None);
         let result = self.conditional_update(key, e, condition).await;
         self.finish(result, key, lock_id, |current| {
             current.run_url.as_deref() == Some(run_url)
+                && (run_id.is_none() || current.pipeline.as_ref().and_then(|p| p.run_id) == run_id)
         })
         .await
     }
@@ -154,6 +198,32 @@ impl LockClient {
         actor: &str,
         reason: &str,
         only_lock_id: Option<&str>,
+    ) -> Result<LockRecord, LockError> {
+        self.force_unlock_when(key, actor, reason, only_lock_id, None)
+            .await
+    }
+
+    /// Like [`LockClient::force_unlock`], but ends the grant only if it was
+    /// made no later than `granted_by` (epoch seconds): the grant a person
+    /// saw when they asked, never a newer one that replaced it since.
+    pub async fn force_unlock_seen(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        granted_by: u64,
+    ) -> Result<LockRecord, LockError> {
+        self.force_unlock_when(key, actor, reason, None, Some(granted_by))
+            .await
+    }
+
+    async fn force_unlock_when(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        only_lock_id: Option<&str>,
+        granted_by: Option<u64>,
     ) -> Result<LockRecord, LockError> {
         validate_key(key)?;
         if actor.trim().is_empty() {
@@ -184,6 +254,15 @@ impl LockClient {
         if let Some(lock_id) = only_lock_id {
             let (name, value) = (e.name(attr::LOCK_ID), e.string("lockId", lock_id));
             condition.push_str(&format!(" AND {name} = {value}"));
+        }
+        if let Some(secs) = granted_by {
+            // `lockedAt` is fixed-width RFC 3339 UTC, so it orders as text.
+            let by = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(secs),
+            )
+            .to_string();
+            let (name, value) = (e.name(attr::LOCKED_AT), e.string("grantedBy", by));
+            condition.push_str(&format!(" AND {name} <= {value}"));
         }
         match self.conditional_update(key, e, condition).await {
             Ok(out) => parse_new(key, out),
@@ -299,6 +378,7 @@ fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockReco
         host: None,
         pid: None,
         run_url: None,
+        pipeline: None,
         ended_at: None,
         released_by: request.actor.clone(),
         release_reason: request.reason.clone(),

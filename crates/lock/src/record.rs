@@ -75,6 +75,20 @@ pub struct PreviousGrant {
     pub expires_at: u64,
 }
 
+/// The pipeline a grant was made for: the repository and workflow the
+/// grant dispatches, and the run once its id is known. Completions, renewals
+/// by the reconciler and takeovers are all decided against this binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRun {
+    /// `owner/name` of the repository.
+    pub repository: String,
+    /// The workflow file, e.g. `deploy.yml`.
+    pub workflow: String,
+    /// The run's id; `None` until the dispatch answer (or a search) names it.
+    pub run_id: Option<u64>,
+}
+
 /// One lock key's item. Field names serialise to the table's attribute names
 /// so `--json` output matches what dashboards read from DynamoDB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,6 +117,9 @@ pub struct LockRecord {
     pub host: Option<String>,
     pub pid: Option<u32>,
     pub run_url: Option<String>,
+    /// The pipeline this grant was made for, and its run once known: only
+    /// that run may end the grant through a completion.
+    pub pipeline: Option<PipelineRun>,
     pub ended_at: Option<String>,
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
@@ -183,6 +200,17 @@ impl LockRecord {
                 .map_err(corrupt)?
                 .and_then(|p| u32::try_from(p).ok()),
             run_url: opt_s(item, attr::RUN_URL),
+            pipeline: match (
+                opt_s(item, attr::RUN_REPOSITORY),
+                opt_s(item, attr::RUN_WORKFLOW),
+            ) {
+                (Some(repository), Some(workflow)) => Some(PipelineRun {
+                    repository,
+                    workflow,
+                    run_id: opt_n(item, attr::RUN_ID).map_err(corrupt)?,
+                }),
+                _ => None,
+            },
             ended_at: opt_s(item, attr::ENDED_AT),
             released_by: opt_s(item, attr::RELEASED_BY),
             release_reason: opt_s(item, attr::RELEASE_REASON),

@@ -35,6 +35,13 @@ pub mod attr {
     pub const HOST: &str = "host";
     pub const PID: &str = "pid";
     pub const RUN_URL: &str = "runUrl";
+    /// The pipeline a grant was made for (`owner/name`); present only on
+    /// grants that dispatch a pipeline run, never on CLI grants.
+    pub const RUN_REPOSITORY: &str = "runRepository";
+    /// The workflow file of that pipeline, e.g. `deploy.yml`.
+    pub const RUN_WORKFLOW: &str = "runWorkflow";
+    /// The id of the pipeline run working under the grant, once known.
+    pub const RUN_ID: &str = "runId";
     pub const ENDED_AT: &str = "endedAt";
     pub const RELEASED_BY: &str = "releasedBy";
     pub const RELEASE_REASON: &str = "releaseReason";

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton_lock::{
     AcquireRequest, CancellationToken, GrantKind, ListQuery, LockError, LockOptions, LockState,
-    LockStatus, ReleaseRequest, clock::now_epoch_secs,
+    LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover, clock::now_epoch_secs,
 };
 use baton_testkit::{FaultAction, FaultProxy, TestTable, fast_options, unique_name};
 
@@ -115,7 +115,7 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire() {
     let locks = table.client(fast_options());
     let first = locks.acquire(&request("k", "U1", 600)).await.unwrap();
     locks
-        .set_run_url("k", first.lock_id(), "https://ci.example/runs/1")
+        .set_run("k", first.lock_id(), None, "https://ci.example/runs/1")
         .await
         .unwrap();
     let mut release = ReleaseRequest::new("k", first.lock_id(), LockStatus::Completed);
@@ -281,7 +281,7 @@ async fn release_renew_and_annotate_need_the_current_lock_id() {
         "{err:?}"
     );
     let err = locks
-        .set_run_url("k", "nope", "https://example.invalid/run")
+        .set_run("k", "nope", None, "https://example.invalid/run")
         .await
         .unwrap_err();
     assert!(matches!(err, LockError::NotOwner { .. }), "{err:?}");
@@ -295,7 +295,7 @@ async fn release_renew_and_annotate_need_the_current_lock_id() {
     ));
 
     let annotated = locks
-        .set_run_url("k", grant.lock_id(), "https://ci.example/run/1")
+        .set_run("k", grant.lock_id(), None, "https://ci.example/run/1")
         .await
         .unwrap();
     assert_eq!(
@@ -403,12 +403,7 @@ async fn a_lapsed_grant_is_never_handed_back_to_its_request() {
     let mut req = request("build-router-plt", "U1", 1);
     req.request_id = Some("trigger-1".into());
     let first = locks.acquire(&req).await.unwrap();
-    // Wait (by polling the store's own view) until the lease has ended.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while now_epoch_secs() < first.record.expires_at {
-        assert!(std::time::Instant::now() < deadline, "lease never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_epoch(first.record.expires_at).await;
     match locks.acquire(&req).await {
         Err(LockError::RequestLapsed { record }) => {
             assert_eq!(record.lock_id, first.lock_id());
@@ -832,4 +827,163 @@ async fn invalid_arguments_are_refused_before_any_request() {
         Err(LockError::InvalidInput(_))
     ));
     assert!(proxy.operations().is_empty());
+}
+
+fn pipeline_request(key: &str, owner: &str, ttl_secs: u64) -> AcquireRequest {
+    let mut req = request(key, owner, ttl_secs);
+    req.pipeline = Some(PipelineRun {
+        repository: "acme/platform".into(),
+        workflow: "deploy.yml".into(),
+        run_id: None,
+    });
+    req
+}
+
+fn completion_of(lock_id: &str, fence: u64, run_id: u64) -> ReleaseRequest {
+    let mut release = ReleaseRequest::new("deploy-api-prod", lock_id, LockStatus::Completed);
+    release.fence = Some(fence);
+    release.run = RunCheck::Recorded {
+        repository: "acme/platform".into(),
+        workflow: "deploy.yml".into(),
+        run_id,
+    };
+    release
+}
+
+#[tokio::test]
+async fn only_the_recorded_run_can_end_a_pipeline_grant() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let grant = locks
+        .acquire(&pipeline_request("deploy-api-prod", "U1", 600))
+        .await
+        .unwrap();
+    // Before a run is recorded, no completion applies.
+    assert!(matches!(
+        locks
+            .release(&completion_of(grant.lock_id(), grant.fence(), 41))
+            .await,
+        Err(LockError::NotOwner { .. })
+    ));
+    let recorded = locks
+        .set_run(
+            "deploy-api-prod",
+            grant.lock_id(),
+            Some(42),
+            "https://github.example/runs/42",
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded.pipeline.as_ref().and_then(|p| p.run_id), Some(42));
+    // Another run, even with the right lock id and fence, is refused.
+    assert!(matches!(
+        locks
+            .release(&completion_of(grant.lock_id(), grant.fence(), 41))
+            .await,
+        Err(LockError::NotOwner { .. })
+    ));
+    let mut foreign = completion_of(grant.lock_id(), grant.fence(), 42);
+    foreign.run = RunCheck::Recorded {
+        repository: "fork/platform".into(),
+        workflow: "deploy.yml".into(),
+        run_id: 42,
+    };
+    assert!(matches!(
+        locks.release(&foreign).await,
+        Err(LockError::NotOwner { .. })
+    ));
+    let still = locks.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(still.status, LockStatus::InProgress);
+
+    let ended = locks
+        .release(&completion_of(grant.lock_id(), grant.fence(), 42))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, LockStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_completion_can_never_end_a_grant_without_a_pipeline() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let cli = locks
+        .acquire(&request("deploy-api-prod", "ci@host", 600))
+        .await
+        .unwrap();
+    assert!(matches!(
+        locks
+            .release(&completion_of(cli.lock_id(), cli.fence(), 42))
+            .await,
+        Err(LockError::NotOwner { .. })
+    ));
+    let after = locks.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(after.status, LockStatus::InProgress);
+    assert!(after.pipeline.is_none());
+}
+
+#[tokio::test]
+async fn an_expired_grant_with_a_recorded_run_is_spared_when_asked() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let grant = locks
+        .acquire(&pipeline_request("deploy-api-prod", "U1", 1))
+        .await
+        .unwrap();
+    locks
+        .set_run(
+            "deploy-api-prod",
+            grant.lock_id(),
+            Some(7),
+            "https://github.example/runs/7",
+        )
+        .await
+        .unwrap();
+    until_epoch(grant.record.expires_at).await;
+
+    let mut careful = pipeline_request("deploy-api-prod", "U2", 600);
+    careful.takeover = Takeover::UnlessRunRecorded;
+    match locks.acquire(&careful).await {
+        Err(LockError::Held { holder }) => {
+            assert_eq!(holder.lock_id, grant.lock_id());
+            assert_eq!(holder.state_at(now_epoch_secs()), LockState::Expired);
+        }
+        other => panic!("a lapsed grant with a live-looking run must be spared: {other:?}"),
+    }
+    // A plain contender (a CLI job) still takes the expired lease over, and
+    // the new grant carries no pipeline binding of its predecessor.
+    let taken = locks
+        .acquire(&request("deploy-api-prod", "ci@host", 600))
+        .await
+        .unwrap();
+    assert!(matches!(taken.kind, GrantKind::TakenOver { .. }));
+    let now = locks.status("deploy-api-prod").await.unwrap().unwrap();
+    assert!(now.pipeline.is_none(), "{now:?}");
+}
+
+#[tokio::test]
+async fn force_unlock_seen_never_ends_a_grant_made_after_the_request() {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let asked_at = now_epoch_secs() - 5;
+    let fresh = locks
+        .acquire(&request("deploy-api-prod", "U2", 600))
+        .await
+        .unwrap();
+    match locks
+        .force_unlock_seen("deploy-api-prod", "UADMIN", "stuck", asked_at)
+        .await
+    {
+        Err(LockError::NotHeld {
+            current: Some(current),
+            ..
+        }) => {
+            assert_eq!(current.lock_id, fresh.lock_id());
+        }
+        other => panic!("a newer grant than the one seen must survive: {other:?}"),
+    }
+    let ended = locks
+        .force_unlock_seen("deploy-api-prod", "UADMIN", "stuck", now_epoch_secs())
+        .await
+        .unwrap();
+    assert!(ended.forced);
 }
