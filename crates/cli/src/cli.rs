@@ -7,16 +7,32 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Shown under every `--help`: CI scripts branch on these codes.
 const EXIT_CODES: &str = "\
-Exit codes:
+Exit codes (every command but `run`):
   0    done (force-unlock of a key nobody holds is also 0: nothing to do)
-  1    error: DynamoDB unreachable, table missing, malformed record, lock lost during `run`
+  1    error: DynamoDB unreachable, table missing, malformed record
   2    usage: bad arguments, no --table/BATON_TABLE, input the library refuses
   3    held by someone else (also: `wait` or `--wait` timed out)
-  4    not the owner: the lock id is not the current grant, or the grant already ended
-  run  the command's own exit status; 128+N when it or baton was stopped by signal N
+  4    not the owner: the lock id is not the current grant, or the grant already
+       ended (`verify`: the grant is not current)
+  5    already ran: `acquire --request-id` of your own grant that has ended
+  6    lapsed: `acquire --request-id` of your own grant whose lease ran out
+       without release; acquire with a new request id
+
+Exit codes of `run` (like timeout(1) and env(1), the command's status passes through):
+  N    the command's own exit status; 128+N when it was killed by signal N
+  122  lock lost while the command ran (lease not renewed in time, or ended or
+       taken over): the command's process group was stopped
+  123  held by someone else; the command never started
+  124  --wait timed out while the key was held; the command never started
+  125  baton's own error (usage, DynamoDB, table); the command never started
+       or its release failed for a reason other than losing the lock
+  126  the command could not be executed
+  127  the command was not found
+  128+N  baton itself received signal N (the group got it too and was stopped)
 
 With --json every call prints exactly one JSON object on stdout, errors included
-(`\"ok\": false`, `\"error\"`, `\"message\"` and the holder's record); messages go to stderr.";
+(`\"ok\": false`, `\"error\"`, `\"message\"` and the holder's record without its
+lock id); messages go to stderr.";
 
 /// `baton [--table NAME] [--json] COMMAND`.
 #[derive(Debug, Parser)]
@@ -61,17 +77,30 @@ pub enum Command {
     /// Block until a key is free.
     #[command(after_help = EXIT_CODES)]
     Wait(WaitArgs),
+    /// Exit 0 if the grant (lock id + fence) is still current and its lease live, else 4.
+    ///
+    /// One strongly consistent read. Pipelines dispatched under a lock run it
+    /// as their first step, so a run whose grant was already lost does not start.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
     /// End someone else's grant as FAILED, recording who and why.
     #[command(name = "force-unlock", after_help = EXIT_CODES)]
     ForceUnlock(ForceUnlockArgs),
     /// Acquire, run COMMAND while renewing, release by its exit status.
     ///
-    /// COMMAND sees BATON_LOCK_KEY, BATON_LOCK_ID and BATON_FENCE. The lease is
-    /// renewed every ttl/3; if the lock is lost (force-unlocked or taken over)
-    /// COMMAND gets SIGTERM and baton exits 1 without releasing. SIGINT/SIGTERM
-    /// to baton are forwarded to COMMAND and the lock is released as FAILED.
-    /// COMMAND keeps stdout; baton's own lines go to stderr, and with --json its
-    /// one object is printed on stdout after COMMAND has finished.
+    /// COMMAND runs in its own process group and sees BATON_LOCK_KEY,
+    /// BATON_LOCK_ID and BATON_FENCE. The lease is renewed in the background.
+    /// When it cannot be renewed before its end (minus a safety margin), or the
+    /// grant is ended or taken over, the whole group gets SIGTERM, then SIGKILL
+    /// (before the lease ends), the lock is released as FAILED ("lease lost")
+    /// and baton exits 122. SIGINT/SIGTERM/SIGHUP to baton go to the whole
+    /// group, SIGKILL follows after --kill-after, and the lock is released as
+    /// FAILED. Processes the command leaves behind in its group are stopped
+    /// before the release. On Linux, if baton itself is killed (even with
+    /// SIGKILL), the command and its group are killed too. The recorded purpose
+    /// is the program's name unless --purpose is given: arguments often hold
+    /// secrets. COMMAND keeps stdout; baton's own lines go to stderr, and with
+    /// --json its one object is printed on stdout after COMMAND has finished.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Manage the lock table.
@@ -127,7 +156,7 @@ pub struct AcquireArgs {
     pub request_id: Option<String>,
 }
 
-/// Outcome written by `release`.
+/// Outcome written by `release` (`completed`, `COMPLETED`, … all parse).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Outcome {
     Completed,
@@ -141,7 +170,7 @@ pub struct ReleaseArgs {
     pub key: String,
     #[arg(long, value_name = "ID")]
     pub lock_id: String,
-    #[arg(long, value_enum, default_value = "completed")]
+    #[arg(long, value_enum, default_value = "completed", ignore_case = true)]
     pub status: Outcome,
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
@@ -205,6 +234,29 @@ pub struct ForceUnlockArgs {
     pub lock_id: Option<String>,
 }
 
+/// `verify KEY --lock-id ID --fence N`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Lock key, e.g. `deploy-api-prod`.
+    pub key: String,
+    /// The grant's lock id (e.g. the `lock_id` workflow input).
+    #[arg(long, value_name = "ID")]
+    pub lock_id: String,
+    /// The grant's fencing token (e.g. the `fence` workflow input).
+    #[arg(long, value_name = "N")]
+    pub fence: u64,
+}
+
+/// What `run` does when its lease cannot be renewed before it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnLeaseLost {
+    /// Stop the command's group (TERM, then KILL), release as FAILED, exit 122.
+    Stop,
+    /// Keep the command running without the lock, warning loudly (the
+    /// behaviour before baton 0.2; mutual exclusion is then not guaranteed).
+    Warn,
+}
+
 /// `run KEY [options] -- COMMAND…`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -212,6 +264,13 @@ pub struct RunArgs {
     pub key: String,
     #[command(flatten)]
     pub holder: HolderArgs,
+    /// After SIGTERM to the command's group, wait this long before SIGKILL
+    /// (when the lease is lost, never past the lease's end).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub kill_after: Duration,
+    /// What to do when the lease cannot be renewed before it ends.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_lease_lost: OnLeaseLost,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -9,11 +9,12 @@ use baton_lock::{
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AcquireArgs, ForceUnlockArgs, HolderArgs, ListArgs, Outcome, ReleaseArgs, RenewArgs, WaitArgs,
+    AcquireArgs, ForceUnlockArgs, HolderArgs, ListArgs, Outcome, ReleaseArgs, RenewArgs,
+    VerifyArgs, WaitArgs,
 };
-use crate::failure::{Failure, signal_exit};
+use crate::failure::{Failure, NOT_OWNER, signal_exit};
 use crate::identity::{self, ProcessEnv};
-use crate::render::{self, Report, describe, holder, iso, record_fields, state_name};
+use crate::render::{self, Report, clean, describe, holder, iso, record_fields, state_name};
 use crate::signals::{self, Signals, until_signal};
 
 /// The acquire request for `key` from the flags, with CI-derived defaults,
@@ -37,6 +38,8 @@ pub fn acquire_request(key: &str, args: &HolderArgs, request_id: Option<String>)
         host: Some(host),
         pid: Some(std::process::id()),
         run_url: id.run_url,
+        // CLI grants dispatch no pipeline and take over any expired lease.
+        ..AcquireRequest::default()
     }
 }
 
@@ -58,7 +61,7 @@ pub async fn acquire_interruptible(
                     told = true;
                     render::eprintln_stderr(&format!(
                         "baton: {} is held by {}; waiting up to {}",
-                        request.key,
+                        clean(&request.key),
                         render::holder(holder),
                         humantime::format_duration(wait)
                     ));
@@ -107,12 +110,13 @@ pub fn grant_kind_name(kind: &GrantKind) -> &'static str {
     }
 }
 
-/// One line saying what was granted, plus how (took over, existing).
+/// One line saying what was granted, plus how (took over, existing). The
+/// lock id is the caller's own; the one it replaced is not printed.
 pub fn grant_text(grant: &Grant) -> String {
     let r = &grant.record;
     let mut text = format!(
         "acquired {}: lock id {}, fence {}, expires {}",
-        r.lock_key,
+        clean(&r.lock_key),
         r.lock_id,
         r.fence,
         iso(r.expires_at)
@@ -120,8 +124,8 @@ pub fn grant_text(grant: &Grant) -> String {
     match &grant.kind {
         GrantKind::New => {}
         GrantKind::TakenOver { from } => text.push_str(&format!(
-            " (took over the expired lease of {}, lock id {})",
-            from.locked_by, from.lock_id
+            " (took over the expired lease of {})",
+            clean(&from.locked_by)
         )),
         GrantKind::Existing => text.push_str(" (existing grant of this request id)"),
     }
@@ -149,14 +153,14 @@ pub async fn release(client: &LockClient, args: ReleaseArgs) -> Result<Report, F
     let record = client.release(&request).await?;
     let text = format!(
         "released {} as {}{} (lock id {}, fence {})",
-        record.lock_key,
+        clean(&record.lock_key),
         record.status,
         record
             .release_reason
             .as_deref()
-            .map(|r| format!(": {r}"))
+            .map(|r| format!(": {}", clean(r)))
             .unwrap_or_default(),
-        record.lock_id,
+        clean(&record.lock_id),
         record.fence
     );
     Ok(Report::ok(record_fields(&record), text))
@@ -167,9 +171,9 @@ pub async fn renew(client: &LockClient, args: RenewArgs) -> Result<Report, Failu
     let record = client.renew(&args.key, &args.lock_id, args.ttl).await?;
     let text = format!(
         "renewed {}: lease until {} (lock id {}, fence {})",
-        record.lock_key,
+        clean(&record.lock_key),
         iso(record.expires_at),
-        record.lock_id,
+        clean(&record.lock_id),
         record.fence
     );
     Ok(Report::ok(record_fields(&record), text))
@@ -181,6 +185,7 @@ fn state_report(key: &str, record: Option<&LockRecord>) -> Report {
     let mut json = record.map(record_fields).unwrap_or_default();
     json.insert("lockKey".into(), json!(key));
     json.insert("state".into(), json!(state));
+    let key = clean(key);
     let text = match record {
         None => format!("{key} is free (never locked)"),
         Some(r) => {
@@ -245,12 +250,12 @@ fn list_text(locks: &[LockRecord]) -> String {
         .iter()
         .map(|r| {
             [
-                r.lock_key.clone(),
+                clean(&r.lock_key),
                 state_name(Some(r)).to_owned(),
                 holder(r),
                 r.fence.to_string(),
                 iso(r.expires_at),
-                r.purpose.clone().unwrap_or_default(),
+                clean(r.purpose.as_deref().unwrap_or_default()),
             ]
         })
         .collect();
@@ -285,7 +290,7 @@ pub async fn wait(client: &LockClient, args: WaitArgs) -> Result<Report, Failure
         {
             render::eprintln_stderr(&format!(
                 "baton: {} is held by {}; waiting up to {}",
-                args.key,
+                clean(&args.key),
                 render::holder(&current),
                 humantime::format_duration(args.timeout)
             ));
@@ -321,13 +326,12 @@ pub async fn force_unlock(client: &LockClient, args: ForceUnlockArgs) -> Result<
             let mut json = record_fields(&record);
             json.insert("unlocked".into(), json!(true));
             let text = format!(
-                "force-unlocked {} (lock id {}, fence {}, held by {}); recorded as FAILED by {}: {}",
-                record.lock_key,
-                record.lock_id,
+                "force-unlocked {} (fence {}, held by {}); recorded as FAILED by {}: {}",
+                clean(&record.lock_key),
                 record.fence,
                 holder(&record),
-                args.actor,
-                args.reason
+                clean(&args.actor),
+                clean(&args.reason)
             );
             Ok(Report::ok(json, text))
         }
@@ -341,15 +345,69 @@ pub async fn force_unlock(client: &LockClient, args: ForceUnlockArgs) -> Result<
             json.insert("unlocked".into(), json!(false));
             let text = match current.as_deref() {
                 Some(r) => format!(
-                    "nothing to unlock: {key} is not held (last grant ended as {})\n{}",
+                    "nothing to unlock: {} is not held (last grant ended as {})\n{}",
+                    clean(&key),
                     r.status,
                     describe(r)
                 ),
-                None => format!("nothing to unlock: {key} was never locked"),
+                None => format!("nothing to unlock: {} was never locked", clean(&key)),
             };
             Ok(Report::ok(json, text))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `verify KEY --lock-id ID --fence N`: exit 0 when that grant is the
+/// current one (`IN_PROGRESS`, same lock id and fence, lease not ended),
+/// exit 4 with the reason otherwise. One strongly consistent `GetItem`. A
+/// pipeline started under a lock runs it first, so a run whose grant was
+/// lost (force-unlocked, expired, replaced) never starts its work.
+pub async fn verify(client: &LockClient, args: VerifyArgs) -> Result<Report, Failure> {
+    let record = client.status(&args.key).await?;
+    let now = now_epoch_secs();
+    let key = clean(&args.key);
+    let problem = match &record {
+        None => Some(format!("{key} has no lock record")),
+        Some(r) if r.lock_id != args.lock_id => Some(format!(
+            "the given lock id is not the current grant of {key} (current fence {}, {})",
+            r.fence, r.status
+        )),
+        Some(r) if r.fence != args.fence => Some(format!(
+            "fence {} does not match the current grant of {key} (fence {})",
+            args.fence, r.fence
+        )),
+        Some(r) if r.status != LockStatus::InProgress => Some(format!(
+            "the grant on {key} (fence {}) already ended as {}",
+            r.fence, r.status
+        )),
+        Some(r) if r.state_at(now) != LockState::Held => Some(format!(
+            "the lease of the grant on {key} (fence {}) ended at {} without renewal",
+            r.fence,
+            iso(r.expires_at)
+        )),
+        Some(_) => None,
+    };
+    match (problem, record) {
+        (None, Some(r)) => {
+            let mut json = record_fields(&r);
+            json.insert("current".into(), json!(true));
+            let text = format!(
+                "{key}: the grant with fence {} is current; lease until {}",
+                r.fence,
+                iso(r.expires_at)
+            );
+            Ok(Report::ok(json, text))
+        }
+        (problem, record) => Err(Failure {
+            code: NOT_OWNER,
+            kind: "not_current",
+            message: format!(
+                "not current: {}",
+                problem.unwrap_or_else(|| format!("{key} has no lock record"))
+            ),
+            record: record.map(|r| ("current", Box::new(r))),
+        }),
     }
 }
 

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod failure;
+mod group;
 mod identity;
 mod render;
 mod run;
@@ -22,26 +23,37 @@ use crate::failure::{Failure, USAGE};
 use crate::render::{Report, emit, print_failure};
 
 fn main() -> ExitCode {
+    // `run`'s group watcher is this same binary; it needs no parsing,
+    // logging or runtime (see `group`).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == group::WATCH_ARG)
+    {
+        return ExitCode::from(group::watch_main());
+    }
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return ExitCode::from(usage_error(err)),
     };
     let json = cli.json;
+    let is_run = matches!(cli.command, Command::Run(_));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            print_failure(
-                &Failure::new(failure::ERROR, "runtime", format!("cannot start: {e}")),
-                json,
-            );
-            return ExitCode::from(failure::ERROR);
+            let failure = Failure::new(failure::ERROR, "runtime", format!("cannot start: {e}"));
+            let failure = if is_run { failure.for_run() } else { failure };
+            print_failure(&failure, json);
+            return ExitCode::from(failure.code);
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let mut result = runtime.block_on(dispatch(cli));
+    if is_run {
+        result = result.map_err(Failure::for_run);
+    }
     ExitCode::from(emit(result, json))
 }
 
@@ -68,6 +80,11 @@ fn usage_error(err: clap::Error) -> u8 {
         return failure::OK;
     }
     let _ = err.print();
+    let code = if subcommand_is_run() {
+        failure::RUN_ERROR
+    } else {
+        USAGE
+    };
     let json = std::env::args()
         .take_while(|a| a != "--")
         .any(|a| a == "--json");
@@ -80,11 +97,26 @@ fn usage_error(err: clap::Error) -> u8 {
         render::print_json(&serde_json::json!({
             "ok": false,
             "error": "usage",
-            "exitCode": USAGE,
+            "exitCode": code,
             "message": message,
         }));
     }
-    USAGE
+    code
+}
+
+/// Whether the command line names `run` as its subcommand, for a usage
+/// error that clap reports before there is a parsed command: `run`'s own
+/// failures use its reserved codes so they never pass for the command's.
+fn subcommand_is_run() -> bool {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--table" {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return arg == "run";
+        }
+    }
+    false
 }
 
 async fn dispatch(cli: Cli) -> Result<Report, Failure> {
@@ -102,6 +134,7 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
         Command::List(args) => commands::list(&client, args).await,
         Command::Wait(args) => commands::wait(&client, args).await,
         Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,
+        Command::Verify(args) => commands::verify(&client, args).await,
         Command::Run(args) => run::run(&client, args).await,
         Command::Table(TableCommand::Create) => commands::table_create(&client).await,
     }

@@ -41,6 +41,20 @@ pub fn record_fields(record: &LockRecord) -> Map<String, Value> {
     }
 }
 
+/// [`record_fields`] without the lock ids (the grant's and its
+/// predecessor's) and the request ids (a CLI grant's request id defaults to
+/// its lock id): what a caller who does not own the record may see.
+pub fn foreign_fields(record: &LockRecord) -> Map<String, Value> {
+    let mut fields = record_fields(record);
+    fields.remove("lockId");
+    fields.remove("requestId");
+    if let Some(Value::Object(previous)) = fields.get_mut("previous") {
+        previous.remove("lockId");
+        previous.remove("requestId");
+    }
+    fields
+}
+
 /// `held` / `expired` / `ended`, or `absent` for a key never locked.
 pub fn state_name(record: Option<&LockRecord>) -> &'static str {
     match record.map(|r| r.state_at(now_epoch_secs())) {
@@ -72,39 +86,125 @@ fn relative(epoch_secs: u64) -> String {
     }
 }
 
-/// The holder as a person reads it: `Deploy (octocat) [github:acme/app#42]`.
+/// A field written by someone else (a holder's name, a purpose, a reason),
+/// made safe to print on a terminal or into a CI log: escape sequences
+/// (CSI, OSC, and the rest of ESC …) and every other control character are
+/// removed, line breaks of any kind become spaces (a field cannot start a
+/// line of its own), and a leading `::` or `##[` is broken up, so a GitHub
+/// Actions or Azure DevOps runner never reads it as a workflow command.
+pub fn clean(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            // C1 CSI and OSC/DCS/APC/PM/SOS introducers: drop the sequence.
+            '\u{9b}' => skip_until_final(&mut chars),
+            '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\n' | '\r' | '\t' | '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                out.push(' ')
+            }
+            // Bidirectional overrides reorder what the reader sees.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    let trimmed = out.trim_start();
+    if trimmed.starts_with("::") || trimmed.starts_with("##[") {
+        let indent = out.len() - trimmed.len();
+        out.insert(indent + 1, ' ');
+    }
+    out
+}
+
+/// Skips the rest of an ESC sequence: CSI (`ESC [ … final`), string
+/// sequences (OSC `ESC ]`, DCS `ESC P`, SOS, PM, APC) up to BEL or ST, or
+/// the one character of a two-character escape.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => skip_until_final(chars),
+        Some(']' | 'P' | 'X' | '^' | '_') => skip_string(chars),
+        _ => {}
+    }
+}
+
+/// CSI parameters and intermediates (0x20–0x3f) up to the final byte.
+fn skip_until_final(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) || !('\u{20}'..='\u{3f}').contains(&c) {
+            break;
+        }
+    }
+}
+
+/// A string sequence's body, up to BEL, ST (`ESC \\`) or C1 ST.
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            '\u{1b}' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An optional field, cleaned.
+fn clean_opt(field: Option<&str>) -> Option<String> {
+    field.map(clean)
+}
+
+/// The holder as a person reads it: `Deploy (octocat) [github:acme/app#42]`,
+/// cleaned for printing.
 pub fn holder(record: &LockRecord) -> String {
     match &record.locked_by_name {
-        Some(name) if name != &record.locked_by => format!("{name} [{}]", record.locked_by),
-        _ => record.locked_by.clone(),
+        Some(name) if name != &record.locked_by => {
+            format!("{} [{}]", clean(name), clean(&record.locked_by))
+        }
+        _ => clean(&record.locked_by),
     }
 }
 
 /// A multi-line description of a record, each line indented by two spaces:
-/// who, why, since when, until when, fence, where, and how it ended.
+/// who, why, since when, until when, fence, where, and how it ended. Every
+/// field is [`clean`]ed, and the lock id is left out: the record is usually
+/// someone else's, and its lock id is their ownership token (the fence
+/// identifies the grant just as well for a reader).
 pub fn describe(record: &LockRecord) -> String {
     let mut lines = vec![format!("  holder:  {} ({})", holder(record), record.status)];
     if let Some(purpose) = &record.purpose {
-        lines.push(format!("  purpose: {purpose}"));
+        lines.push(format!("  purpose: {}", clean(purpose)));
+    }
+    let what: Vec<String> = [
+        clean_opt(record.component.as_deref()).map(|c| format!("component {c}")),
+        clean_opt(record.environment.as_deref()).map(|e| format!("environment {e}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !what.is_empty() {
+        lines.push(format!("  what:    {}", what.join(", ")));
     }
     if record.status == LockStatus::InProgress {
         lines.push(format!(
             "  since:   {}, lease until {} ({})",
-            record.locked_at,
+            clean(&record.locked_at),
             iso(record.expires_at),
             relative(record.expires_at)
         ));
     } else {
-        lines.push(format!("  since:   {}", record.locked_at));
+        lines.push(format!("  since:   {}", clean(&record.locked_at)));
     }
-    lines.push(format!(
-        "  fence:   {}, lock id {}",
-        record.fence, record.lock_id
-    ));
+    lines.push(format!("  fence:   {}", record.fence));
     let place: Vec<String> = [
-        record.host.as_ref().map(|h| format!("host {h}")),
+        clean_opt(record.host.as_deref()).map(|h| format!("host {h}")),
         record.pid.map(|p| format!("pid {p}")),
-        record.run_url.as_ref().map(|u| format!("run {u}")),
+        clean_opt(record.run_url.as_deref()).map(|u| format!("run {u}")),
     ]
     .into_iter()
     .flatten()
@@ -114,13 +214,14 @@ pub fn describe(record: &LockRecord) -> String {
     }
     if let Some(ended) = &record.ended_at {
         lines.push(format!(
-            "  ended:   {ended} by {}{}{}",
-            record.released_by.as_deref().unwrap_or("?"),
+            "  ended:   {} by {}{}{}",
+            clean(ended),
+            clean(record.released_by.as_deref().unwrap_or("?")),
             if record.forced { " (forced)" } else { "" },
             record
                 .release_reason
                 .as_deref()
-                .map(|r| format!(": {r}"))
+                .map(|r| format!(": {}", clean(r)))
                 .unwrap_or_default()
         ));
     }
@@ -149,9 +250,12 @@ pub fn emit(result: Result<Report, Failure>, json_mode: bool) -> u8 {
 }
 
 /// A failure: the message and the record it concerns on stderr, and in JSON
-/// mode also `{"ok":false,"error":…,"message":…,"holder"|"current":{…}}` on stdout.
+/// mode also `{"ok":false,"error":…,"message":…,"holder"|"current":{…}}` on
+/// stdout. The record in a failure is never the caller's grant to use (it is
+/// someone else's, or ended, or lapsed), so its lock id — the ownership
+/// token — is left out of both.
 pub fn print_failure(failure: &Failure, json_mode: bool) {
-    let mut text = format!("baton: {}", failure.message);
+    let mut text = format!("baton: {}", clean(&failure.message));
     if let Some((_, record)) = &failure.record {
         text.push('\n');
         text.push_str(&describe(record));
@@ -165,7 +269,7 @@ pub fn print_failure(failure: &Failure, json_mode: bool) {
             "message": failure.message,
         });
         if let (Some((field, record)), Some(map)) = (&failure.record, object.as_object_mut()) {
-            map.insert((*field).to_owned(), Value::Object(record_fields(record)));
+            map.insert((*field).to_owned(), Value::Object(foreign_fields(record)));
         }
         print_json(&object);
     }

@@ -1,4 +1,4 @@
-//! SIGINT and SIGTERM as values. A CI runner cancelling a job sends these;
+//! SIGINT, SIGTERM and SIGHUP as values. A CI runner cancelling a job sends these;
 //! baton must then stop waiting, or forward them to `run`'s command and
 //! still release the lock, instead of dying with the lock held.
 
@@ -9,11 +9,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::failure::{ERROR, Failure};
 
-/// Listens for SIGINT and SIGTERM from the moment it is created (their
-/// default "terminate" action is replaced for the rest of the process).
+/// Listens for SIGINT, SIGTERM and SIGHUP from the moment it is created
+/// (their default "terminate" action is replaced for the rest of the
+/// process): a closed terminal or a cancelled CI job must not kill baton
+/// before it has stopped its command and released the lock.
 pub struct Signals {
     int: Signal,
     term: Signal,
+    hup: Signal,
 }
 
 impl Signals {
@@ -29,6 +32,7 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt()).map_err(fail)?,
             term: signal(SignalKind::terminate()).map_err(fail)?,
+            hup: signal(SignalKind::hangup()).map_err(fail)?,
         })
     }
 
@@ -37,6 +41,7 @@ impl Signals {
         tokio::select! {
             _ = self.int.recv() => libc::SIGINT,
             _ = self.term.recv() => libc::SIGTERM,
+            _ = self.hup.recv() => libc::SIGHUP,
         }
     }
 }

@@ -249,18 +249,17 @@ fn second_acquire_is_exit_3_and_names_the_holder() {
     let human = env.run(&["acquire", "deploy-prod", "--owner", "bob"]);
     assert_eq!(human.code, 3, "{human:?}");
     assert!(human.stdout.is_empty(), "{human:?}");
-    for part in [
-        "held by someone else",
-        "Alice [alice]",
-        "terraform apply",
-        s(&first, "lockId"),
-    ] {
+    for part in ["held by someone else", "Alice [alice]", "terraform apply"] {
         assert!(
             human.stderr.contains(part),
             "stderr lacks `{part}`: {}",
             human.stderr
         );
     }
+    assert!(
+        !human.stderr.contains(s(&first, "lockId")),
+        "another holder's lock id is never printed: {human:?}"
+    );
 
     let json = env.run(&["--json", "acquire", "deploy-prod", "--owner", "bob"]);
     assert_eq!(json.code, 3, "{json:?}");
@@ -268,7 +267,9 @@ fn second_acquire_is_exit_3_and_names_the_holder() {
     assert_eq!(v["ok"], false);
     assert_eq!(s(&v, "error"), "held");
     assert_eq!(n(&v, "exitCode"), 3);
-    assert_eq!(s(&v["holder"], "lockId"), s(&first, "lockId"));
+    assert!(v["holder"].get("lockId").is_none(), "{v}");
+    assert!(!json.stdout.contains(s(&first, "lockId")), "{json:?}");
+    assert_eq!(n(&v["holder"], "fence"), n(&first, "fence"));
     assert_eq!(s(&v["holder"], "lockedBy"), "alice");
     assert!(json.stderr.contains("terraform apply"), "{json:?}");
 }
@@ -283,7 +284,8 @@ fn release_checks_the_lock_id_and_records_the_outcome() {
     assert_eq!(wrong.code, 4, "{wrong:?}");
     let v = wrong.json();
     assert_eq!(s(&v, "error"), "not_owner");
-    assert_eq!(s(&v["current"], "lockId"), lock_id);
+    assert!(v["current"].get("lockId").is_none(), "{v}");
+    assert!(!wrong.stdout.contains(lock_id) && !wrong.stderr.contains(lock_id));
     assert_eq!(s(&env.status("k"), "status"), "IN_PROGRESS");
 
     let ok = env.run(&[
@@ -427,7 +429,8 @@ fn wait_times_out_while_held_and_returns_after_release() {
     assert!(started.elapsed() >= Duration::from_secs(1));
     let v = timeout.json();
     assert_eq!(s(&v, "error"), "wait_timed_out");
-    assert_eq!(s(&v["holder"], "lockId"), lock_id);
+    assert!(v["holder"].get("lockId").is_none(), "{v}");
+    assert_eq!(n(&v["holder"], "fence"), n(&grant, "fence"));
 
     let mut waiter = spawn_until_stderr(
         &mut env.cmd(&["--json", "wait", "k", "--timeout", "60s"]),
@@ -594,7 +597,11 @@ fn run_exits_with_the_command_status_and_records_it() {
     let stored = env.status("k");
     assert_eq!(s(&stored, "status"), "FAILED");
     assert_eq!(s(&stored, "releaseReason"), "exit status 7");
-    assert_eq!(s(&stored, "purpose"), "sh -c 'exit 7'");
+    assert_eq!(
+        s(&stored, "purpose"),
+        "sh",
+        "the program's name, no arguments"
+    );
 
     let ok = env.run(&["run", "k", "--", "true"]);
     assert_eq!(ok.code, 0, "{ok:?}");
@@ -623,7 +630,7 @@ fn run_while_held_never_starts_the_command() {
             .spawn()
             .expect("spawn"),
     );
-    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.code, RUN_HELD, "{out:?}");
     assert!(out.stderr.contains("alice"), "{out:?}");
     assert!(
         !marker.exists(),
@@ -717,7 +724,7 @@ fn a_lock_lost_mid_run_stops_the_command() {
     assert_eq!(broke.code, 0, "{broke:?}");
 
     let out = finish(child);
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, RUN_LOCK_LOST, "{out:?}");
     assert!(out.stderr.contains("LOCK LOST"), "{out:?}");
     assert!(got.exists(), "the command was not stopped");
     let stored = env.status("k");
@@ -779,4 +786,566 @@ fn table_create_makes_a_usable_table_once() {
     assert_eq!(v["created"], false);
     let human = env.run(&["--table", &name, "table", "create"]);
     assert_eq!(human.stdout.trim(), format!("table {name} already exists"));
+}
+
+// ---------------------------------------------------------------------------
+// Issue 10: the command stops when the lock is lost, takes its children with
+// it, and leaks nothing.
+// ---------------------------------------------------------------------------
+
+/// `run`'s reserved exit codes (see `baton run --help`).
+const RUN_LOCK_LOST: i32 = 122;
+const RUN_HELD: i32 = 123;
+const RUN_WAIT_TIMED_OUT: i32 = 124;
+const RUN_ERROR: i32 = 125;
+
+/// A command whose shell (the group leader) starts a grandchild, writes
+/// "LEADER_PID GRANDCHILD_PID" to `$PIDS` (atomically) and waits for it.
+const GRANDCHILD_SHELL: &str =
+    "sleep 300 & echo \"$$ $!\" > \"$PIDS.tmp\" && mv \"$PIDS.tmp\" \"$PIDS\"; wait";
+
+/// The same, but the shell and its grandchild ignore SIGTERM (an ignored
+/// disposition is inherited across fork and exec): only SIGKILL stops them.
+const TERM_IGNORING_SHELL: &str =
+    "trap '' TERM; sleep 300 & echo \"$$ $!\" > \"$PIDS.tmp\" && mv \"$PIDS.tmp\" \"$PIDS\"; wait";
+
+/// Whether process `pid` no longer runs: no `/proc/PID`, or a zombie
+/// (dead, waiting for a parent that may be an init that never reaps).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// The pids a [`GRANDCHILD_SHELL`] wrote, once it has written them.
+fn wait_for_pids(path: &Path) -> Pids {
+    eventually("the command wrote its pids", || path.exists());
+    let text = std::fs::read_to_string(path).expect("pids file");
+    let mut parts = text
+        .split_whitespace()
+        .map(|p| p.parse::<i32>().expect("a pid"));
+    let pids = Pids(vec![
+        parts.next().expect("leader pid"),
+        parts.next().expect("grandchild pid"),
+    ]);
+    assert!(pids.0.iter().all(|&p| !gone(p)), "both run: {pids:?}");
+    pids
+}
+
+/// Pids a test started; SIGKILLed on drop so a failing test leaks no `sleep 300`.
+#[derive(Debug)]
+struct Pids(Vec<i32>);
+
+impl Pids {
+    fn all_gone(&self) -> bool {
+        self.0.iter().all(|&p| gone(p))
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if !gone(pid) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn signal(child: &Child, signo: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signo) }, 0);
+}
+
+#[test]
+fn sigterm_to_baton_stops_the_whole_group_grandchildren_included() {
+    let env = Env::new();
+    let pids_file = env.path("pids");
+    let child = env
+        .cmd(&["run", "k", "--", "bash", "-c", GRANDCHILD_SHELL])
+        .env("PIDS", &pids_file)
+        .spawn()
+        .expect("spawn");
+    let pids = wait_for_pids(&pids_file);
+
+    signal(&child, libc::SIGTERM);
+    let out = finish(child);
+    assert_eq!(out.code, 143, "{out:?}");
+    // baton waits for its group before it exits: no polling needed.
+    assert!(
+        pids.all_gone(),
+        "still running after baton exited: {pids:?}"
+    );
+    let stored = env.status("k");
+    assert_eq!(s(&stored, "status"), "FAILED");
+    assert_eq!(s(&stored, "releaseReason"), "interrupted by SIGTERM");
+}
+
+#[test]
+fn a_group_that_ignores_sigterm_gets_sigkill_after_kill_after() {
+    let env = Env::new();
+    let pids_file = env.path("pids");
+    let child = env
+        .cmd(&[
+            "run",
+            "k",
+            "--kill-after",
+            "1s",
+            "--",
+            "bash",
+            "-c",
+            TERM_IGNORING_SHELL,
+        ])
+        .env("PIDS", &pids_file)
+        .spawn()
+        .expect("spawn");
+    let pids = wait_for_pids(&pids_file);
+
+    signal(&child, libc::SIGTERM);
+    let out = finish(child);
+    assert_eq!(out.code, 143, "{out:?}");
+    assert!(out.stderr.contains("SIGKILL"), "{out:?}");
+    assert!(
+        pids.all_gone(),
+        "still running after baton exited: {pids:?}"
+    );
+    assert_eq!(s(&env.status("k"), "status"), "FAILED");
+}
+
+#[test]
+fn kill_9_of_baton_takes_the_command_and_its_grandchildren_with_it() {
+    let env = Env::new();
+    let pids_file = env.path("pids");
+    let mut child = env
+        .cmd(&["run", "k", "--", "bash", "-c", GRANDCHILD_SHELL])
+        .env("PIDS", &pids_file)
+        .spawn()
+        .expect("spawn");
+    let pids = wait_for_pids(&pids_file);
+
+    signal(&child, libc::SIGKILL);
+    child.wait().expect("reap baton");
+    eventually("the command group is gone after kill -9 of baton", || {
+        pids.all_gone()
+    });
+}
+
+#[test]
+fn leftover_background_processes_are_stopped_when_the_command_exits() {
+    let env = Env::new();
+    let pids_file = env.path("pids");
+    // The shell exits 0 at once, leaving its grandchild behind.
+    let out = finish(
+        env.cmd(&[
+            "run",
+            "k",
+            "--",
+            "bash",
+            "-c",
+            "sleep 300 & echo \"$$ $!\" > \"$PIDS\"",
+        ])
+        .env("PIDS", &pids_file)
+        .spawn()
+        .expect("spawn"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = std::fs::read_to_string(&pids_file).expect("pids");
+    let pids = Pids(
+        text.split_whitespace()
+            .map(|p| p.parse().expect("pid"))
+            .collect(),
+    );
+    assert!(pids.all_gone(), "left running after the release: {pids:?}");
+    assert_eq!(s(&env.status("k"), "status"), "COMPLETED");
+}
+
+/// A multi-thread runtime with a loopback proxy to DynamoDB Local that
+/// forwards until `partition` is set, then holds every request unanswered
+/// (a black hole, like a dead route), as a real partition does.
+fn partition_proxy(
+    env: &Env,
+) -> (
+    tokio::runtime::Runtime,
+    baton_testkit::FaultProxy,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let partition = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = partition.clone();
+    let proxy = runtime
+        .block_on(baton_testkit::FaultProxy::start(
+            &env.table.endpoint,
+            move |_| {
+                if flag.load(Ordering::SeqCst) {
+                    baton_testkit::FaultAction::Delay(Duration::from_secs(3600))
+                } else {
+                    baton_testkit::FaultAction::Forward
+                }
+            },
+        ))
+        .expect("proxy");
+    (runtime, proxy, partition)
+}
+
+#[test]
+fn a_partition_stops_the_command_group_before_the_lease_ends() {
+    let env = Env::new();
+    let (_runtime, proxy, partition) = partition_proxy(&env);
+    let pids_file = env.path("pids");
+    let child = env
+        .cmd(&[
+            "--json",
+            "run",
+            "k",
+            "--ttl",
+            "3s",
+            "--",
+            "bash",
+            "-c",
+            GRANDCHILD_SHELL,
+        ])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .env("PIDS", &pids_file)
+        .spawn()
+        .expect("spawn");
+    let pids = wait_for_pids(&pids_file);
+
+    partition.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("the command group is gone", || pids.all_gone());
+    let gone_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // The lease as DynamoDB has it (read directly, not through the
+    // partition): every renewal that landed is in it.
+    let stored = env.status("k");
+    assert_eq!(s(&stored, "status"), "IN_PROGRESS", "{stored}");
+    let lease_end = n(&stored, "expiresAt") as f64;
+    assert!(
+        gone_at < lease_end,
+        "the command group outlived its lease: gone at {gone_at}, lease ended at {lease_end}"
+    );
+
+    let out = finish(child);
+    assert_eq!(out.code, RUN_LOCK_LOST, "{out:?}");
+    assert!(out.stderr.contains("lease lost"), "{out:?}");
+    let v = out.json();
+    assert_eq!(s(&v, "error"), "lease_lost");
+
+    // Someone else gets the key once the lease (plus the skew margin) ends.
+    let second = env.run(&["--json", "acquire", "k", "--owner", "next", "--wait", "20s"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert_eq!(s(&second.json(), "lockedBy"), "next");
+}
+
+#[test]
+fn on_lease_lost_warn_keeps_the_command_running_and_says_so() {
+    let env = Env::new();
+    let (_runtime, proxy, partition) = partition_proxy(&env);
+    let (started, finish_file) = (env.path("started"), env.path("finish"));
+    let child = env
+        .cmd(&[
+            "run",
+            "k",
+            "--ttl",
+            "2s",
+            "--on-lease-lost",
+            "warn",
+            "--",
+            "sh",
+            "-c",
+            "touch \"$STARTED\"; while [ ! -e \"$FINISH\" ]; do sleep 0.05; done",
+        ])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .env("STARTED", &started)
+        .env("FINISH", &finish_file)
+        .spawn()
+        .expect("spawn");
+    eventually("the command started", || started.exists());
+    let lease_end = n(&env.status("k"), "expiresAt");
+    partition.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("the lease has ended", || now() > lease_end);
+    std::fs::write(&finish_file, "").expect("finish");
+    let out = finish(child);
+    assert_eq!(out.code, 0, "the command ran to its end: {out:?}");
+    assert!(out.stderr.contains("WITHOUT THE LOCK"), "{out:?}");
+}
+
+#[test]
+fn another_owners_request_id_is_a_conflict_without_its_lock_id() {
+    let env = Env::new();
+    let alice = acquire(&env, "k", &["--owner", "alice", "--request-id", "r-1"]);
+    let alice_id = s(&alice, "lockId");
+
+    let human = env.run(&["acquire", "k", "--owner", "bob", "--request-id", "r-1"]);
+    assert_eq!(human.code, 3, "{human:?}");
+    assert!(human.stdout.is_empty(), "{human:?}");
+    assert!(!human.stderr.contains(alice_id), "{human:?}");
+    assert!(human.stderr.contains("alice"), "{human:?}");
+
+    let json = env.run(&[
+        "--json",
+        "acquire",
+        "k",
+        "--owner",
+        "bob",
+        "--request-id",
+        "r-1",
+    ]);
+    assert_eq!(json.code, 3, "{json:?}");
+    assert!(!json.stdout.contains(alice_id), "{json:?}");
+    assert!(!json.stderr.contains(alice_id), "{json:?}");
+    let v = json.json();
+    assert_eq!(s(&v, "error"), "held");
+    assert_eq!(s(&v["holder"], "lockedBy"), "alice");
+    assert!(v["holder"].get("lockId").is_none(), "{v}");
+
+    // The same owner gets its live grant back.
+    let again = acquire(&env, "k", &["--owner", "alice", "--request-id", "r-1"]);
+    assert_eq!(s(&again, "grant"), "existing");
+    assert_eq!(s(&again, "lockId"), alice_id);
+}
+
+#[test]
+fn an_ended_request_id_already_ran() {
+    let env = Env::new();
+    let grant = acquire(&env, "k", &["--owner", "ci", "--request-id", "r-1"]);
+    let released = env.run(&["release", "k", "--lock-id", s(&grant, "lockId")]);
+    assert_eq!(released.code, 0, "{released:?}");
+
+    let out = env.run(&[
+        "--json",
+        "acquire",
+        "k",
+        "--owner",
+        "ci",
+        "--request-id",
+        "r-1",
+    ]);
+    assert_eq!(out.code, 5, "{out:?}");
+    let v = out.json();
+    assert_eq!(s(&v, "error"), "already_ran");
+    assert!(out.stderr.contains("already ran"), "{out:?}");
+    assert!(!out.stdout.contains(s(&grant, "lockId")), "{out:?}");
+}
+
+#[test]
+fn a_lapsed_request_id_is_not_handed_back_as_held() {
+    let env = Env::new();
+    let grant = acquire(
+        &env,
+        "k",
+        &["--owner", "ci", "--request-id", "r-1", "--ttl", "1s"],
+    );
+    let lease_end = n(&grant, "expiresAt");
+    eventually("the lease has ended", || now() >= lease_end);
+
+    let out = env.run(&[
+        "--json",
+        "acquire",
+        "k",
+        "--owner",
+        "ci",
+        "--request-id",
+        "r-1",
+    ]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(s(&out.json(), "error"), "request_lapsed");
+}
+
+#[test]
+fn a_secret_in_argv_never_reaches_the_record() {
+    let env = Env::new();
+    let out = env.run(&[
+        "run",
+        "k",
+        "--",
+        "sh",
+        "-c",
+        "true",
+        "deploy",
+        "--db-password=hunter2",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let stored = env.status("k");
+    assert_eq!(s(&stored, "purpose"), "sh", "{stored}");
+    assert!(!stored.to_string().contains("hunter2"), "{stored}");
+
+    let explicit = env.run(&["run", "k", "--purpose", "deploy v42", "--", "/bin/true"]);
+    assert_eq!(explicit.code, 0, "{explicit:?}");
+    assert_eq!(s(&env.status("k"), "purpose"), "deploy v42");
+    let path = env.run(&["run", "k", "--", "/bin/true"]);
+    assert_eq!(path.code, 0, "{path:?}");
+    assert_eq!(s(&env.status("k"), "purpose"), "true");
+}
+
+/// No escape character, no BEL, no other control character but newlines,
+/// and no line a CI runner would read as a workflow command.
+fn assert_inert(what: &str, text: &str) {
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c)),
+            "{what} has control character {:?}: {text:?}",
+            c
+        );
+    }
+    for line in text.lines() {
+        let t = line.trim_start();
+        assert!(
+            !t.starts_with("::") && !t.starts_with("##["),
+            "{what} has a workflow command line: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn escape_sequences_in_a_holders_fields_never_reach_the_terminal() {
+    let env = Env::new();
+    let evil_name = "\u{1b}]0;pwned\u{7}\u{1b}[31mMallory\u{1b}[0m\n::warning::owned\r\u{9b}2J";
+    let evil_purpose = "::add-mask::x\n::error file=a::boom\u{7}";
+    let holder = acquire(
+        &env,
+        "k",
+        &[
+            "--owner",
+            "::set-output name=a::b",
+            "--owner-name",
+            evil_name,
+            "--purpose",
+            evil_purpose,
+            "--environment",
+            "prod\u{1b}[2K",
+        ],
+    );
+    let lock_id = s(&holder, "lockId");
+
+    let conflict = env.run(&["acquire", "k", "--owner", "bob"]);
+    assert_eq!(conflict.code, 3, "{conflict:?}");
+    assert!(conflict.stderr.contains("Mallory"), "{conflict:?}");
+    assert_inert("conflict stderr", &conflict.stderr);
+    assert!(!conflict.stderr.contains(lock_id), "{conflict:?}");
+
+    let status = env.run(&["status", "k"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stdout.contains("Mallory"), "{status:?}");
+    assert_inert("status stdout", &status.stdout);
+    assert!(!status.stdout.contains(lock_id), "{status:?}");
+
+    let list = env.run(&["list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert_inert("list stdout", &list.stdout);
+
+    let waited = env.run(&["wait", "k", "--timeout", "1s"]);
+    assert_eq!(waited.code, 3, "{waited:?}");
+    assert_inert("wait stderr", &waited.stderr);
+    assert!(!waited.stderr.contains(lock_id), "{waited:?}");
+
+    let ran = env.run(&["run", "k", "--", "true"]);
+    assert_eq!(ran.code, RUN_HELD, "{ran:?}");
+    assert_inert("run stderr", &ran.stderr);
+
+    let forced = env.run(&["force-unlock", "k", "--actor", "ops", "--reason", "x"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert_inert("force-unlock stdout", &forced.stdout);
+}
+
+#[test]
+fn verify_says_whether_a_grant_is_still_current() {
+    let env = Env::new();
+    let grant = acquire(&env, "k", &["--ttl", "1m"]);
+    let (lock_id, fence) = (s(&grant, "lockId"), n(&grant, "fence").to_string());
+
+    let ok = env.run(&["verify", "k", "--lock-id", lock_id, "--fence", &fence]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let json = env.run(&[
+        "--json",
+        "verify",
+        "k",
+        "--lock-id",
+        lock_id,
+        "--fence",
+        &fence,
+    ]);
+    assert_eq!(json.code, 0, "{json:?}");
+    assert_eq!(json.json()["current"], true);
+
+    let other_fence = (n(&grant, "fence") + 1).to_string();
+    let wrong_fence = env.run(&["verify", "k", "--lock-id", lock_id, "--fence", &other_fence]);
+    assert_eq!(wrong_fence.code, 4, "{wrong_fence:?}");
+    assert!(wrong_fence.stderr.contains("fence"), "{wrong_fence:?}");
+    let wrong_id = env.run(&[
+        "--json",
+        "verify",
+        "k",
+        "--lock-id",
+        "nope",
+        "--fence",
+        &fence,
+    ]);
+    assert_eq!(wrong_id.code, 4, "{wrong_id:?}");
+    let v = wrong_id.json();
+    assert_eq!(s(&v, "error"), "not_current");
+    assert!(!wrong_id.stdout.contains(lock_id), "{wrong_id:?}");
+    let absent = env.run(&["verify", "never", "--lock-id", lock_id, "--fence", &fence]);
+    assert_eq!(absent.code, 4, "{absent:?}");
+
+    let released = env.run(&[
+        "release",
+        "k",
+        "--lock-id",
+        lock_id,
+        "--status",
+        "COMPLETED",
+    ]);
+    assert_eq!(released.code, 0, "upper-case status: {released:?}");
+    let ended = env.run(&["verify", "k", "--lock-id", lock_id, "--fence", &fence]);
+    assert_eq!(ended.code, 4, "{ended:?}");
+    assert!(ended.stderr.contains("COMPLETED"), "{ended:?}");
+    let failed = env.run(&["release", "other", "--lock-id", "x", "--status", "Failed"]);
+    assert_eq!(failed.code, 4, "mixed case parses: {failed:?}");
+}
+
+#[test]
+fn run_reserves_its_own_exit_codes() {
+    let env = Env::new();
+    // The command's own 3 and 4 pass through untouched.
+    assert_eq!(env.run(&["run", "k", "--", "sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(env.run(&["run", "k", "--", "sh", "-c", "exit 4"]).code, 4);
+
+    acquire(&env, "k", &["--owner", "alice"]);
+    let held = env.run(&["--json", "run", "k", "--", "true"]);
+    assert_eq!(held.code, RUN_HELD, "{held:?}");
+    assert_eq!(s(&held.json(), "error"), "held");
+    let timed_out = env.run(&["run", "k", "--wait", "1s", "--", "true"]);
+    assert_eq!(timed_out.code, RUN_WAIT_TIMED_OUT, "{timed_out:?}");
+
+    let no_table = finish(
+        env.cmd(&["run", "k", "--", "true"])
+            .env_remove("BATON_TABLE")
+            .spawn()
+            .expect("spawn"),
+    );
+    assert_eq!(no_table.code, RUN_ERROR, "{no_table:?}");
+    let bad_flag = env.run(&["run", "k", "--ttl", "soon", "--", "true"]);
+    assert_eq!(bad_flag.code, RUN_ERROR, "{bad_flag:?}");
+    let missing = unique_name("no-such-table");
+    let table = env.run(&["--table", &missing, "run", "k", "--", "true"]);
+    assert_eq!(table.code, RUN_ERROR, "{table:?}");
+
+    let help = env.run(&["run", "--help"]);
+    assert_eq!(help.code, 0, "{help:?}");
+    for code in ["122", "123", "124", "125", "126", "127", "128+N"] {
+        assert!(
+            help.stdout.contains(code),
+            "`run --help` lacks {code}: {}",
+            help.stdout
+        );
+    }
 }
