@@ -14,8 +14,8 @@
 //! | `POST /github/webhook` | no webhook secret configured                      | 404    |
 //! |                        | body over [`GITHUB_MAX_BODY`]                     | 413    |
 //! |                        | signature missing or wrong                        | 401, empty |
-//! |                        | `workflow_run` completed with baton's identity    | 202, queued |
-//! |                        | `ping`, other events/actions, foreign runs        | 204    |
+//! |                        | `workflow_run` completed: a configured pipeline's dispatched run with baton's identity | 202, queued |
+//! |                        | `ping`, other events/actions, runs of another repository, workflow or event, runs without baton's identity | 204 |
 //! |                        | not JSON                                          | 400    |
 //! |                        | queue unavailable                                 | 503 (GitHub shows a failed delivery to redeliver) |
 //! | known path, other method |                                                 | 405    |
@@ -292,10 +292,10 @@ impl<Q: Enqueue> Router<Q> {
             Some("ping") => return Answer::empty(StatusCode::NO_CONTENT, "ping"),
             _ => return Answer::empty(StatusCode::NO_CONTENT, "event_ignored"),
         }
-        let completion = match github::workflow_run(body) {
-            Ok(WorkflowRun::Completed(c)) => c,
+        let (completion, run_attempt) = match github::workflow_run(body, &self.config) {
+            Ok(WorkflowRun::Completed(c)) => (c.message, c.run_attempt),
             Ok(WorkflowRun::Ignored(why)) => {
-                info!(delivery, why, "workflow_run ignored");
+                log_ignored(delivery, &why);
                 return Answer::empty(StatusCode::NO_CONTENT, "run_ignored");
             }
             Err(e) => {
@@ -304,17 +304,52 @@ impl<Q: Enqueue> Router<Q> {
             }
         };
         let outgoing = Outgoing::completion(&completion);
+        let repository = completion.repository.as_deref().unwrap_or("-");
+        let workflow = completion.workflow.as_deref().unwrap_or("-");
+        let run_id = completion.run_id.unwrap_or(0);
         match self.queue.enqueue(outgoing).await {
             Ok(message_id) => {
                 info!(delivery, lock_key = %completion.lock_key, fence = completion.fence,
+                    repository, workflow, run_id, run_attempt, rerun = run_attempt > 1,
                     conclusion = completion.conclusion.as_str(), message_id, "completion queued");
                 Answer::empty(StatusCode::ACCEPTED, "enqueued")
             }
             Err(e) => {
-                error!(delivery, lock_key = %completion.lock_key, error = %e, "could not queue completion");
+                error!(delivery, lock_key = %completion.lock_key, repository, workflow, run_id,
+                    run_attempt, error = %e, "could not queue completion");
                 Answer::empty(StatusCode::SERVICE_UNAVAILABLE, "queue_failed")
             }
         }
+    }
+}
+
+/// Logs a `workflow_run` delivery that is answered but not queued. A run
+/// whose title names a lock but that is not a configured pipeline's own
+/// dispatched run is a look-alike (a forged or foreign completion) and is
+/// logged as a warning; anything else a shared webhook sends is routine.
+fn log_ignored(delivery: &str, why: &github::Ignored) {
+    let repository = why.repository.as_deref().unwrap_or("-");
+    let path = why.path.as_deref().unwrap_or("-");
+    let event = why.event.as_deref().unwrap_or("-");
+    let run_id = why.run_id.unwrap_or(0);
+    let run_attempt = why.run_attempt.unwrap_or(0);
+    let reason = why.reason;
+    if why.names_a_lock && why.reason != github::NOT_COMPLETED {
+        warn!(
+            delivery,
+            reason,
+            repository,
+            path,
+            event,
+            run_id,
+            run_attempt,
+            "workflow_run names a lock but is not a configured pipeline's dispatched run: not a completion"
+        );
+    } else {
+        info!(
+            delivery,
+            reason, repository, path, event, run_id, run_attempt, "workflow_run ignored"
+        );
     }
 }
 

@@ -161,3 +161,197 @@ async fn webhook_route_is_404_without_a_secret_and_503_when_sqs_is_down() {
     );
     assert_eq!(invoke(&down, &event(RUN)).await.status, 503);
 }
+
+// --- only the configured pipeline's own dispatched run is a completion ------
+
+/// Answers `ev` with a 2xx that GitHub does not redeliver, and queues nothing.
+async fn assert_refused(queue: &TestQueue, router: &Router<SqsQueue>, ev: &Value, what: &str) {
+    let answer = invoke(router, ev).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (204, ""),
+        "{what}: answered, not queued"
+    );
+    assert_eq!(queue.count().await, 0, "{what}: nothing queued");
+}
+
+#[tokio::test]
+async fn run_of_another_event_with_a_forged_title_is_not_a_completion() {
+    // Anyone who can push to the repository (or open a pull request from a
+    // fork) chooses the run's title: a commit message or a PR title becomes
+    // `display_title` for those runs.
+    let queue = TestQueue::fifo().await;
+    let router = queue.router();
+    for event in [
+        "push",
+        "pull_request",
+        "pull_request_target",
+        "schedule",
+        "workflow_run",
+        "repository_dispatch",
+    ] {
+        let ev = run_event(|p| {
+            p["workflow_run"]["event"] = event.into();
+            p["workflow_run"]["head_repository"] =
+                serde_json::json!({"full_name": "mallory/platform"});
+        });
+        assert_refused(&queue, &router, &ev, event).await;
+    }
+    let no_event = run_event(|p| {
+        p["workflow_run"].as_object_mut().unwrap().remove("event");
+    });
+    assert_refused(&queue, &router, &no_event, "no event").await;
+}
+
+#[tokio::test]
+async fn run_of_another_repository_is_not_a_completion() {
+    let queue = TestQueue::fifo().await;
+    let router = queue.router();
+    for full_name in [
+        "mallory/platform",
+        "acme/platform-fork",
+        "acme/platform/x",
+        "platform",
+        "",
+    ] {
+        let ev = run_event(|p| p["repository"]["full_name"] = full_name.into());
+        assert_refused(&queue, &router, &ev, full_name).await;
+    }
+    let no_repository = run_event(|p| {
+        p.as_object_mut().unwrap().remove("repository");
+    });
+    assert_refused(&queue, &router, &no_repository, "no repository").await;
+}
+
+#[tokio::test]
+async fn other_workflow_of_the_configured_repository_is_not_a_completion() {
+    let queue = TestQueue::fifo().await;
+    let router = queue.router();
+    for path in [
+        ".github/workflows/release.yml",
+        ".github/workflows/build.yml.bak",
+        ".github/workflows/sub/build.yml",
+        "evil/.github/workflows/build.yml",
+        "build.yml",
+        ".github/workflows/BUILD.yml",
+        "",
+    ] {
+        let ev = run_event(|p| p["workflow_run"]["path"] = path.into());
+        assert_refused(&queue, &router, &ev, path).await;
+    }
+    let no_path = run_event(|p| {
+        p["workflow_run"].as_object_mut().unwrap().remove("path");
+    });
+    assert_refused(&queue, &router, &no_path, "no path").await;
+}
+
+#[tokio::test]
+async fn completion_names_the_repository_and_workflow_of_the_run() {
+    let queue = TestQueue::fifo().await;
+    let router = queue.router();
+    // GitHub's names are case-insensitive; the completion carries the
+    // configured spelling, the one a grant records.
+    let ev = run_event(|p| p["repository"]["full_name"] = "ACME/Platform".into());
+    assert_eq!(invoke(&router, &ev).await.status, 202);
+    // The configured repository's other pipeline (`/deploy`) is baton's too.
+    let deploy = run_event(|p| {
+        p["workflow_run"]["path"] = ".github/workflows/deploy.yml".into();
+        p["workflow_run"]["id"] = 19_440_000_002u64.into();
+    });
+    assert_eq!(invoke(&router, &deploy).await.status, 202);
+
+    let got = queue.receive().await;
+    assert_eq!(got.len(), 2);
+    let completions: Vec<_> = got
+        .iter()
+        .map(|m| match QueueMessage::parse(&m.body) {
+            Ok(QueueMessage::Completion(c)) => c,
+            other => panic!("expected a completion, got {other:?}"),
+        })
+        .collect();
+    let by_run = |id: u64| completions.iter().find(|c| c.run_id == Some(id)).unwrap();
+    let build = by_run(19_440_000_001);
+    assert_eq!(build.repository.as_deref(), Some("acme/platform"));
+    assert_eq!(build.workflow.as_deref(), Some("build.yml"));
+    let deploy = by_run(19_440_000_002);
+    assert_eq!(deploy.repository.as_deref(), Some("acme/platform"));
+    assert_eq!(deploy.workflow.as_deref(), Some("deploy.yml"));
+}
+
+#[tokio::test]
+async fn rerun_of_a_baton_run_is_still_forwarded_for_the_worker_to_judge() {
+    let queue = TestQueue::fifo().await;
+    let ev = run_event(|p| p["workflow_run"]["run_attempt"] = 2.into());
+    assert_eq!(invoke(&queue.router(), &ev).await.status, 202);
+    let got = queue.receive().await;
+    assert_eq!(got.len(), 1);
+    let Ok(QueueMessage::Completion(c)) = QueueMessage::parse(&got[0].body) else {
+        panic!("expected a completion: {}", got[0].body);
+    };
+    assert_eq!(
+        (c.run_id, c.repository.as_deref(), c.workflow.as_deref()),
+        (
+            Some(19_440_000_001),
+            Some("acme/platform"),
+            Some("build.yml")
+        )
+    );
+}
+
+#[tokio::test]
+async fn pipelines_come_from_the_command_config() {
+    let queue = TestQueue::fifo().await;
+    let toml = baton_chatops::Config::BUILTIN_TOML
+        .replace(
+            "repo = \"acme/platform\"\nworkflow = \"build.yml\"",
+            "repo = \"acme/ci\"\nworkflow = \"pipeline.yaml\"",
+        )
+        .replace(
+            "repo = \"acme/platform\"\nworkflow = \"deploy.yml\"",
+            "repo = \"acme/ci\"\nworkflow = \"161335\"",
+        );
+    assert!(!toml.contains("acme/platform"), "both pipelines moved");
+    let config = baton_chatops::Config::from_toml_str(&toml).expect("valid config");
+    let router = Router::new(
+        config,
+        test_secrets(),
+        SqsQueue::new(sqs_client(&queue.endpoint), &queue.url),
+    );
+    // The sample names acme/platform, which this config does not know.
+    assert_refused(&queue, &router, &event(RUN), "acme/platform").await;
+    let wrong_file = run_event(|p| {
+        p["repository"]["full_name"] = "acme/ci".into();
+        p["workflow_run"]["workflow_id"] = 1.into();
+    });
+    assert_refused(&queue, &router, &wrong_file, "acme/ci build.yml").await;
+
+    // A workflow configured by file name is matched on the run's path...
+    let by_file = run_event(|p| {
+        p["repository"]["full_name"] = "acme/ci".into();
+        p["workflow_run"]["path"] = ".github/workflows/pipeline.yaml".into();
+        p["workflow_run"]["workflow_id"] = 1.into();
+    });
+    assert_eq!(invoke(&router, &by_file).await.status, 202);
+    // ...one configured by id on the run's workflow id.
+    let by_id = run_event(|p| {
+        p["repository"]["full_name"] = "acme/ci".into();
+        p["workflow_run"]["id"] = 7u64.into();
+    });
+    assert_eq!(invoke(&router, &by_id).await.status, 202);
+    let got = queue.receive().await;
+    let workflows: std::collections::BTreeSet<_> = got
+        .iter()
+        .map(|m| match QueueMessage::parse(&m.body) {
+            Ok(QueueMessage::Completion(c)) => (c.repository.unwrap(), c.workflow.unwrap()),
+            other => panic!("expected a completion, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        workflows,
+        [
+            ("acme/ci".to_string(), "161335".to_string()),
+            ("acme/ci".to_string(), "pipeline.yaml".to_string()),
+        ]
+        .into()
+    );
+}

@@ -219,3 +219,26 @@ async fn listen_refuses_non_loopback_addresses() {
     assert!(stderr.contains("loopback"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing was bound");
 }
+
+#[tokio::test]
+async fn listen_mode_answers_but_does_not_queue_a_forged_push_completion() {
+    let queue = TestQueue::fifo().await;
+    let router = ListeningRouter::start(&queue.url).await;
+    // A push to the configured repository whose commit message copies
+    // baton's run name: signed by the repository's own webhook, so only the
+    // run's event gives it away.
+    let ev = event("router-github-workflow-run.json");
+    let mut payload: serde_json::Value = serde_json::from_slice(&event_body(&ev)).unwrap();
+    payload["workflow_run"]["event"] = "push".into();
+    let body = payload.to_string().into_bytes();
+    let signature = baton_router::signature::github_signature(GITHUB_SECRET.as_bytes(), &body);
+    let headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-github-event", "workflow_run".to_string()),
+        ("x-github-delivery", "forged-push-1".to_string()),
+        ("x-hub-signature-256", signature),
+    ];
+    let (status, _, reply) = router.send("POST", "/github/webhook", &headers, body).await;
+    assert_eq!((status, reply.as_str()), (204, ""));
+    assert_eq!(queue.count().await, 0);
+}
