@@ -66,6 +66,12 @@ fuzz_target!(|data: &[u8]| {
                 environment,
                 lock_key,
                 ..
+            }
+            | Request::Cancel {
+                component,
+                environment,
+                lock_key,
+                ..
             } = &request
             {
                 assert!(

@@ -53,6 +53,20 @@ pub enum Request {
         lock_key: String,
         /// Why, as the user wrote it; recorded and posted to the channel.
         reason: String,
+        /// `--keep-run`: end the lock but leave its pipeline run going.
+        keep_run: bool,
+    },
+    /// The holder ends their own run: the lock is released and the run
+    /// cancelled.
+    Cancel {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// The component, lowercase.
+        component: String,
+        /// The environment, lowercase.
+        environment: String,
+        /// The lock to release.
+        lock_key: String,
     },
     /// Show how to use the command.
     Help {
@@ -68,6 +82,7 @@ impl Request {
             Request::Run { command, .. }
             | Request::Status { command }
             | Request::Unlock { command, .. }
+            | Request::Cancel { command, .. }
             | Request::Help { command } => command,
         }
     }
@@ -89,10 +104,17 @@ impl Request {
                 component,
                 environment,
                 reason,
+                keep_run,
                 ..
             } => {
-                format!("unlock {component} {environment} {reason}")
+                let flag = if *keep_run { " --keep-run" } else { "" };
+                format!("unlock {component} {environment}{flag} {reason}")
             }
+            Request::Cancel {
+                component,
+                environment,
+                ..
+            } => format!("cancel {component} {environment}"),
             Request::Status { .. } => "status".into(),
             Request::Help { .. } => "help".into(),
         }
@@ -247,7 +269,7 @@ impl CommandError {
 /// The usage lines for a command, as Slack mrkdwn.
 pub fn usage_lines(command: &str) -> String {
     format!(
-        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> <reason>`"
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
     )
 }
 
@@ -267,7 +289,11 @@ pub fn help_text(config: &CommandConfig) -> String {
     let _ = writeln!(out, "• `{c} status` to see who holds which lock");
     let _ = writeln!(
         out,
-        "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock"
+        "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock and cancel its run (`--keep-run` leaves the run going)"
+    );
+    let _ = writeln!(
+        out,
+        "• `{c} cancel <component> <environment>` to stop your own run and release its lock"
     );
     let _ = writeln!(out, "Components: {}", code_list(&config.components));
     let _ = write!(out, "Environments: {}", code_list(&config.environments));
@@ -328,7 +354,14 @@ pub fn parse_request(
                 ));
             }
             let (component, environment) = check_target(cmd_config, component, environment)?;
-            let reason = words.get(3..).map(|w| w.join(" ")).unwrap_or_default();
+            let rest = words.get(3..).unwrap_or_default();
+            let keep_run = rest.iter().any(|w| w.eq_ignore_ascii_case("--keep-run"));
+            let reason = rest
+                .iter()
+                .filter(|w| !w.eq_ignore_ascii_case("--keep-run"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
             if reason.is_empty() {
                 return Err(CommandError::MissingReason {
                     command,
@@ -343,6 +376,24 @@ pub fn parse_request(
                 environment,
                 lock_key,
                 reason,
+                keep_run,
+            })
+        }
+        "cancel" => {
+            let (Some(component), Some(environment), None) =
+                (words.get(1), words.get(2), words.get(3))
+            else {
+                return Err(malformed(format!(
+                    "`{command} cancel` takes a component and an environment: the run of yours to stop."
+                )));
+            };
+            let (component, environment) = check_target(cmd_config, component, environment)?;
+            let lock_key = cmd_config.lock_key(&command, &component, &environment);
+            Ok(Request::Cancel {
+                command,
+                component,
+                environment,
+                lock_key,
             })
         }
         _ => {

@@ -412,6 +412,138 @@ pub fn unlocked(
     ))
 }
 
+/// Posted to the channel when a command dispatched its pipeline with no
+/// lock (the command needs none, or locking is switched off): nothing about a
+/// lock is claimed, because there is none.
+pub fn started_unlocked(
+    cmd: &str,
+    component: &str,
+    env: &str,
+    requester_id: &str,
+    run_url: Option<&str>,
+) -> Reply {
+    Reply::in_channel(format!(
+        "{} {} started `{}` without a lock.{}",
+        emoji_for(cmd),
+        mention(requester_id),
+        invocation(cmd, component, env),
+        run_link(run_url),
+    ))
+}
+
+/// Told to the requester when a command waited in the queue longer than
+/// the configured maximum: it is not run, because the situation it was
+/// typed for may have changed.
+pub fn request_expired(cmd: &str, text: &str, waited_secs: u64) -> Reply {
+    Reply::ephemeral(format!(
+        "⌛ `{}` waited {} before I could act on it, so I didn't run it: things may have changed since you typed it. Run it again if you still want it.",
+        escape(format!("{cmd} {text}").trim()),
+        short_duration(waited_secs),
+    ))
+}
+
+/// Told to the requester when the lock of an earlier attempt of this very
+/// request lapsed before its pipeline started: nothing runs under it.
+pub fn lapsed_before_start(cmd: &str, component: &str, env: &str) -> Reply {
+    Reply::ephemeral(format!(
+        "⚠️ The lock taken for `{}` lapsed before its pipeline started, so nothing was started. Run the command again to take a fresh lock.",
+        invocation(cmd, component, env),
+    ))
+}
+
+/// Told to an admin whose unlock found a newer grant than the one they saw:
+/// nothing was unlocked.
+pub fn unlock_changed(lock_key: &str, current: &LockView) -> Reply {
+    Reply::ephemeral(format!(
+        "✋ `{}` changed since you asked: it is now held by {}{} (fence {}) since {}. Nothing was unlocked; run the unlock again if you mean this grant.",
+        escape(lock_key),
+        current.holder(),
+        current.purpose_suffix(),
+        current.fence,
+        clock(current.locked_at),
+    ))
+}
+
+/// Posted to the channel when a holder cancels their own run.
+pub fn cancelled(lock_key: &str, holder_id: &str, previous: &LockView) -> Reply {
+    Reply::in_channel(format!(
+        "🛑 {} cancelled{} and released `{}` (fence {}).",
+        mention(holder_id),
+        previous.purpose_suffix(),
+        escape(lock_key),
+        previous.fence,
+    ))
+}
+
+/// Told to someone who tried to cancel a run that is not theirs.
+pub fn cancel_not_yours(lock_key: &str, holder: &LockView) -> Reply {
+    Reply::ephemeral(format!(
+        "✋ `{}` is held by {}, not you: only the holder can cancel a run (admins can `unlock`).",
+        escape(lock_key),
+        holder.holder(),
+    ))
+}
+
+/// Told to someone who tried to cancel when nothing holds the lock.
+pub fn nothing_to_cancel(lock_key: &str) -> Reply {
+    Reply::ephemeral(format!(
+        "👍 `{}` isn't held right now, so there's nothing to cancel.",
+        escape(lock_key)
+    ))
+}
+
+/// What became of the pipeline run of a grant that was ended by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStop {
+    /// The pipeline accepted the cancellation.
+    Cancelled,
+    /// `--keep-run`: the run was left going on purpose.
+    Kept,
+    /// The grant had no run recorded, so there was nothing to cancel.
+    NoRun,
+    /// The pipeline refused or could not be reached.
+    Failed(String),
+}
+
+impl Reply {
+    /// Adds what became of the ended grant's pipeline run.
+    pub fn with_run_stop(self, stop: &RunStop) -> Reply {
+        match stop {
+            RunStop::Cancelled => self.with_context("Its pipeline run was cancelled."),
+            RunStop::Kept => self.with_context("Its pipeline run was left running (`--keep-run`)."),
+            RunStop::NoRun => self,
+            RunStop::Failed(why) => self.with_context(format!(
+                "⚠️ Its pipeline run could not be cancelled: {}. Stop it by hand.",
+                escape(why)
+            )),
+        }
+    }
+}
+
+/// Posted to the channel when baton found by itself that a run ended
+/// (its completion report never arrived) and released its lock.
+pub fn completed_unreported(
+    lock_key: &str,
+    succeeded: bool,
+    holder_id: &str,
+    duration_secs: u64,
+    run_url: Option<&str>,
+) -> Reply {
+    completed(lock_key, succeeded, holder_id, duration_secs, run_url)
+        .with_context("The run's completion report never arrived; baton asked the pipeline and released the lock.")
+}
+
+/// Posted to the channel when a lock's lease lapsed while its run was
+/// still working: anyone could have taken the lock over in that window.
+pub fn lease_lapsed_under_run(lock_key: &str, holder_id: &str, run_url: Option<&str>) -> Reply {
+    Reply::in_channel(format!(
+        "⚠️ The lock `{}` of {}'s run lapsed while the run was still working; baton renewed it.{} If someone else ran under it meanwhile, check both runs.",
+        escape(lock_key),
+        mention(holder_id),
+        run_link(run_url),
+    ))
+}
+
 /// Told to someone who may not force-unlock `cmd`'s locks.
 pub fn unlock_refused(cmd: &str, unlock_users: &[String]) -> Reply {
     error(&CommandError::NotAllowedToUnlock {

@@ -141,7 +141,8 @@ proptest! {
                 let cmd = config.command(request.command()).expect("requests are for configured commands");
                 match &request {
                     Request::Run { component, environment, lock_key, .. }
-                    | Request::Unlock { component, environment, lock_key, .. } => {
+                    | Request::Unlock { component, environment, lock_key, .. }
+                    | Request::Cancel { component, environment, lock_key, .. } => {
                         prop_assert!(cmd.components.contains(component), "{request:?}");
                         prop_assert!(cmd.environments.contains(environment), "{request:?}");
                         prop_assert_eq!(lock_key, &cmd.lock_key(&cmd.name, component, environment));

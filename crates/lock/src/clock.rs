@@ -11,7 +11,8 @@ pub fn now_epoch_secs() -> u64 {
         .as_secs()
 }
 
-pub(crate) fn now_epoch_millis() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_epoch_millis() -> u64 {
     u64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

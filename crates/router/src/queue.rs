@@ -44,7 +44,9 @@ impl Outgoing {
     /// A verified slash command, grouped by what `request` locks.
     pub fn command(msg: &CommandMessage, request: &Request) -> Outgoing {
         let group = match request {
-            Request::Run { lock_key, .. } | Request::Unlock { lock_key, .. } => lock_key.as_str(),
+            Request::Run { lock_key, .. }
+            | Request::Unlock { lock_key, .. }
+            | Request::Cancel { lock_key, .. } => lock_key.as_str(),
             Request::Status { command } | Request::Help { command } => {
                 command.trim_start_matches('/')
             }
@@ -202,6 +204,7 @@ mod tests {
             environment: "plt".into(),
             lock_key: "build-router-plt".into(),
             reason: "stuck".into(),
+            keep_run: false,
         };
         assert_eq!(
             Outgoing::command(&command_msg(), &unlock).group_id,

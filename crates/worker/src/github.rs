@@ -19,6 +19,46 @@ pub struct DispatchedRun {
     pub exact: bool,
 }
 
+/// One workflow run as GitHub's REST API describes it (the fields baton reads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct WorkflowRun {
+    pub id: u64,
+    /// `queued`, `in_progress`, `completed`, `waiting`, `requested`, `pending`.
+    pub status: String,
+    /// Set once `status` is `completed`: `success`, `failure`, `cancelled`, …
+    pub conclusion: Option<String>,
+    /// What started the run; baton's runs are `workflow_dispatch`.
+    #[serde(default)]
+    pub event: String,
+    /// The workflow file, e.g. `.github/workflows/deploy.yml`.
+    #[serde(default)]
+    pub path: String,
+    /// The run's name; baton's runs carry their grant's lock id in it.
+    #[serde(default)]
+    pub display_title: String,
+    pub html_url: Option<String>,
+}
+
+impl WorkflowRun {
+    /// Still queued or working: its grant must not lapse.
+    pub fn is_alive(&self) -> bool {
+        self.status != "completed"
+    }
+
+    /// Whether this is the run dispatched for the grant `lock_id` of
+    /// `pipeline`: the right workflow file, started by a dispatch, titled
+    /// with that grant's lock id.
+    pub fn belongs_to(&self, pipeline: &PipelineConfig, lock_id: &str) -> bool {
+        let file = self.path.split('@').next().unwrap_or_default();
+        file.rsplit('/').next() == Some(pipeline.workflow.as_str())
+            && self.event == "workflow_dispatch"
+            && self
+                .display_title
+                .split_whitespace()
+                .any(|word| word.strip_prefix("lock_id=") == Some(lock_id))
+    }
+}
+
 /// Why a dispatch did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -176,6 +216,87 @@ impl GitHub {
             Attempt::Done(found)
         })
         .await
+    }
+
+    /// Reads one run of the pipeline: its state, and what it is (event,
+    /// workflow file, title), so a caller can tell whether it is the run a
+    /// grant dispatched. Retried within `deadline`: a read is safe to repeat.
+    pub async fn run(
+        &self,
+        pipeline: &PipelineConfig,
+        run_id: u64,
+        deadline: Instant,
+    ) -> Result<WorkflowRun, DispatchError> {
+        let url = format!(
+            "{}/repos/{}/{}/actions/runs/{run_id}",
+            self.api_url, pipeline.owner, pipeline.repo
+        );
+        with_retries(deadline, || async {
+            let response = match self.request(reqwest::Method::GET, &url).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Attempt::Transient {
+                        error: DispatchError::Unavailable(e.to_string()),
+                        after: None,
+                    };
+                }
+            };
+            let status = response.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Attempt::Transient {
+                    after: retry_after(&response),
+                    error: DispatchError::Unavailable(format!("HTTP {status}")),
+                };
+            }
+            if !status.is_success() {
+                let message = error_message(response).await;
+                return Attempt::Permanent(DispatchError::Refused {
+                    status: status.as_u16(),
+                    message,
+                });
+            }
+            match response.json::<WorkflowRun>().await {
+                Ok(run) => Attempt::Done(run),
+                Err(e) => Attempt::Permanent(DispatchError::Refused {
+                    status: status.as_u16(),
+                    message: format!("unexpected run shape: {e}"),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Asks GitHub to cancel a run. Sent once: a 409 (the run already
+    /// finished) counts as done, since the run is not working any more.
+    pub async fn cancel(
+        &self,
+        pipeline: &PipelineConfig,
+        run_id: u64,
+    ) -> Result<(), DispatchError> {
+        let url = format!(
+            "{}/repos/{}/{}/actions/runs/{run_id}/cancel",
+            self.api_url, pipeline.owner, pipeline.repo
+        );
+        let response = self
+            .request(reqwest::Method::POST, &url)
+            .send()
+            .await
+            .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() || status.as_u16() == 409 {
+            return Ok(());
+        }
+        let message = error_message(response).await;
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(DispatchError::Unavailable(format!(
+                "HTTP {status}: {message}"
+            )))
+        } else {
+            Err(DispatchError::Refused {
+                status: status.as_u16(),
+                message,
+            })
+        }
     }
 
     /// The workflow's page, for when GitHub returned no run details.

@@ -7,11 +7,13 @@
 
 pub mod emf;
 pub mod github;
+mod reconcile;
 mod retry;
 pub mod settings;
 pub mod slack;
 pub mod worker;
 
+pub use reconcile::ReconcileReport;
 pub use worker::{Worker, WorkerSettings};
 
 /// Builds the worker from the environment: the SDK config, the lock client

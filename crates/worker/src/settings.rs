@@ -105,5 +105,7 @@ pub async fn from_env(sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSetti
         max_receives,
         default_budget: duration_var("BATON_BATCH_BUDGET", Duration::from_secs(30))?,
         http_timeout: duration_var("BATON_HTTP_TIMEOUT", Duration::from_secs(3))?,
+        max_command_age: duration_var("BATON_MAX_COMMAND_AGE", Duration::from_secs(15 * 60))?,
+        reconcile_lease: duration_var("BATON_RECONCILE_LEASE", Duration::from_secs(5 * 60))?,
     })
 }

@@ -55,9 +55,9 @@ impl Slack {
         reply: &Reply,
         deadline: Instant,
     ) -> Result<(), SlackError> {
-        if !response_url.starts_with(&self.response_url_prefix) {
+        if !url_is_under(response_url, &self.response_url_prefix) {
             return Err(SlackError::Refused(format!(
-                "response_url is not under {}",
+                "the worker only replies under {}; this command's response_url is elsewhere",
                 self.response_url_prefix
             )));
         }
@@ -161,4 +161,54 @@ async fn classify(
         }
     }
     Attempt::Done(())
+}
+
+/// Whether `url` lies under `prefix`, compared as parsed URLs: the same
+/// scheme, host and port exactly, no credentials, and a path inside the
+/// prefix's path. A string prefix would let `https://hooks.slack.com@evil/`
+/// through when the prefix lacks its trailing slash.
+fn url_is_under(url: &str, prefix: &str) -> bool {
+    let (Ok(url), Ok(prefix)) = (reqwest::Url::parse(url), reqwest::Url::parse(prefix)) else {
+        return false;
+    };
+    let base = prefix.path().trim_end_matches('/');
+    url.scheme() == prefix.scheme()
+        && url.host_str() == prefix.host_str()
+        && url.port_or_known_default() == prefix.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && (url.path() == base || url.path().starts_with(&format!("{base}/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_is_under;
+
+    #[test]
+    fn response_urls_are_compared_by_scheme_host_port_and_path() {
+        for prefix in ["https://hooks.slack.com", "https://hooks.slack.com/"] {
+            assert!(url_is_under(
+                "https://hooks.slack.com/commands/T1/2/x",
+                prefix
+            ));
+            for evil in [
+                "https://hooks.slack.com@evil.example/commands/T1",
+                "https://hooks.slack.com.evil.example/commands",
+                "http://hooks.slack.com/commands",
+                "https://hooks.slack.com:8443/commands",
+                "https://user:pw@hooks.slack.com/commands",
+                "not a url",
+            ] {
+                assert!(!url_is_under(evil, prefix), "{evil} under {prefix}");
+            }
+        }
+        assert!(url_is_under(
+            "http://127.0.0.1:9/response/a",
+            "http://127.0.0.1:9/response/"
+        ));
+        assert!(!url_is_under(
+            "http://127.0.0.1:9/responsex/a",
+            "http://127.0.0.1:9/response"
+        ));
+    }
 }

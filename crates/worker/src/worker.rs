@@ -5,21 +5,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use baton_chatops::render::{self, LockView};
+use baton_chatops::render::{self, LockView, RunStop};
 use baton_chatops::{
     CommandConfig, CommandError, CommandMessage, CompletionMessage, Config, MessageError,
-    QueueMessage, Reply, Request, ResponseType, parse_request,
+    PipelineConfig, PostMessage, QueueMessage, Reply, Request, ResponseType, parse_request,
 };
-use baton_lock::clock::now_epoch_secs;
+use baton_lock::clock::{now_epoch_millis, now_epoch_secs};
 use baton_lock::{
-    AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockStatus,
-    ReleaseRequest,
+    AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockState,
+    LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::emf::{self, Metric};
 use crate::github::{DispatchError, DispatchedRun, GitHub};
+use crate::reconcile::Settled;
 use crate::slack::{Slack, SlackError};
 
 /// Everything the worker needs besides the lock table, resolved once at
@@ -44,6 +45,11 @@ pub struct WorkerSettings {
     pub default_budget: Duration,
     /// Timeout of one HTTP attempt to Slack or GitHub.
     pub http_timeout: Duration,
+    /// Commands that waited in the queue longer than this (from the
+    /// router's `received_at`) are answered "expired" and never run.
+    pub max_command_age: Duration,
+    /// The lease the reconciler gives a run it finds still working.
+    pub reconcile_lease: Duration,
 }
 
 impl WorkerSettings {
@@ -64,13 +70,15 @@ impl WorkerSettings {
             max_receives: 5,
             default_budget: Duration::from_secs(10),
             http_timeout: Duration::from_secs(2),
+            max_command_age: Duration::from_secs(15 * 60),
+            reconcile_lease: Duration::from_secs(5 * 60),
         }
     }
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// Finished (successfully or with the user told why not): delete it.
     Done,
     /// Put it back on the queue (reported in `batchItemFailures`).
@@ -89,10 +97,10 @@ enum Work {
 
 /// The SQS-triggered worker. Build once per cold start; `handle` each batch.
 pub struct Worker {
-    locks: LockClient,
-    settings: WorkerSettings,
-    slack: Slack,
-    github: GitHub,
+    pub(crate) locks: LockClient,
+    pub(crate) settings: WorkerSettings,
+    pub(crate) slack: Slack,
+    pub(crate) github: GitHub,
 }
 
 impl Worker {
@@ -214,7 +222,12 @@ impl Worker {
     fn ordering_key(&self, work: &Work) -> Option<String> {
         match work {
             Work::Command {
-                request: Ok(Request::Run { lock_key, .. } | Request::Unlock { lock_key, .. }),
+                request:
+                    Ok(
+                        Request::Run { lock_key, .. }
+                        | Request::Unlock { lock_key, .. }
+                        | Request::Cancel { lock_key, .. },
+                    ),
                 ..
             } => Some(lock_key.clone()),
             Work::Completion(c) => Some(c.lock_key.clone()),
@@ -231,9 +244,11 @@ impl Worker {
     ) -> Outcome {
         match work {
             Work::Malformed(e) => {
-                // Retrying cannot fix a body; the DLQ is for records that might succeed later.
-                error!(message_id = %id, error = %e, "dropping malformed queue message");
-                Outcome::Done
+                // Nothing can be done with it here; reporting it as failed
+                // lets SQS move it to the dead-letter queue after its
+                // receives, where an operator can read and replay it.
+                error!(message_id = %id, receive_count, error = %e, "unreadable queue message; leaving it for the dead-letter queue");
+                Outcome::Retry(format!("unreadable body: {e}"))
             }
             Work::Completion(c) => self.completion(id, c, deadline).await,
             Work::Command {
@@ -266,12 +281,28 @@ impl Worker {
             error!(message_id = %id, command = %request.command(), "command vanished from config");
             return Outcome::Done;
         };
+        let waited = now_epoch_millis().saturating_sub(message.received_at);
+        let acts = !matches!(request, Request::Help { .. } | Request::Status { .. });
+        if acts && Duration::from_millis(waited) > self.settings.max_command_age {
+            info!(message_id = %id, user = %message.user_id, waited_ms = waited, "command expired in the queue; not run");
+            let reply = render::request_expired(&message.command, &message.text, waited / 1000);
+            return self.reply(message, &reply, deadline).await;
+        }
         match request {
             Request::Help { .. } => self.reply(message, &render::help(config), deadline).await,
             Request::Status { command } => self.status(message, command, deadline).await,
             Request::Unlock {
-                lock_key, reason, ..
-            } => self.unlock(message, lock_key, reason, deadline).await,
+                lock_key,
+                reason,
+                keep_run,
+                ..
+            } => {
+                self.unlock(message, config, lock_key, reason, *keep_run, deadline)
+                    .await
+            }
+            Request::Cancel { lock_key, .. } => {
+                self.cancel(message, config, lock_key, deadline).await
+            }
             Request::Run {
                 command,
                 component,
@@ -279,6 +310,7 @@ impl Worker {
                 lock_key,
                 dry_run,
             } => {
+                let locked = self.settings.locking_enabled && config.requires_lock;
                 let run = Run {
                     id,
                     receive_count,
@@ -288,87 +320,159 @@ impl Worker {
                     component,
                     environment,
                     lock_key,
+                    key: if locked {
+                        lock_key.clone()
+                    } else {
+                        format!("{REQUEST_KEY_PREFIX}{}", message.trigger_id)
+                    },
+                    locked,
                 };
                 if *dry_run {
                     self.dry_run(&run, deadline).await
-                } else if self.settings.locking_enabled && config.requires_lock {
-                    self.locked_run(&run, deadline).await
                 } else {
-                    self.unlocked_run(&run, deadline).await
+                    if !locked {
+                        warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
+                    }
+                    self.start(&run, deadline).await
                 }
             }
         }
     }
 
-    async fn locked_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
+    /// Takes the grant a run works under, then dispatches the run. With a
+    /// lock the grant is the target's lock; without one (the command needs
+    /// none, or locking is switched off) it is a grant on a key of this
+    /// request alone: it blocks nobody, but a redelivery finds its dispatch.
+    async fn start(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
+        let request = self.acquire_request(run);
+        // A lapsed grant whose run may still work is not taken over: it is
+        // settled against its run first, and the acquire tried once more.
+        for attempt in 0..2 {
+            let grant = match self.locks.acquire(&request).await {
+                Ok(grant) => grant,
+                Err(LockError::Held { holder }) => {
+                    let now = now_epoch_secs();
+                    if attempt == 0
+                        && holder.state_at(now) == LockState::Expired
+                        && matches!(self.settle(&holder, deadline).await, Settled::Ended)
+                    {
+                        continue;
+                    }
+                    return self.held(run, &holder, deadline).await;
+                }
+                Err(LockError::RequestSuperseded { current, .. }) => {
+                    // A late duplicate of a command that already ran: its grant
+                    // ended and the key has been granted again since.
+                    info!(lock_key = %run.key, current_fence = current.fence, "late duplicate of a finished command; nothing to do");
+                    return Outcome::Done;
+                }
+                Err(LockError::RequestEnded { record }) => {
+                    return self.ended_before(run, &record, deadline).await;
+                }
+                Err(LockError::RequestLapsed { record }) => {
+                    return self.lapsed(run, &record, deadline).await;
+                }
+                Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
+            };
+            match grant.kind {
+                GrantKind::Existing => return self.redelivered(run, grant, deadline).await,
+                GrantKind::TakenOver { ref from } => {
+                    warn!(lock_key = %run.key, previous = %from.locked_by, "took over an expired lock");
+                    emf::emit(Metric::LockAcquired, run.command, 1.0);
+                }
+                GrantKind::New => emf::emit(Metric::LockAcquired, run.command, 1.0),
+            }
+            info!(lock_key = %run.key, fence = grant.fence(), locked = run.locked, "grant taken");
+            return self.dispatch(run, &grant, deadline).await;
+        }
+        error!(lock_key = %run.key, "the lock was settled but could not be taken");
+        self.reply(run.message, &render::internal_error(run.id), deadline)
+            .await
+    }
+
+    fn acquire_request(&self, run: &Run<'_>) -> AcquireRequest {
         let message = run.message;
-        let mut request = AcquireRequest::new(run.lock_key, &message.user_id, run.config.lock_ttl);
-        request.request_id = Some(run.id.to_owned());
+        let mut request = AcquireRequest::new(&run.key, &message.user_id, run.config.lock_ttl);
+        request.request_id = Some(request_id(message));
         request.owner_name = message.user_name.clone();
         request.purpose = Some(run.invocation());
         request.component = Some(run.component.to_owned());
         request.environment = Some(run.environment.to_owned());
         request.correlation_id = Some(slack_correlation(message));
-        let grant = match self.locks.acquire(&request).await {
-            Ok(grant) => grant,
-            Err(LockError::Held { holder }) => {
-                emf::emit(Metric::LockHeld, run.command, 1.0);
-                info!(lock_key = %run.lock_key, holder = %holder.locked_by, "lock held; telling the requester");
-                let reply = render::held(
-                    run.command,
-                    run.component,
-                    run.environment,
-                    &view(&holder),
-                    now_epoch_secs(),
-                );
-                return self.reply(message, &reply, deadline).await;
-            }
-            Err(LockError::RequestSuperseded { current, .. }) => {
-                // A late duplicate of a command that already ran: its grant
-                // ended and the key has been granted again since.
-                info!(lock_key = %run.lock_key, current_fence = current.fence, "late duplicate of a finished command; nothing to do");
-                return Outcome::Done;
-            }
-            Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
-        };
-        match grant.kind {
-            GrantKind::Existing => return self.redelivered(run, grant, deadline).await,
-            GrantKind::TakenOver { ref from } => {
-                warn!(lock_key = %run.lock_key, previous = %from.locked_by, "took over an expired lock");
-                emf::emit(Metric::LockAcquired, run.command, 1.0);
-            }
-            GrantKind::New => emf::emit(Metric::LockAcquired, run.command, 1.0),
-        }
-        info!(lock_key = %run.lock_key, fence = grant.fence(), "lock acquired");
-        self.dispatch(run, &grant, deadline).await
+        request.pipeline = Some(PipelineRun {
+            repository: run.config.pipeline.repository(),
+            workflow: run.config.pipeline.workflow.clone(),
+            run_id: None,
+        });
+        request.takeover = Takeover::UnlessRunRecorded;
+        request
     }
 
-    /// The same message again (SQS delivers at least once). Never a second
-    /// dispatch for one request; never "already in progress" to its author.
+    async fn held(&self, run: &Run<'_>, holder: &LockRecord, deadline: Instant) -> Outcome {
+        emf::emit(Metric::LockHeld, run.command, 1.0);
+        info!(lock_key = %run.key, holder = %holder.locked_by, "lock held; telling the requester");
+        // The settle above may have renewed the holder: show the lease it has now.
+        let holder = match self.locks.status(&run.key).await {
+            Ok(Some(current)) if current.lock_id == holder.lock_id => current,
+            _ => holder.clone(),
+        };
+        let reply = render::held(
+            run.command,
+            run.component,
+            run.environment,
+            &view(&holder),
+            now_epoch_secs(),
+        );
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    /// This request's grant already ended: never a second run. If it ended
+    /// because the dispatch failed, the user hears it again (the first
+    /// answer may not have reached them).
+    async fn ended_before(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
+        info!(lock_key = %run.key, status = %record.status, "redelivered after the run ended");
+        match (&record.release_reason, record.status, record.forced) {
+            (Some(reason), LockStatus::Failed, false) if reason.starts_with(DISPATCH_FAILED) => {
+                let reply =
+                    render::dispatch_failed(run.command, run.component, run.environment, reason);
+                self.reply(run.message, &reply, deadline).await
+            }
+            _ => Outcome::Done,
+        }
+    }
+
+    /// This request's grant lapsed. Nothing is dispatched under it: if its
+    /// run was recorded, that run is the request's one run (the reconciler
+    /// looks after it); if not, the grant ends and the user is told to ask
+    /// again for a fresh grant.
+    async fn lapsed(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
+        if record.run_url.is_some() {
+            info!(lock_key = %run.key, "redelivered after its lease lapsed; its run was recorded, nothing to do");
+            return Outcome::Done;
+        }
+        warn!(lock_key = %run.key, fence = record.fence, "the grant lapsed before its pipeline started; refusing to dispatch under it");
+        let mut release = ReleaseRequest::new(&run.key, &record.lock_id, LockStatus::Failed);
+        release.reason = Some("lease lapsed before the pipeline started".into());
+        if let Err(e) = self.locks.release(&release).await {
+            if e.is_transient() {
+                return Outcome::Retry(format!("release of a lapsed grant: {e}"));
+            }
+            info!(lock_key = %run.key, error = %e, "the lapsed grant was already replaced");
+        }
+        let reply = render::lapsed_before_start(run.command, run.component, run.environment);
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    /// The same message again (SQS delivers at least once) while its grant
+    /// is live. Never a second dispatch for one request; never "already in
+    /// progress" to its author.
     async fn redelivered(&self, run: &Run<'_>, grant: Grant, deadline: Instant) -> Outcome {
         let record = &grant.record;
-        if record.status != LockStatus::InProgress {
-            info!(lock_key = %run.lock_key, status = %record.status, "redelivered after the run ended");
-            return match (&record.release_reason, record.status, record.forced) {
-                (Some(reason), LockStatus::Failed, false)
-                    if reason.starts_with(DISPATCH_FAILED) =>
-                {
-                    let reply = render::dispatch_failed(
-                        run.command,
-                        run.component,
-                        run.environment,
-                        reason,
-                    );
-                    self.reply(run.message, &reply, deadline).await
-                }
-                _ => Outcome::Done,
-            };
-        }
         if let Some(url) = &record.run_url {
             // Dispatched before; its announcement may not have reached Slack.
-            info!(lock_key = %run.lock_key, "redelivered after dispatch; announcing again");
+            info!(lock_key = %run.key, "redelivered after dispatch; announcing again");
             let dispatched = DispatchedRun {
-                run_id: None,
+                run_id: record.pipeline.as_ref().and_then(|p| p.run_id),
                 run_url: url.clone(),
                 // Only the workflow's page is recorded when GitHub named no run.
                 exact: *url != self.github.workflow_page(&run.config.pipeline),
@@ -382,7 +486,7 @@ impl Worker {
             .await
         {
             Ok(Some(found)) => {
-                info!(lock_key = %run.lock_key, run_url = %found.run_url, "found the run an earlier attempt started");
+                info!(lock_key = %run.key, run_url = %found.run_url, "found the run an earlier attempt started");
                 self.record_run(run, &grant, &found).await;
                 self.announce(run, &grant, &found, deadline).await
             }
@@ -396,7 +500,7 @@ impl Worker {
         match self.github.dispatch(&run.config.pipeline, &inputs).await {
             Ok(dispatched) => {
                 emf::emit(Metric::Dispatched, run.command, 1.0);
-                info!(lock_key = %run.lock_key, run_url = %dispatched.run_url, "pipeline dispatched");
+                info!(lock_key = %run.key, run_url = %dispatched.run_url, run_id = ?dispatched.run_id, "pipeline dispatched");
                 // Mark the grant as dispatched before telling anyone, so a
                 // redelivery can never dispatch again.
                 self.record_run(run, grant, &dispatched).await;
@@ -409,10 +513,15 @@ impl Worker {
     async fn record_run(&self, run: &Run<'_>, grant: &Grant, dispatched: &DispatchedRun) {
         if let Err(e) = self
             .locks
-            .set_run_url(run.lock_key, grant.lock_id(), &dispatched.run_url)
+            .set_run(
+                &run.key,
+                grant.lock_id(),
+                dispatched.run_id,
+                &dispatched.run_url,
+            )
             .await
         {
-            warn!(lock_key = %run.lock_key, error = %e, "could not record the run on the lock");
+            warn!(lock_key = %run.key, error = %e, "could not record the run on the lock");
         }
     }
 
@@ -424,14 +533,33 @@ impl Worker {
         deadline: Instant,
     ) -> Outcome {
         let link = dispatched.exact.then_some(dispatched.run_url.as_str());
-        let reply = render::started(
-            run.command,
-            run.component,
-            run.environment,
-            &run.message.user_id,
-            &view(&grant.record),
-            link,
-        );
+        let reply = if run.locked {
+            render::started(
+                run.command,
+                run.component,
+                run.environment,
+                &run.message.user_id,
+                &view(&grant.record),
+                link,
+            )
+        } else if self.settings.locking_enabled {
+            render::started_unlocked(
+                run.command,
+                run.component,
+                run.environment,
+                &run.message.user_id,
+                link,
+            )
+        } else {
+            render::started_unlocked(
+                run.command,
+                run.component,
+                run.environment,
+                &run.message.user_id,
+                link,
+            )
+            .with_locking_disabled_notice()
+        };
         self.reply(run.message, &reply, deadline).await
     }
 
@@ -456,13 +584,13 @@ impl Worker {
                 .await
             {
                 Ok(Some(found)) => {
-                    info!(lock_key = %run.lock_key, run_url = %found.run_url, "the unanswered dispatch did start a run");
+                    info!(lock_key = %run.key, run_url = %found.run_url, "the unanswered dispatch did start a run");
                     self.record_run(run, grant, &found).await;
                     return self.announce(run, grant, &found, deadline).await;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    warn!(lock_key = %run.lock_key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
+                    warn!(lock_key = %run.key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
                     let reply = render::dispatch_unconfirmed(
                         run.command,
                         run.component,
@@ -474,71 +602,19 @@ impl Worker {
                 }
             }
         }
-        error!(lock_key = %run.lock_key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
+        error!(lock_key = %run.key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
         let reason = format!("{DISPATCH_FAILED}{error}");
-        let mut release = ReleaseRequest::new(run.lock_key, grant.lock_id(), LockStatus::Failed);
+        let mut release = ReleaseRequest::new(&run.key, grant.lock_id(), LockStatus::Failed);
         release.reason = Some(reason.clone());
         release.fence = Some(grant.fence());
         if let Err(e) = self.locks.release(&release).await {
-            if is_transient(&e) {
+            if e.is_transient() {
                 return Outcome::Retry(format!("release after failed dispatch: {e}"));
             }
-            error!(lock_key = %run.lock_key, error = %e, "could not release after a failed dispatch");
+            error!(lock_key = %run.key, error = %e, "could not release after a failed dispatch");
         }
         let reply = render::dispatch_failed(run.command, run.component, run.environment, &reason);
         self.reply(run.message, &reply, deadline).await
-    }
-
-    async fn unlocked_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
-        warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
-        match self
-            .github
-            .dispatch(&run.config.pipeline, &run.inputs("", 0))
-            .await
-        {
-            Ok(dispatched) => {
-                emf::emit(Metric::Dispatched, run.command, 1.0);
-                let now = now_epoch_secs();
-                let unlocked = LockView {
-                    lock_key: run.lock_key.to_owned(),
-                    holder_id: run.message.user_id.clone(),
-                    holder_name: run.message.user_name.clone(),
-                    purpose: Some(run.invocation()),
-                    locked_at: now,
-                    expires_at: now,
-                    fence: 0,
-                    lock_id: String::new(),
-                };
-                let link = dispatched.exact.then_some(dispatched.run_url.as_str());
-                let mut reply = render::started(
-                    run.command,
-                    run.component,
-                    run.environment,
-                    &run.message.user_id,
-                    &unlocked,
-                    link,
-                );
-                if !self.settings.locking_enabled {
-                    reply = reply.with_locking_disabled_notice();
-                }
-                self.reply(run.message, &reply, deadline).await
-            }
-            Err(DispatchError::Unavailable(why))
-                if run.receive_count < self.settings.max_receives =>
-            {
-                Outcome::Retry(format!("dispatch: {why}"))
-            }
-            Err(e) => {
-                emf::emit(Metric::DispatchFailed, run.command, 1.0);
-                let reply = render::dispatch_failed(
-                    run.command,
-                    run.component,
-                    run.environment,
-                    &e.to_string(),
-                );
-                self.reply(run.message, &reply, deadline).await
-            }
-        }
     }
 
     async fn dry_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
@@ -602,22 +678,42 @@ impl Worker {
         .await
     }
 
+    /// An admin's force unlock: ends only the grant that existed when the
+    /// command was typed (a newer one is refused, with its holder shown),
+    /// and cancels that grant's pipeline run unless told to keep it.
     async fn unlock(
         &self,
         message: &CommandMessage,
+        config: &CommandConfig,
         lock_key: &str,
         reason: &str,
+        keep_run: bool,
         deadline: Instant,
     ) -> Outcome {
+        let seen = message.received_at / 1000;
         match self
             .locks
-            .force_unlock(lock_key, &message.user_id, reason, None)
+            .force_unlock_seen(lock_key, &message.user_id, reason, seen)
             .await
         {
             Ok(ended) => {
-                warn!(lock_key, actor = %message.user_id, holder = %ended.locked_by, reason, "lock force-unlocked");
+                warn!(lock_key, actor = %message.user_id, holder = %ended.locked_by, fence = ended.fence, reason, "lock force-unlocked");
+                let stop = if keep_run {
+                    RunStop::Kept
+                } else {
+                    self.stop_run(config, &ended).await
+                };
                 let reply =
-                    render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)));
+                    render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)))
+                        .with_run_stop(&stop);
+                self.reply(message, &reply, deadline).await
+            }
+            Err(LockError::NotHeld {
+                current: Some(current),
+                ..
+            }) if current.status == LockStatus::InProgress => {
+                info!(lock_key, actor = %message.user_id, fence = current.fence, "unlock refused: the grant changed since the command was typed");
+                let reply = render::unlock_changed(lock_key, &view(&current));
                 self.reply(message, &reply, deadline).await
             }
             Err(LockError::NotHeld { .. }) => {
@@ -631,9 +727,95 @@ impl Worker {
         }
     }
 
-    /// A pipeline reported its end: release the grant it ran under (checked
-    /// by lock id and fence) and post the outcome to the channel.
+    /// The holder stops their own run: the grant ends as FAILED and its
+    /// pipeline run is cancelled.
+    async fn cancel(
+        &self,
+        message: &CommandMessage,
+        config: &CommandConfig,
+        lock_key: &str,
+        deadline: Instant,
+    ) -> Outcome {
+        let current = match self.locks.status(lock_key).await {
+            Ok(current) => current.filter(|r| r.status == LockStatus::InProgress),
+            Err(e) => {
+                return self
+                    .lock_failure(message, &message.trigger_id, e, deadline)
+                    .await;
+            }
+        };
+        let Some(current) = current else {
+            return self
+                .reply(message, &render::nothing_to_cancel(lock_key), deadline)
+                .await;
+        };
+        if current.locked_by != message.user_id {
+            info!(lock_key, user = %message.user_id, holder = %current.locked_by, "cancel refused: not the holder");
+            let reply = render::cancel_not_yours(lock_key, &view(&current));
+            return self.reply(message, &reply, deadline).await;
+        }
+        let mut release = ReleaseRequest::new(lock_key, &current.lock_id, LockStatus::Failed);
+        release.actor = Some(message.user_id.clone());
+        release.reason = Some("cancelled by the holder".into());
+        match self.locks.release(&release).await {
+            Ok(ended) => {
+                let stop = self.stop_run(config, &ended).await;
+                let reply = render::cancelled(lock_key, &message.user_id, &view(&ended))
+                    .with_run_stop(&stop);
+                self.reply(message, &reply, deadline).await
+            }
+            Err(LockError::NotOwner { .. } | LockError::AlreadyEnded { .. }) => {
+                self.reply(message, &render::nothing_to_cancel(lock_key), deadline)
+                    .await
+            }
+            Err(e) => {
+                self.lock_failure(message, &message.trigger_id, e, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// Cancels the pipeline run recorded on an ended grant.
+    async fn stop_run(&self, config: &CommandConfig, ended: &LockRecord) -> RunStop {
+        let Some(run_id) = ended.pipeline.as_ref().and_then(|p| p.run_id) else {
+            return RunStop::NoRun;
+        };
+        match self.github.cancel(&config.pipeline, run_id).await {
+            Ok(()) => {
+                info!(lock_key = %ended.lock_key, run_id, "pipeline run cancelled");
+                RunStop::Cancelled
+            }
+            Err(e) => {
+                warn!(lock_key = %ended.lock_key, run_id, error = %e, "pipeline run could not be cancelled");
+                RunStop::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// The configured pipeline a run of `repository`/`workflow` belongs to.
+    pub(crate) fn pipeline_of(&self, repository: &str, workflow: &str) -> Option<&PipelineConfig> {
+        self.settings
+            .config
+            .commands()
+            .map(|c| &c.pipeline)
+            .find(|p| p.repository().eq_ignore_ascii_case(repository) && p.workflow == workflow)
+    }
+
+    /// A pipeline reported its end. It ends the grant only if it is the run
+    /// recorded on that grant (or, while no run id is recorded yet, a run
+    /// GitHub confirms was dispatched for it); anything else leaves the lock
+    /// as it is and is logged with the reason.
     async fn completion(&self, id: &str, c: &CompletionMessage, deadline: Instant) -> Outcome {
+        let (Some(repository), Some(workflow), Some(run_id)) =
+            (c.repository.as_deref(), c.workflow.as_deref(), c.run_id)
+        else {
+            warn!(message_id = %id, lock_key = %c.lock_key, reason = "names no run", "completion refused");
+            return Outcome::Done;
+        };
+        let Some(pipeline) = self.pipeline_of(repository, workflow) else {
+            warn!(message_id = %id, lock_key = %c.lock_key, repository, workflow, reason = "not a configured pipeline", "completion refused");
+            return Outcome::Done;
+        };
         let outcome = if c.succeeded() {
             LockStatus::Completed
         } else {
@@ -651,54 +833,144 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| format!("pipeline {}", c.conclusion.as_str())),
         );
+        release.run = RunCheck::Recorded {
+            repository: pipeline.repository(),
+            workflow: pipeline.workflow.clone(),
+            run_id,
+        };
         let record = match self.locks.release(&release).await {
             Ok(record) => record,
+            Err(LockError::NotOwner {
+                current: Some(current),
+                ..
+            }) if current.lock_id == c.lock_id
+                && current.fence == c.fence
+                && current
+                    .pipeline
+                    .as_ref()
+                    .is_some_and(|p| p.run_id.is_none()) =>
+            {
+                // The dispatch answer named no run: confirm this one with GitHub.
+                match self.github.run(pipeline, run_id, deadline).await {
+                    Ok(run) if run.belongs_to(pipeline, &c.lock_id) => {
+                        let url = run.html_url.clone().unwrap_or_default();
+                        if let Err(e) = self
+                            .locks
+                            .set_run(&c.lock_key, &c.lock_id, Some(run_id), &url)
+                            .await
+                        {
+                            return self.completion_refused(
+                                id,
+                                c,
+                                &e.to_string(),
+                                e.is_transient(),
+                            );
+                        }
+                        match self.locks.release(&release).await {
+                            Ok(record) => record,
+                            Err(e) => {
+                                return self.completion_refused(
+                                    id,
+                                    c,
+                                    &e.to_string(),
+                                    e.is_transient(),
+                                );
+                            }
+                        }
+                    }
+                    Ok(_) => {
+                        return self.completion_refused(
+                            id,
+                            c,
+                            "GitHub says the run was not dispatched for this grant",
+                            false,
+                        );
+                    }
+                    Err(e) => {
+                        let transient = matches!(e, DispatchError::Unavailable(_));
+                        return self.completion_refused(id, c, &e.to_string(), transient);
+                    }
+                }
+            }
             Err(LockError::NotOwner { current, .. }) => {
-                warn!(message_id = %id, lock_key = %c.lock_key, lock_id = %c.lock_id, fence = c.fence,
-                      current_fence = current.as_ref().map(|r| r.fence), "ignoring a completion for a grant that is no longer current");
+                warn!(message_id = %id, lock_key = %c.lock_key, lock_id = %c.lock_id, fence = c.fence, run_id,
+                      current_fence = current.as_ref().map(|r| r.fence),
+                      reason = "not the run recorded on the current grant", "completion refused");
                 return Outcome::Done;
             }
             Err(LockError::AlreadyEnded { record }) => {
                 info!(message_id = %id, lock_key = %c.lock_key, status = %record.status, "completion for a grant that already ended");
                 return Outcome::Done;
             }
-            Err(e) if is_transient(&e) => return Outcome::Retry(format!("release: {e}")),
+            Err(e) if e.is_transient() => return Outcome::Retry(format!("release: {e}")),
             Err(e) => {
                 error!(message_id = %id, lock_key = %c.lock_key, error = %e, "completion could not be applied");
                 return Outcome::Done;
             }
         };
+        let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
+        let notice = render::completed(
+            &c.lock_key,
+            c.succeeded(),
+            &record.locked_by,
+            held_for(&record),
+            run_url,
+        );
+        self.report_end(&record, c.channel_id.clone(), notice, deadline)
+            .await
+    }
+
+    fn completion_refused(
+        &self,
+        id: &str,
+        c: &CompletionMessage,
+        why: &str,
+        transient: bool,
+    ) -> Outcome {
+        if transient {
+            return Outcome::Retry(format!("completion: {why}"));
+        }
+        warn!(message_id = %id, lock_key = %c.lock_key, lock_id = %c.lock_id, run_id = ?c.run_id, reason = why, "completion refused");
+        Outcome::Done
+    }
+
+    /// Metrics and the channel notice for a grant its run ended.
+    pub(crate) async fn report_end(
+        &self,
+        record: &LockRecord,
+        channel: Option<String>,
+        notice: Reply,
+        deadline: Instant,
+    ) -> Outcome {
         let command = record
             .purpose
             .as_deref()
             .and_then(|p| p.split_whitespace().next())
             .unwrap_or("pipeline");
-        let duration = now_epoch_secs().saturating_sub(epoch_of(&record));
+        let duration = held_for(record);
         emf::emit(Metric::Completed, command, 1.0);
         emf::emit(Metric::LockDuration, command, duration as f64);
-        info!(lock_key = %c.lock_key, status = %record.status, duration, "run completed; lock released");
-        let Some(channel) = c
-            .channel_id
-            .clone()
-            .or_else(|| channel_from_correlation(&record))
-        else {
-            warn!(lock_key = %c.lock_key, "no channel to report the completion to");
+        info!(lock_key = %record.lock_key, status = %record.status, duration, "run completed; lock released");
+        let Some(channel) = channel.or_else(|| channel_from_correlation(record)) else {
+            warn!(lock_key = %record.lock_key, "no channel to report the completion to");
             return Outcome::Done;
         };
-        let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
-        let post = render::completed(
-            &c.lock_key,
-            c.succeeded(),
-            &record.locked_by,
-            duration,
-            run_url,
-        )
-        .with_channel(channel);
+        self.post(notice.with_channel(channel), &record.lock_key, deadline)
+            .await
+    }
+
+    /// Posts a notice to a channel; Slack being down sends the record back.
+    pub(crate) async fn post(
+        &self,
+        post: PostMessage,
+        lock_key: &str,
+        deadline: Instant,
+    ) -> Outcome {
         match self.slack.post_message(&post, deadline).await {
             Ok(()) => Outcome::Done,
             Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("chat.postMessage: {why}")),
             Err(e @ SlackError::Refused(_)) => {
-                error!(lock_key = %c.lock_key, error = %e, "completion notice refused by Slack");
+                error!(lock_key, error = %e, "channel notice refused by Slack");
                 Outcome::Done
             }
         }
@@ -711,7 +983,7 @@ impl Worker {
         e: LockError,
         deadline: Instant,
     ) -> Outcome {
-        if is_transient(&e) {
+        if e.is_transient() {
             return Outcome::Retry(format!("lock store: {e}"));
         }
         error!(message_id = %id, error = %e, "lock operation failed");
@@ -763,6 +1035,10 @@ impl Worker {
 /// tell the user again.
 const DISPATCH_FAILED: &str = "dispatch failed: ";
 
+/// Unlocked runs take a grant on `request#<trigger_id>`: a key of their
+/// own, so a redelivery finds its dispatch while nobody else is blocked.
+const REQUEST_KEY_PREFIX: &str = "request#";
+
 /// One `/command component environment` being run.
 struct Run<'a> {
     id: &'a str,
@@ -772,7 +1048,13 @@ struct Run<'a> {
     command: &'a str,
     component: &'a str,
     environment: &'a str,
+    /// The target's lock key.
     lock_key: &'a str,
+    /// The key the run's grant is on: the lock key, or this request's own
+    /// key when the run takes no lock.
+    key: String,
+    /// Whether the run holds the target's lock.
+    locked: bool,
 }
 
 impl Run<'_> {
@@ -785,12 +1067,18 @@ impl Run<'_> {
         let mut inputs = self.config.pipeline.inputs.clone();
         inputs.insert("component".into(), self.component.to_owned());
         inputs.insert("environment".into(), self.environment.to_owned());
-        inputs.insert("lock_key".into(), self.lock_key.to_owned());
+        inputs.insert("lock_key".into(), self.key.clone());
         inputs.insert("lock_id".into(), lock_id.to_owned());
         inputs.insert("fence".into(), fence.to_string());
         inputs.insert("requested_by".into(), self.message.user_id.clone());
         inputs
     }
+}
+
+/// The idempotency key of a command: Slack's id for the invocation, the
+/// same on every redelivery of it whatever SQS message carries it.
+fn request_id(message: &CommandMessage) -> String {
+    format!("slack:{}", message.trigger_id)
 }
 
 /// Where a command came from, stored as the lock's `correlationId` so a
@@ -799,7 +1087,7 @@ fn slack_correlation(message: &CommandMessage) -> String {
     format!("slack:{}:{}", message.team_id, message.channel_id)
 }
 
-fn channel_from_correlation(record: &LockRecord) -> Option<String> {
+pub(crate) fn channel_from_correlation(record: &LockRecord) -> Option<String> {
     let rest = record.correlation_id.as_deref()?.strip_prefix("slack:")?;
     rest.split(':')
         .nth(1)
@@ -807,7 +1095,12 @@ fn channel_from_correlation(record: &LockRecord) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn epoch_of(record: &LockRecord) -> u64 {
+/// How long a grant has been (or was) held, in seconds.
+fn held_for(record: &LockRecord) -> u64 {
+    now_epoch_secs().saturating_sub(epoch_of(record))
+}
+
+pub(crate) fn epoch_of(record: &LockRecord) -> u64 {
     humantime::parse_rfc3339(&record.locked_at)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -825,23 +1118,5 @@ fn view(record: &LockRecord) -> LockView {
         expires_at: record.expires_at,
         fence: record.fence,
         lock_id: record.lock_id.clone(),
-    }
-}
-
-/// Errors worth another delivery: throttling, 5xx and network trouble.
-fn is_transient(e: &LockError) -> bool {
-    match e {
-        LockError::Dynamo { code, .. } => match code.as_deref() {
-            None => true,
-            Some(code) => {
-                code.contains("Throttl")
-                    || code.contains("ProvisionedThroughputExceeded")
-                    || code.contains("RequestLimitExceeded")
-                    || code.contains("InternalServerError")
-                    || code.contains("ServiceUnavailable")
-                    || code.contains("TransactionConflict")
-            }
-        },
-        _ => false,
     }
 }

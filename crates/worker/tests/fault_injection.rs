@@ -320,6 +320,32 @@ fn slack_handler(
     }
 }
 
+/// `GET /repos/{owner}/{repo}/actions/runs/{id}`: one run as GitHub shows
+/// it, so the worker can confirm a run whose id it never recorded.
+fn run_handler(world: Shared) -> impl Fn(RecordedRequest) -> baton_testkit::ReplyFuture {
+    move |request| {
+        let w = world.lock().unwrap();
+        let id: Option<u64> = request.path.rsplit('/').next().and_then(|i| i.parse().ok());
+        let reply = match w.runs.iter().find(|r| Some(r.id) == id) {
+            Some(r) => Reply::json(
+                200,
+                json!({
+                    "id": r.id,
+                    "status": if r.finished { "completed" } else { "in_progress" },
+                    "conclusion": if r.finished { Some("success") } else { None },
+                    "event": "workflow_dispatch",
+                    "path": ".github/workflows/build.yml",
+                    "display_title": format!("baton lock_key={} lock_id={} fence={}", r.lock_key, r.lock_id, r.fence),
+                    "html_url": run_url(r.id),
+                }),
+            ),
+            None => Reply::json(404, json!({"message": "Not Found"})),
+        };
+        drop(w);
+        Box::pin(async move { reply })
+    }
+}
+
 fn runs_handler(
     world: Shared,
     schedule: Arc<Schedule>,
@@ -453,7 +479,9 @@ fn dispatch_handler(
                 lock_id: lock_id.clone(),
                 fence,
                 started,
-                request_id: store.as_ref().and_then(|r| r.request_id.clone()),
+                request_id: store
+                    .as_ref()
+                    .and_then(|r| r.request_id.as_deref().map(message_of)),
             });
             match fate {
                 DispatchFate::Refuse(reply) => {
@@ -478,7 +506,7 @@ fn dispatch_handler(
                             w.seed
                         );
                     }
-                    let request_id = store.and_then(|r| r.request_id);
+                    let request_id = store.and_then(|r| r.request_id.as_deref().map(message_of));
                     let request_was_finished = request_id
                         .as_ref()
                         .is_some_and(|r| w.finished_requests.contains(r));
@@ -596,6 +624,10 @@ impl Scenario {
             RUNS,
             runs_handler(Arc::clone(&world), Arc::clone(&schedule)),
         );
+        github.handler(
+            "/repos/acme/platform/actions/runs/",
+            run_handler(Arc::clone(&world)),
+        );
         let settings = WorkerSettings {
             config: Config::from_toml_str(CONFIG).unwrap(),
             locking_enabled: true,
@@ -608,6 +640,11 @@ impl Scenario {
             max_receives: MAX_RECEIVES,
             default_budget: BUDGET,
             http_timeout: HTTP_TIMEOUT,
+            ..WorkerSettings::local(
+                Config::builtin(),
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9",
+            )
         };
         // The production retry set-up (the SDK's shared retry quota), with a
         // short attempt timeout so delayed requests cost little time.
@@ -672,9 +709,9 @@ impl Scenario {
             team_domain: None,
             enterprise_id: None,
             response_url: format!("{}{path}", self.slack_url),
-            trigger_id: format!("trigger-{n}"),
+            trigger_id: format!("m-{n}"),
             api_app_id: None,
-            received_at: 1,
+            received_at: baton_lock::clock::now_epoch_millis(),
         };
         self.enqueue(
             id,
@@ -711,8 +748,8 @@ impl Scenario {
                 conclusion,
                 run_url: Some(run_url(run.id)),
                 run_id: Some(run.id),
-                repository: None,
-                workflow: None,
+                repository: Some("acme/platform".into()),
+                workflow: Some("build.yml".into()),
                 channel_id: None,
                 reported_by: Some("github".into()),
                 reason: None,
@@ -1112,7 +1149,8 @@ impl Scenario {
             if r.expires_at > granted + LOCK_TTL_SECS + 1 {
                 problems.push(format!("{key}: lease runs to {} although it was granted at {granted} for {LOCK_TTL_SECS} s", r.expires_at));
             }
-            let request = r.request_id.as_deref().unwrap_or_default();
+            let request = message_of(r.request_id.as_deref().unwrap_or_default());
+            let request = request.as_str();
             let run = w.runs.iter().find(|run| run.lock_id == r.lock_id);
             let justified = match run {
                 // A run whose completion never made it through the queue is,
@@ -1213,6 +1251,11 @@ impl Quiet {
             max_receives: MAX_RECEIVES,
             default_budget: Duration::from_millis(800),
             http_timeout: HTTP_TIMEOUT,
+            ..WorkerSettings::local(
+                Config::builtin(),
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9",
+            )
         };
         let locks = table.client(fast_options());
         let worker = Worker::new(locks.clone(), settings).unwrap();
@@ -1238,9 +1281,9 @@ impl Quiet {
             team_domain: None,
             enterprise_id: None,
             response_url: format!("{}/response/{id}", self.slack.url()),
-            trigger_id: format!("trigger-{id}"),
+            trigger_id: id.to_owned(),
             api_app_id: None,
-            received_at: 1,
+            received_at: baton_lock::clock::now_epoch_millis(),
         };
         sqs_record(id, QueueMessage::Command(command).to_json(), receive_count)
     }
@@ -1253,9 +1296,9 @@ impl Quiet {
             fence: lock.fence,
             conclusion: Conclusion::Success,
             run_url: None,
-            run_id: None,
-            repository: None,
-            workflow: None,
+            run_id: lock.pipeline.as_ref().and_then(|p| p.run_id),
+            repository: Some("acme/platform".into()),
+            workflow: Some("build.yml".into()),
             channel_id: None,
             reported_by: Some("github".into()),
             reason: None,
@@ -1401,4 +1444,14 @@ async fn finding_f2_an_unconfirmable_dispatch_on_the_last_delivery_keeps_the_loc
         lock.release_reason,
         q.told("m-1")
     );
+}
+
+/// The queue message a grant's request id names: the worker keys a
+/// command's grant on `slack:<trigger_id>`, and this suite's trigger ids are
+/// its message ids.
+fn message_of(request_id: &str) -> String {
+    request_id
+        .strip_prefix("slack:")
+        .unwrap_or(request_id)
+        .to_owned()
 }

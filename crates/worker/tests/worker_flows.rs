@@ -101,7 +101,7 @@ impl Harness {
             response_url: format!("{}/response/{user}/{}", self.slack.url(), uuid()),
             trigger_id: uuid(),
             api_app_id: None,
-            received_at: 1,
+            received_at: baton_lock::clock::now_epoch_millis(),
         }
     }
 
@@ -184,9 +184,9 @@ async fn a_free_build_takes_the_lock_dispatches_and_announces_in_channel() {
     let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
     assert_eq!(lock.status, LockStatus::InProgress);
     assert_eq!(
-        lock.request_id.as_deref(),
-        Some("m-1"),
-        "the SQS message id is the request id"
+        lock.request_id,
+        Some(format!("slack:{}", cmd.trigger_id)),
+        "Slack's trigger id is the request id, whatever message carries it"
     );
     assert_eq!(lock.locked_by, "U1");
     assert_eq!(lock.purpose.as_deref(), Some("/build router plt"));
@@ -484,8 +484,8 @@ fn completion(
         conclusion,
         run_url: Some("https://github.example/runs/99".into()),
         run_id: Some(99),
-        repository: None,
-        workflow: None,
+        repository: Some("acme/platform".into()),
+        workflow: Some("build.yml".into()),
         channel_id: None,
         reported_by: Some("github".into()),
         reason: None,
@@ -712,7 +712,7 @@ async fn bad_commands_get_an_ephemeral_answer_that_says_what_is_allowed() {
 }
 
 #[tokio::test]
-async fn malformed_bodies_are_dropped_without_retry_or_reply() {
+async fn malformed_bodies_go_back_to_the_queue_for_the_dead_letter_queue_without_reply() {
     let h = Harness::new().await;
     let response = h
         .run(vec![
@@ -725,7 +725,11 @@ async fn malformed_bodies_are_dropped_without_retry_or_reply() {
             record("bad-3", json!({"kind": "mystery"}).to_string(), 1),
         ])
         .await;
-    assert!(failures(&response).is_empty(), "retrying cannot fix a body");
+    assert_eq!(
+        failures(&response),
+        vec!["bad-1", "bad-2", "bad-3"],
+        "unreadable bodies are reported failed, so SQS moves them to the DLQ"
+    );
     assert!(h.slack.requests().is_empty());
     assert!(h.dispatches().is_empty());
 }

@@ -1,0 +1,214 @@
+//! The reconciler: the lease of a chatops grant follows its pipeline run.
+//!
+//! A pass reads the active grants from the sparse index (never a scan) and,
+//! for each grant made for a pipeline whose run is recorded, asks the
+//! pipeline for the run's state:
+//! - still queued or working: the lease is renewed when less than half of
+//!   [`WorkerSettings::reconcile_lease`] is left (one ownership-checked
+//!   write), and the channel is told if it had already lapsed;
+//! - ended: the grant ends COMPLETED or FAILED, bound to that run, and the
+//!   channel is told (the completion report was lost);
+//! - unknown (the pipeline did not answer): nothing changes.
+//!
+//! The worker settles a lapsed grant the same way when it contends for its
+//! key, so a late reconciler never lets a second run in.
+
+use baton_chatops::render;
+use baton_lock::clock::now_epoch_secs;
+use baton_lock::{ListQuery, LockRecord, LockState, LockStatus, ReleaseRequest, RunCheck};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+#[cfg(doc)]
+use crate::worker::WorkerSettings;
+use crate::worker::{Outcome, Worker, channel_from_correlation};
+
+/// How many runs one pass asks about at the same time.
+const CONCURRENT_RUNS: usize = 8;
+/// The most pages of active grants one pass reads.
+const MAX_PAGES: usize = 100;
+
+/// What one grant's check came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Not a pipeline grant, or its run id is not recorded yet.
+    NotPipeline,
+    /// The run is alive and its lease has time left.
+    Alive,
+    /// The run is alive and its lease was renewed.
+    Renewed,
+    /// The run had ended: the grant was ended to match.
+    Ended,
+    /// The pipeline or the store did not answer: nothing changed.
+    Unknown,
+}
+
+/// What one reconciler pass did (printed by `--reconcile`, logged in Lambda).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Active grants read from the index.
+    pub active: usize,
+    /// Grants whose run was asked about.
+    pub checked: usize,
+    /// Leases renewed for runs still working.
+    pub renewed: usize,
+    /// Grants ended because their run had ended.
+    pub ended: usize,
+    /// Checks that got no answer (tried again next pass).
+    pub unknown: usize,
+    /// Whether the active index could not be read completely.
+    pub incomplete: bool,
+}
+
+impl Worker {
+    /// One reconciler pass over every active grant.
+    pub async fn reconcile(&self, deadline: Instant) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        let mut query = ListQuery::default();
+        let mut grants = Vec::new();
+        for _ in 0..MAX_PAGES {
+            match self.locks.list(&query).await {
+                Ok(page) => {
+                    grants.extend(page.locks);
+                    match page.next_page_token {
+                        Some(token) => query.page_token = Some(token),
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "reconciler could not read the active grants");
+                    report.incomplete = true;
+                    break;
+                }
+            }
+        }
+        report.active = grants.len();
+        let results: Vec<Settled> = futures_util::stream::iter(grants.iter())
+            .map(|grant| self.settle(grant, deadline))
+            .buffer_unordered(CONCURRENT_RUNS)
+            .collect()
+            .await;
+        for settled in results {
+            match settled {
+                Settled::NotPipeline => continue,
+                Settled::Alive => {}
+                Settled::Renewed => report.renewed += 1,
+                Settled::Ended => report.ended += 1,
+                Settled::Unknown => report.unknown += 1,
+            }
+            report.checked += 1;
+        }
+        info!(?report, "reconciler pass done");
+        report
+    }
+
+    /// Brings one grant in line with its pipeline run.
+    pub(crate) async fn settle(&self, grant: &LockRecord, deadline: Instant) -> Settled {
+        let Some(binding) = &grant.pipeline else {
+            return Settled::NotPipeline;
+        };
+        let Some(run_id) = binding.run_id else {
+            return Settled::NotPipeline;
+        };
+        if grant.status != LockStatus::InProgress {
+            return Settled::NotPipeline;
+        }
+        let Some(pipeline) = self.pipeline_of(&binding.repository, &binding.workflow) else {
+            warn!(lock_key = %grant.lock_key, repository = %binding.repository, workflow = %binding.workflow, "grant for a pipeline that is no longer configured");
+            return Settled::Unknown;
+        };
+        let run = match self.github.run(pipeline, run_id, deadline).await {
+            Ok(run) => run,
+            Err(e) => {
+                warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not read the run's state");
+                return Settled::Unknown;
+            }
+        };
+        if !run.belongs_to(pipeline, &grant.lock_id) {
+            warn!(lock_key = %grant.lock_key, run_id, "the recorded run does not carry this grant; leaving the lock alone");
+            return Settled::Unknown;
+        }
+        let now = now_epoch_secs();
+        let lapsed = grant.state_at(now) == LockState::Expired;
+        let lease = self.settings.reconcile_lease;
+        if run.is_alive() {
+            if !lapsed && grant.expires_at.saturating_sub(now) > lease.as_secs() / 2 {
+                return Settled::Alive;
+            }
+            return match self
+                .locks
+                .renew(&grant.lock_key, &grant.lock_id, lease)
+                .await
+            {
+                Ok(renewed) => {
+                    info!(lock_key = %grant.lock_key, run_id, expires_at = renewed.expires_at, lapsed, "lease renewed for a working run");
+                    if lapsed {
+                        let notice = render::lease_lapsed_under_run(
+                            &grant.lock_key,
+                            &grant.locked_by,
+                            grant.run_url.as_deref(),
+                        );
+                        self.notify(grant, notice, deadline).await;
+                    }
+                    Settled::Renewed
+                }
+                Err(e) => {
+                    warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not renew the lease of a working run");
+                    Settled::Unknown
+                }
+            };
+        }
+        let succeeded = run.conclusion.as_deref() == Some("success");
+        let outcome = if succeeded {
+            LockStatus::Completed
+        } else {
+            LockStatus::Failed
+        };
+        let mut release = ReleaseRequest::new(&grant.lock_key, &grant.lock_id, outcome);
+        release.fence = Some(grant.fence);
+        release.actor = Some("baton:reconciler".into());
+        release.reason = Some(format!(
+            "pipeline {} (found by the reconciler)",
+            run.conclusion.as_deref().unwrap_or("ended")
+        ));
+        release.run = RunCheck::Recorded {
+            repository: binding.repository.clone(),
+            workflow: binding.workflow.clone(),
+            run_id,
+        };
+        match self.locks.release(&release).await {
+            Ok(ended) => {
+                warn!(lock_key = %grant.lock_key, run_id, status = %ended.status, "run ended without a completion report; lock released");
+                let notice = render::completed_unreported(
+                    &grant.lock_key,
+                    succeeded,
+                    &grant.locked_by,
+                    now.saturating_sub(super::worker::epoch_of(grant)),
+                    run.html_url.as_deref().or(grant.run_url.as_deref()),
+                );
+                if let Outcome::Retry(why) = self.report_end(&ended, None, notice, deadline).await {
+                    warn!(lock_key = %grant.lock_key, reason = %why, "the channel was not told");
+                }
+                Settled::Ended
+            }
+            Err(e) => {
+                info!(lock_key = %grant.lock_key, run_id, error = %e, "grant changed while settling; leaving it");
+                Settled::Unknown
+            }
+        }
+    }
+
+    async fn notify(&self, grant: &LockRecord, notice: baton_chatops::Reply, deadline: Instant) {
+        let Some(channel) = channel_from_correlation(grant) else {
+            return;
+        };
+        if let Outcome::Retry(why) = self
+            .post(notice.with_channel(channel), &grant.lock_key, deadline)
+            .await
+        {
+            warn!(lock_key = %grant.lock_key, reason = %why, "the channel was not told");
+        }
+    }
+}
