@@ -835,3 +835,309 @@ async fn an_expired_response_url_falls_back_to_the_web_api() {
         Some("Bearer xoxb-local")
     );
 }
+
+// ---------------------------------------------------------------------------
+// One run per lock, end to end.
+
+const RUN_99: &str = "/repos/acme/platform/actions/runs/99";
+
+fn run_state(status: &str, conclusion: Option<&str>, lock: &baton_lock::LockRecord) -> Reply {
+    Reply::json(
+        200,
+        json!({
+            "id": 99, "status": status, "conclusion": conclusion,
+            "event": "workflow_dispatch", "path": ".github/workflows/build.yml",
+            "display_title": format!("baton lock_key={} lock_id={} fence={}", lock.lock_key, lock.lock_id, lock.fence),
+            "html_url": "https://github.example/acme/platform/actions/runs/99",
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_completion_from_another_run_or_for_a_cli_lock_ends_nothing() {
+    let h = Harness::new().await;
+    h.send("m-1", "U1", "/build", "router plt").await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(
+        lock.pipeline.as_ref().and_then(|p| p.run_id),
+        Some(99),
+        "the dispatched run is recorded"
+    );
+
+    // A run of the same workflow, not the one dispatched (lock id and fence
+    // copied from the title of the real one).
+    let mut forged = completion(
+        "build-router-plt",
+        &lock.lock_id,
+        lock.fence,
+        Conclusion::Success,
+    );
+    forged.run_id = Some(100);
+    h.github.default_reply(
+        "/repos/acme/platform/actions/runs/100",
+        Reply::json(200, json!({"id": 100, "status": "completed", "conclusion": "success", "event": "push", "path": ".github/workflows/build.yml", "display_title": format!("lock_key=build-router-plt lock_id={} fence={}", lock.lock_id, lock.fence)})),
+    );
+    h.report("c-1", forged).await;
+    let mut foreign = completion(
+        "build-router-plt",
+        &lock.lock_id,
+        lock.fence,
+        Conclusion::Success,
+    );
+    foreign.repository = Some("fork/platform".into());
+    h.report("c-2", foreign).await;
+    let after = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(
+        after.status,
+        LockStatus::InProgress,
+        "neither ended the lock"
+    );
+
+    // A CLI holder's lock, whatever a completion claims.
+    let mut cli =
+        baton_lock::AcquireRequest::new("build-api-dev", "ci@runner", Duration::from_secs(600));
+    cli.request_id = Some("ci-1".into());
+    let held = h.locks.acquire(&cli).await.unwrap();
+    h.report(
+        "c-3",
+        completion(
+            "build-api-dev",
+            held.lock_id(),
+            held.fence(),
+            Conclusion::Success,
+        ),
+    )
+    .await;
+    assert_eq!(
+        h.locks
+            .status("build-api-dev")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        LockStatus::InProgress
+    );
+    assert!(
+        h.slack.requests_to("/api/chat.postMessage").is_empty(),
+        "no completion was announced"
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_renews_a_working_run_and_ends_a_finished_one_whose_report_was_lost() {
+    let h = Harness::with(|s| s.reconcile_lease = Duration::from_secs(600)).await;
+    h.send("m-1", "U1", "/build", "router plt").await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    // Shorten the lease as if it were about to lapse under a long pipeline.
+    h.locks
+        .renew("build-router-plt", &lock.lock_id, Duration::from_secs(2))
+        .await
+        .unwrap();
+
+    h.github
+        .script(RUN_99, [run_state("in_progress", None, &lock)]);
+    let pass = h
+        .worker
+        .reconcile(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        (pass.checked, pass.renewed, pass.ended),
+        (1, 1, 0),
+        "{pass:?}"
+    );
+    let renewed = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert!(
+        renewed.expires_at >= baton_lock::clock::now_epoch_secs() + 590,
+        "{renewed:?}"
+    );
+
+    // The run ends; its webhook never arrives.
+    h.github
+        .script(RUN_99, [run_state("completed", Some("failure"), &lock)]);
+    let pass = h
+        .worker
+        .reconcile(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(pass.ended, 1, "{pass:?}");
+    let ended = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(ended.status, LockStatus::Failed);
+    let posts = h.slack.requests_to("/api/chat.postMessage");
+    assert_eq!(posts.len(), 1);
+    assert!(
+        text(&posts[0].json()).contains("never arrived"),
+        "{}",
+        posts[0].json()
+    );
+}
+
+#[tokio::test]
+async fn a_contender_never_takes_over_a_lapsed_lock_whose_run_is_still_working() {
+    let h = Harness::new().await;
+    h.send("m-1", "U1", "/build", "router plt").await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    h.locks
+        .renew("build-router-plt", &lock.lock_id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let lapse = lock.expires_at.min(baton_lock::clock::now_epoch_secs() + 1);
+    while baton_lock::clock::now_epoch_secs() <= lapse {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.github
+        .default_reply(RUN_99, run_state("in_progress", None, &lock));
+
+    let second = h.command("U2", "/build", "router plt");
+    h.run(vec![command_record("m-2", &second, 1)]).await;
+
+    assert_eq!(
+        h.dispatches().len(),
+        1,
+        "no second run beside the working one"
+    );
+    let now = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(now.lock_id, lock.lock_id, "the working run keeps its lock");
+    assert!(
+        now.expires_at > baton_lock::clock::now_epoch_secs(),
+        "and its lease was renewed"
+    );
+    let reply = h
+        .slack
+        .requests_to(&second.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
+    assert_eq!(reply["response_type"], "ephemeral", "{reply}");
+}
+
+#[tokio::test]
+async fn a_redelivery_after_the_lease_lapsed_never_dispatches_under_the_dead_grant() {
+    let h = Harness::new().await;
+    h.github
+        .script(DISPATCH_BUILD, [Reply::new(502, "bad gateway")]);
+    let cmd = h.command("U1", "/build", "router plt");
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    h.locks
+        .renew("build-router-plt", &lock.lock_id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let lapse = baton_lock::clock::now_epoch_secs() + 1;
+    while baton_lock::clock::now_epoch_secs() <= lapse {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    h.run(vec![command_record("m-1", &cmd, 2)]).await;
+
+    assert_eq!(h.dispatches().len(), 1, "only the first, failed dispatch");
+    let after = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(
+        after.status,
+        LockStatus::Failed,
+        "the lapsed grant is ended"
+    );
+    assert!(
+        text(&h.replies()[0]).contains("lapsed"),
+        "{}",
+        h.replies()[0]
+    );
+}
+
+#[tokio::test]
+async fn an_unlocked_command_redelivered_dispatches_once_and_claims_no_lock() {
+    let h = Harness::with(|s| s.locking_enabled = false).await;
+    let cmd = h.command("U1", "/build", "router plt");
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+    h.run(vec![command_record("m-2", &cmd, 2)]).await;
+
+    assert_eq!(
+        h.dispatches().len(),
+        1,
+        "one dispatch for one Slack invocation"
+    );
+    let t = text(&h.replies()[0]);
+    assert!(
+        t.contains("without a lock") && !t.contains("held until"),
+        "{t}"
+    );
+    assert!(h.locks.status("build-router-plt").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_command_that_waited_too_long_in_the_queue_is_not_run() {
+    let h = Harness::new().await;
+    let mut cmd = h.command("U1", "/build", "router plt");
+    cmd.received_at -= 16 * 60 * 1000;
+    h.run(vec![command_record("m-1", &cmd, 1)]).await;
+
+    assert!(h.dispatches().is_empty());
+    assert!(h.locks.status("build-router-plt").await.unwrap().is_none());
+    assert!(
+        text(&h.replies()[0]).contains("Run it again"),
+        "{}",
+        h.replies()[0]
+    );
+}
+
+#[tokio::test]
+async fn unlock_ends_only_the_grant_the_admin_saw_and_cancels_its_run() {
+    let h = Harness::new().await;
+    let cancel = "/repos/acme/platform/actions/runs/99/cancel";
+    h.github.default_reply(cancel, Reply::new(202, ""));
+    // Typed before the current grant was made: refused, nothing changes.
+    let mut late = h.command("UADMIN", "/build", "unlock router plt stuck");
+    late.received_at -= 5_000;
+    h.send("m-1", "U1", "/build", "router plt").await;
+    h.run(vec![command_record("m-2", &late, 1)]).await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::InProgress);
+    let refusal = h
+        .slack
+        .requests_to(&late.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
+    assert!(
+        text(&refusal).contains("changed since you asked"),
+        "{refusal}"
+    );
+    assert!(h.github.requests_to(cancel).is_empty());
+
+    let admin = h.command("UADMIN", "/build", "unlock router plt runner died");
+    h.run(vec![command_record("m-3", &admin, 1)]).await;
+    assert_eq!(
+        h.locks
+            .status("build-router-plt")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        LockStatus::Failed
+    );
+    assert_eq!(
+        h.github.requests_to(cancel).len(),
+        1,
+        "the unlocked run was cancelled"
+    );
+}
+
+#[tokio::test]
+async fn the_holder_cancels_their_own_run_and_nobody_else_can() {
+    let h = Harness::new().await;
+    let cancel = "/repos/acme/platform/actions/runs/99/cancel";
+    h.github.default_reply(cancel, Reply::new(202, ""));
+    h.send("m-1", "U1", "/build", "router plt").await;
+
+    h.send("m-2", "U2", "/build", "cancel router plt").await;
+    assert_eq!(
+        h.locks
+            .status("build-router-plt")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        LockStatus::InProgress
+    );
+    assert!(h.github.requests_to(cancel).is_empty());
+
+    h.send("m-3", "U1", "/build", "cancel router plt").await;
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    assert_eq!(lock.status, LockStatus::Failed);
+    assert_eq!(lock.released_by.as_deref(), Some("U1"));
+    assert_eq!(h.github.requests_to(cancel).len(), 1);
+}
