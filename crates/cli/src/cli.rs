@@ -253,7 +253,7 @@ pub enum OnLeaseLost {
     /// Stop the command's group (TERM, then KILL), release as FAILED, exit 122.
     Stop,
     /// Keep the command running without the lock, warning loudly (the
-    /// behaviour before baton 0.2; mutual exclusion is then not guaranteed).
+    /// old behaviour; mutual exclusion is then not guaranteed).
     Warn,
 }
 
