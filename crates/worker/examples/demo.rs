@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     replay(&worker, &recorder, "sqs-completion-success.json", |body| {
         body["lock_id"] = json!(lock.lock_id);
         body["fence"] = json!(lock.fence);
+        body["run_id"] = json!(lock.pipeline.as_ref().and_then(|p| p.run_id));
     })
     .await?;
     seen = show(&recorder, seen);
@@ -123,6 +124,10 @@ async fn replay(
         if let Some(url) = body.get("response_url").and_then(Value::as_str) {
             let path = url.trim_start_matches("https://hooks.slack.com/");
             body["response_url"] = json!(format!("{}/slack/response/{path}", recorder.url()));
+        }
+        if body.get("received_at").is_some() {
+            // Stamped by the router as it enqueues; a replay is received now.
+            body["received_at"] = json!(baton_lock::clock::now_epoch_millis());
         }
         edit(&mut body);
         // A fresh message id when the body changed, as SQS would assign.
