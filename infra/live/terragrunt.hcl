@@ -13,6 +13,8 @@ locals {
   account_id = local.account_vars.locals.account_id
   region     = local.env_vars.locals.region
   env        = local.env_vars.locals.env
+  # Command config path for both functions (see env.hcl).
+  config_path = local.env_vars.locals.config_path
 
   # Applied to every taggable resource through the provider's default_tags.
   tags = {

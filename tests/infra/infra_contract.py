@@ -11,6 +11,7 @@ expressions. Nothing is planned, applied or downloaded.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -606,14 +607,46 @@ def _document_statements(
     return out, problems
 
 
+_ROLE_REF = re.compile(r"\$\{aws_iam_role\.([A-Za-z0-9_-]+)\.(arn|id|name)\}")
+
+
+def function_role(root: Path, calls: list[ModuleCall]) -> tuple[ModuleCall, str] | None:
+    """(call, role name) of the execution role of the tree's one aws_lambda_function."""
+    functions = [(c, b) for c, t, _n, b in tree_blocks(calls, root, "resource") if t == "aws_lambda_function"]
+    if len(functions) != 1:
+        return None
+    call, body = functions[0]
+    m = _ROLE_REF.fullmatch(str(unquote(body.get("role", ""))))
+    return (call, m.group(1)) if m else None
+
+
+def _other_role(call: ModuleCall, policy: dict, execution_role: tuple[ModuleCall, str] | None) -> bool:
+    """Whether a role policy is attached to a role of this tree other than the execution role."""
+    m = _ROLE_REF.fullmatch(str(unquote(policy.get("role", ""))))
+    if not m or execution_role is None:
+        return False
+    role_call, role_name = execution_role
+    return not (call is role_call and m.group(1) == role_name)
+
+
 def granted_actions(root: Path, module: str) -> tuple[dict[str, list[str]], list[str]]:
     """{action: [statement sids]} allowed by the role policies of a module and
     of the local modules it calls (the role and its policy may live in one of
-    those, with statements passed in as documents)."""
+    those, with statements passed in as documents).
+
+    Only the function's execution role counts: a policy attached to another
+    role of the tree (the reconciler schedule's, which only invokes the
+    function) grants the code nothing and is checked on its own. A policy
+    whose role cannot be told is counted, so nothing is left out."""
     calls, problems = module_tree(root, module)
     resources = tree_blocks(calls, root, "resource")
     granted: dict[str, list[str]] = {}
-    policies = [(call, name, body) for call, rtype, name, body in resources if rtype == "aws_iam_role_policy"]
+    execution_role = function_role(root, calls)
+    policies = [
+        (call, name, body)
+        for call, rtype, name, body in resources
+        if rtype == "aws_iam_role_policy" and not _other_role(call, body, execution_role)
+    ]
     if not policies:
         problems.append(f"{MODULES}/{module}: no aws_iam_role_policy found (in it or the modules it calls)")
     for call, rtype, name, _body in resources:
@@ -919,4 +952,225 @@ def check_arn_accounts(root: Path) -> list[str]:
                 problems.append(f"{where}: wildcard account id in {arn!r}")
             elif account == "" and service not in _NO_ACCOUNT_SERVICES:
                 problems.append(f"{where}: empty account id in {arn!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# One command config for both functions
+# --------------------------------------------------------------------------
+
+CONFIG_ENV = "BATON_CONFIG"
+CONFIG_VAR = "config_path"
+_ENV_ENTRY = re.compile(r"\b" + CONFIG_ENV + r"\s*=\s*([^,}\s]+)")
+
+
+def _function_environment(root: Path, calls: list[ModuleCall]) -> tuple[str | None, list[str]]:
+    """The environment a role's module hands the function, as written where
+    the function's `environment.variables` comes from: a `var.environment`
+    of the shared module followed up to the argument that sets it."""
+    functions = [(c, n, b) for c, t, n, b in tree_blocks(calls, root, "resource") if t == "aws_lambda_function"]
+    if len(functions) != 1:
+        return None, [f"expected one aws_lambda_function, found {len(functions)}"]
+    call, name, body = functions[0]
+    variables = str(unquote(((body.get("environment") or [{}])[0]).get("variables", "")))
+    m = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", variables)
+    if m:
+        for path in module_files(root, call.module):
+            for entry in load_hcl(path).get("locals", []):
+                if m.group(1) in entry:
+                    variables = str(unquote(entry[m.group(1)]))
+    if "var.environment" not in variables:
+        return None, [f"{call.label()}: aws_lambda_function.{name} environment does not pass var.environment ({variables!r})"]
+    value, _ctx, where = resolve_in_tree(root, "${var.environment}", call)
+    return str(unquote(value)), []
+
+
+def check_shared_config(root: Path) -> list[str]:
+    """The worker and the router read the same command config.
+
+    The router accepts a completion only from a pipeline of its command
+    config; the worker dispatches the pipelines of its own. So both modules
+    set BATON_CONFIG from their `config_path` variable (the same default),
+    no live unit overrides it through extra_environment, and in each
+    environment folder the worker and router units pass the same
+    `config_path`.
+    """
+    problems: list[str] = []
+    defaults = {}
+    for role, spec in ROLES.items():
+        module = spec["module"]
+        calls, tree_problems = module_tree(root, module)
+        problems += tree_problems
+        env, env_problems = _function_environment(root, calls)
+        problems += [f"{role}: {p}" for p in env_problems]
+        if env is None:
+            continue
+        entries = _ENV_ENTRY.findall(env)
+        if entries != [f"var.{CONFIG_VAR}"]:
+            problems.append(
+                f"{role}: {MODULES}/{module} sets {CONFIG_ENV} to {entries or 'nothing'}, "
+                f"not once from var.{CONFIG_VAR}: the two functions could read different command configs"
+            )
+        module_defaults = module_variable_defaults(root, module)
+        declared = any(
+            CONFIG_VAR in {unquote(k) for k in entry}
+            for path in module_files(root, module)
+            for entry in load_hcl(path).get("variable", [])
+        )
+        if not declared:
+            problems.append(f"{role}: {MODULES}/{module} has no variable {CONFIG_VAR}")
+        defaults[role] = module_defaults.get(CONFIG_VAR)
+    if len(set(map(repr, defaults.values()))) > 1:
+        problems.append(f"the modules' {CONFIG_VAR} defaults differ: {defaults}")
+
+    units = live_units(root)
+    by_folder: dict[Path, dict[str, Unit]] = {}
+    modules = {spec["module"]: role for role, spec in ROLES.items()}
+    for unit in units:
+        if unit.module in modules:
+            by_folder.setdefault(unit.path.parent, {})[modules[unit.module]] = unit
+            extra = str(unit.inputs.get("extra_environment", ""))
+            if CONFIG_ENV in extra:
+                problems.append(f"{unit.label(root)}: extra_environment sets {CONFIG_ENV}; use {CONFIG_VAR}")
+    for folder, roles in sorted(by_folder.items()):
+        if len(roles) < len(ROLES):
+            continue
+        values = {role: unit_value(root, unit, CONFIG_VAR) for role, unit in roles.items()}
+        if len({repr(v) for v, _ in values.values()}) > 1:
+            shown = "; ".join(f"{role}: {v!r} ({where})" for role, (v, where) in sorted(values.items()))
+            problems.append(f"{folder.relative_to(root)}: the worker and the router get different command configs: {shown}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# The reconciler schedule
+# --------------------------------------------------------------------------
+
+# What the worker's handler accepts as a scheduled invocation (crates/worker/src/main.rs).
+RECONCILE_INPUT = {"action": "reconcile"}
+SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
+SCHEDULER_ACTIONS = {"lambda:InvokeFunction"}
+
+
+def _function_arn_refs(root: Path, calls: list[ModuleCall], at: ModuleCall) -> set[str]:
+    """Expressions naming the tree's function ARN as seen from `at`'s module."""
+    refs = set()
+    for call, rtype, name, _body in tree_blocks(calls, root, "resource"):
+        if rtype != "aws_lambda_function":
+            continue
+        own = f"${{aws_lambda_function.{name}.arn}}"
+        if call is at:
+            refs.add(own)
+        elif call.parent is at:
+            for path in module_files(root, call.module):
+                for entry in load_hcl(path).get("output", []):
+                    for output, body in entry.items():
+                        if unquote(body.get("value")) == own:
+                            refs.add(f"${{module.{call.name}.{unquote(output)}}}")
+    return refs
+
+
+def _hcl_input(root: Path, call: ModuleCall, value: Any) -> Any:
+    """A schedule input as data: a JSON string, or jsonencode() of an object
+    of string literals, possibly through a local."""
+    value = unquote(value)
+    m = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", str(value))
+    if m:
+        for path in module_files(root, call.module):
+            for entry in load_hcl(path).get("locals", []):
+                if m.group(1) in entry:
+                    value = unquote(entry[m.group(1)])
+    m = re.fullmatch(r"\$\{jsonencode\(\{(.*)\}\)\}", str(value), re.DOTALL)
+    if m:
+        body = m.group(1).strip()
+        pairs = re.findall(r'\s*"?([A-Za-z0-9_]+)"?\s*[=:]\s*"([^"]*)"\s*,?', body)
+        rebuilt = "".join(re.findall(r'\s*"?[A-Za-z0-9_]+"?\s*[=:]\s*"[^"]*"\s*,?', body))
+        return dict(pairs) if rebuilt.strip() == body else value
+    try:
+        return json.loads(str(value))
+    except ValueError:
+        return value
+
+
+def check_reconcile_schedule(root: Path) -> list[str]:
+    """The worker module schedules reconciler passes, least privilege.
+
+    One aws_scheduler_schedule targets the worker function with the input the
+    worker reads as a reconcile request, through a role of its own that only
+    the Scheduler service may assume and that may only lambda:InvokeFunction
+    on that function.
+    """
+    calls, problems = module_tree(root, WORKER_MODULE)
+    resources = tree_blocks(calls, root, "resource")
+    schedules = [(c, n, b) for c, t, n, b in resources if t == "aws_scheduler_schedule"]
+    if len(schedules) != 1:
+        return problems + [f"{MODULES}/{WORKER_MODULE}: expected one aws_scheduler_schedule (the reconciler), found {len(schedules)}"]
+    call, name, body = schedules[0]
+    where = f"{call.label()}: aws_scheduler_schedule.{name}"
+    targets = body.get("target", [])
+    if len(targets) != 1:
+        return problems + [f"{where}: expected one target, found {len(targets)}"]
+    target = targets[0]
+    function_refs = _function_arn_refs(root, calls, call)
+    if unquote(target.get("arn")) not in function_refs:
+        problems.append(f"{where}: target arn is {unquote(target.get('arn'))!r}, not the worker function ({sorted(function_refs)})")
+    got = _hcl_input(root, call, target.get("input"))
+    if got != RECONCILE_INPUT:
+        problems.append(f"{where}: target input is {got!r}; the worker reads {json.dumps(RECONCILE_INPUT)} as a reconcile pass")
+
+    m = _ROLE_REF.fullmatch(str(unquote(target.get("role_arn", ""))))
+    if not m:
+        return problems + [f"{where}: target role_arn {unquote(target.get('role_arn'))!r} is not a role of this module"]
+    role = m.group(1)
+    execution_role = function_role(root, calls)
+    if execution_role and execution_role[0] is call and execution_role[1] == role:
+        problems.append(f"{where}: invokes with the function's own execution role")
+    roles = {n: b for c, t, n, b in resources if t == "aws_iam_role" and c is call}
+    if role not in roles:
+        return problems + [f"{where}: role aws_iam_role.{role} does not exist in {call.label()}"]
+    role_where = f"{call.label()}: aws_iam_role.{role}"
+    trust = _DOC_JSON.fullmatch(str(unquote(roles[role].get("assume_role_policy", ""))))
+    if not trust:
+        problems.append(f"{role_where}: assume_role_policy is not a data.aws_iam_policy_document; cannot read who may assume it")
+    else:
+        statements, doc_problems = _document_statements(root, call, trust.group(1), set())
+        problems += doc_problems
+        for stmt, _ in statements:
+            if unquote(stmt.get("effect", "Allow")) != "Allow":
+                continue
+            actions = {unquote(a) for a in stmt.get("actions", [])}
+            principals = [
+                (unquote(p.get("type")), unquote(i))
+                for p in stmt.get("principals", [])
+                for i in p.get("identifiers", [])
+            ]
+            if actions != {"sts:AssumeRole"} or not principals or any(pr != ("Service", SCHEDULER_PRINCIPAL) for pr in principals):
+                problems.append(
+                    f"{role_where}: trust statement {unquote(stmt.get('sid', '?'))} lets {principals} {sorted(actions)}; "
+                    f"only Service {SCHEDULER_PRINCIPAL} may sts:AssumeRole"
+                )
+    role_policies = [
+        (n, b) for c, t, n, b in resources
+        if t == "aws_iam_role_policy" and c is call
+        and (_ROLE_REF.fullmatch(str(unquote(b.get("role", "")))) or [None, None])[1] == role
+    ]
+    if not role_policies:
+        problems.append(f"{role_where}: no aws_iam_role_policy: the schedule cannot invoke the worker")
+    for pname, pbody in role_policies:
+        doc = _DOC_JSON.fullmatch(str(unquote(pbody.get("policy", ""))))
+        if not doc:
+            problems.append(f"{call.label()}: aws_iam_role_policy.{pname}.policy is not a data.aws_iam_policy_document; cannot read its actions")
+            continue
+        statements, doc_problems = _document_statements(root, call, doc.group(1), set())
+        problems += doc_problems
+        for stmt, _ in statements:
+            if unquote(stmt.get("effect", "Allow")) != "Allow":
+                continue
+            sid = unquote(stmt.get("sid", "?"))
+            for action in stmt.get("actions", []):
+                if unquote(action) not in SCHEDULER_ACTIONS:
+                    problems.append(f"{role_where}: statement {sid} grants {unquote(action)}; the schedule needs only lambda:InvokeFunction")
+            resources_ = [unquote(r) for r in stmt.get("resources", [])]
+            if not resources_ or any(r not in function_refs for r in resources_):
+                problems.append(f"{role_where}: statement {sid} applies to {resources_}, not only the worker function")
     return problems

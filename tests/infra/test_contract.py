@@ -49,6 +49,18 @@ def test_no_wildcard_account_in_arns():
     assert problems == [], "\n".join(problems)
 
 
+def test_worker_and_router_get_the_same_command_config():
+    """The router accepts completions only from the pipelines of its config,
+    so it must read the config the worker dispatches from."""
+    problems = contract.check_shared_config(REPO)
+    assert problems == [], "\n".join(problems)
+
+
+def test_reconciler_schedule_invokes_only_the_worker():
+    problems = contract.check_reconcile_schedule(REPO)
+    assert problems == [], "\n".join(problems)
+
+
 def test_live_units_are_wired():
     """Every unit points at a module; worker and router depend on what they use."""
     units = {u.path.name: u for u in contract.live_units(REPO)}
@@ -187,7 +199,13 @@ def all_problems(root: Path) -> list[str]:
         role_problems, skip = contract.check_role_actions(root, role)
         assert skip is None
         problems += role_problems
-    return problems + contract.check_visibility_timeout(root) + contract.check_arn_accounts(root)
+    return (
+        problems
+        + contract.check_visibility_timeout(root)
+        + contract.check_arn_accounts(root)
+        + contract.check_shared_config(root)
+        + contract.check_reconcile_schedule(root)
+    )
 
 
 def test_copy_with_matching_code_has_no_problems(tree):
@@ -464,3 +482,89 @@ def test_arn_check_fails_on_literal_wildcard_and_empty_account(tree):
     problems = contract.check_arn_accounts(tree)
     assert len(problems) == 2, problems
     assert "wildcard account id" in problems[0] and "empty account id" in problems[1]
+
+
+# --- one command config for both functions ----------------------------------
+
+ROUTER_MAIN = "infra/modules/router-function/main.tf"
+ROUTER_VARS = "infra/modules/router-function/variables.tf"
+WORKER_UNIT = "infra/live/plt/worker/terragrunt.hcl"
+ROUTER_UNIT = "infra/live/plt/router/terragrunt.hcl"
+ROUTER_CONFIG_ENV = "var.config_path == null ? {} : { BATON_CONFIG = var.config_path },"
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        # the router no longer gets BATON_CONFIG (it would use its built-in config)
+        (ROUTER_MAIN, ROUTER_CONFIG_ENV, "{},", "router: infra/modules/router-function sets BATON_CONFIG to nothing"),
+        # ...or gets it from another variable
+        (ROUTER_MAIN, ROUTER_CONFIG_ENV, "{ BATON_CONFIG = var.router_config },", "var.router_config"),
+        # the modules' defaults part
+        (ROUTER_VARS, 'Must be the worker\'s: the router accepts completions only from the pipelines it names."\n  type        = string\n  default     = null', 'x"\n  type        = string\n  default     = "/var/task/router.toml"', "defaults differ"),
+        # one live unit sets its own path
+        (ROUTER_UNIT, "config_path = include.root.locals.config_path", 'config_path = "/var/task/router.toml"', "different command configs"),
+        # one live unit drops the input: the module default (built-in) against the shared path
+        (ROUTER_UNIT, "config_path = include.root.locals.config_path", "", "different command configs"),
+        # extra_environment, merged last, would override BATON_CONFIG
+        (WORKER_UNIT, "log_level               = \"info\"", 'log_level = "info"\n  extra_environment = { BATON_CONFIG = "/var/task/x.toml" }', "extra_environment sets BATON_CONFIG"),
+    ],
+)
+def test_shared_config_check_fails_when_functions_can_read_different_configs(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_shared_config(tree)
+    assert any(expect in p for p in problems), problems
+
+
+def test_shared_config_check_fails_when_shared_module_drops_the_environment(tree):
+    edit(tree, SHARED_MAIN, "merge(\n    var.environment,", "merge(\n    {},")
+    problems = contract.check_shared_config(tree)
+    assert any("does not pass var.environment" in p for p in problems), problems
+
+
+# --- the reconciler schedule ------------------------------------------------------
+
+RECONCILE_TF = "infra/modules/worker-function/reconcile.tf"
+
+
+@pytest.mark.parametrize(
+    "old, new, expect",
+    [
+        # more than invoking
+        ('actions   = ["lambda:InvokeFunction"]', 'actions   = ["lambda:InvokeFunction", "lambda:UpdateFunctionCode"]', "grants lambda:UpdateFunctionCode"),
+        ('actions   = ["lambda:InvokeFunction"]', 'actions   = ["lambda:*"]', "grants lambda:*"),
+        # on more than the worker
+        ("resources = [module.function.function_arn]", 'resources = ["*"]', "not only the worker function"),
+        # another target, another input
+        ("arn      = module.function.function_arn", 'arn      = "arn:aws:lambda:ca-central-1:${data.aws_caller_identity.current.account_id}:function:other"', "not the worker function"),
+        ('jsonencode({ action = "reconcile" })', 'jsonencode({ action = "sweep" })', "target input"),
+        ('jsonencode({ action = "reconcile" })', 'jsonencode({ action = "reconcile", dry_run = "true" })', "target input"),
+        # someone else may assume the role
+        ('identifiers = ["scheduler.amazonaws.com"]', 'identifiers = ["events.amazonaws.com"]', "only Service scheduler.amazonaws.com"),
+        # the function's own role (which reads the table and the secrets)
+        ("role_arn = aws_iam_role.reconcile_schedule.arn", "role_arn = module.function.role_arn", "not a role of this module"),
+        # no grant at all
+        ("role   = aws_iam_role.reconcile_schedule.id", "role   = aws_iam_role.elsewhere.id", "no aws_iam_role_policy"),
+    ],
+)
+def test_schedule_check_fails_on_a_wider_or_wrong_schedule(tree, old, new, expect):
+    edit(tree, RECONCILE_TF, old, new)
+    problems = contract.check_reconcile_schedule(tree)
+    assert any(expect in p for p in problems), problems
+
+
+def test_schedule_check_fails_without_a_schedule(tree):
+    (tree / RECONCILE_TF).unlink()
+    problems = contract.check_reconcile_schedule(tree)
+    assert any("expected one aws_scheduler_schedule" in p for p in problems), problems
+
+
+def test_actions_check_counts_only_the_execution_role(tree):
+    """The schedule's role grants the code nothing: a grant the worker's code
+    needs does not count when only the schedule's role has it."""
+    edit(tree, WORKER_IAM, '["dynamodb:GetItem", "dynamodb:UpdateItem"]', '["dynamodb:UpdateItem"]')
+    edit(tree, RECONCILE_TF, "  statement {\n    sid       = \"InvokeWorker\"", '  statement {\n    actions   = ["dynamodb:GetItem"]\n    resources = ["*"]\n  }\n\n  statement {\n    sid       = \"InvokeWorker\"')
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:GetItem" in p for p in problems), problems
+    schedule_problems = contract.check_reconcile_schedule(tree)
+    assert any("grants dynamodb:GetItem" in p for p in schedule_problems), schedule_problems

@@ -24,11 +24,16 @@ module "function" {
   log_retention_days   = var.log_retention_days
   log_kms_key_arn      = var.log_kms_key_arn
 
-  environment = {
-    BATON_QUEUE_URL             = var.queue_url
-    SLACK_SIGNING_SECRET_PARAM  = var.slack_signing_secret_param
-    GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param
-  }
+  # The router reads the command config to check a completion's repository
+  # and workflow: it must be the worker's config, set the same way.
+  environment = merge(
+    {
+      BATON_QUEUE_URL             = var.queue_url
+      SLACK_SIGNING_SECRET_PARAM  = var.slack_signing_secret_param
+      GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param
+    },
+    var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
+  )
   extra_environment = var.extra_environment
 
   permissions_boundary_arn = var.permissions_boundary_arn

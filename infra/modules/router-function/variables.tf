@@ -102,6 +102,12 @@ variable "queue_arn" {
   type        = string
 }
 
+variable "config_path" {
+  description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default. Must be the worker's: the router accepts completions only from the pipelines it names."
+  type        = string
+  default     = null
+}
+
 variable "slack_signing_secret_param" {
   description = "NAME of the SecureString SSM parameter holding the Slack signing secret (SLACK_SIGNING_SECRET_PARAM), e.g. /baton/plt/slack/signing-secret."
   type        = string

@@ -1,7 +1,8 @@
 # baton-worker: consumes the FIFO command queue, takes/releases locks in
 # DynamoDB, dispatches GitHub workflows and answers in Slack. The function,
 # its role and log group are ../lambda-function; this module adds the
-# worker's grants (iam.tf) and its SQS event source mapping.
+# worker's grants (iam.tf), its SQS event source mapping, and the schedule
+# that invokes it for reconciler passes (reconcile.tf).
 
 module "function" {
   source = "../lambda-function"
@@ -67,9 +68,10 @@ resource "aws_lambda_event_source_mapping" "commands" {
       condition     = var.queue_visibility_timeout_seconds >= 6 * var.timeout
       error_message = "The command queue's visibility timeout (${var.queue_visibility_timeout_seconds} s) must be at least 6x the worker timeout (${var.timeout} s => ${6 * var.timeout} s). Raise it in the command-queue unit and apply that first."
     }
+    # A reconciler pass takes one more execution from the same reservation.
     precondition {
-      condition     = var.reserved_concurrency < 0 || var.reserved_concurrency >= var.maximum_concurrency
-      error_message = "reserved_concurrency (${var.reserved_concurrency}) is below the event source's maximum_concurrency (${var.maximum_concurrency}): the poller would be throttled and messages would bounce towards the DLQ."
+      condition     = var.reserved_concurrency < 0 || var.reserved_concurrency >= var.maximum_concurrency + (var.reconcile_enabled ? 1 : 0)
+      error_message = "reserved_concurrency (${var.reserved_concurrency}) is below the event source's maximum_concurrency (${var.maximum_concurrency})${var.reconcile_enabled ? " plus one reconciler pass" : ""}: the poller would be throttled and messages would bounce towards the DLQ."
     }
   }
 }

@@ -27,3 +27,13 @@ output "event_source_mapping_uuid" {
   description = "UUID of the SQS event source mapping."
   value       = aws_lambda_event_source_mapping.commands.uuid
 }
+
+output "reconcile_schedule_arn" {
+  description = "ARN of the EventBridge Scheduler schedule that invokes the reconciler."
+  value       = aws_scheduler_schedule.reconcile.arn
+}
+
+output "reconcile_schedule_role_arn" {
+  description = "Role the reconciler schedule invokes the worker with (lambda:InvokeFunction on it only)."
+  value       = aws_iam_role.reconcile_schedule.arn
+}

@@ -108,7 +108,7 @@ variable "table_index_arns" {
 }
 
 variable "config_path" {
-  description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default."
+  description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default. Must be the router's: the router accepts completions only from the pipelines it names."
   type        = string
   default     = null
 }
@@ -185,6 +185,25 @@ variable "event_source_enabled" {
   description = "Poll the queue. false pauses command processing (messages wait in the queue)."
   type        = bool
   default     = true
+}
+
+# --- reconciler schedule ---------------------------------------------------------
+
+variable "reconcile_enabled" {
+  description = "Run the reconciler on its schedule. false pauses it (the schedule and its role stay); leases of running pipelines are then renewed by nobody."
+  type        = bool
+  default     = true
+}
+
+variable "reconcile_schedule_expression" {
+  description = "EventBridge Scheduler expression of the reconciler passes, e.g. rate(1 minute) or rate(5 minutes). Keep it well below the shortest lock TTL: a pass renews the leases of live runs."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule_expression))
+    error_message = "Use a recurring EventBridge Scheduler expression: rate(...) or cron(...)."
+  }
 }
 
 variable "tags" {

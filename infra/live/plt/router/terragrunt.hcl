@@ -37,5 +37,8 @@ inputs = {
   slack_signing_secret_param  = "/baton/${include.root.locals.env}/slack/signing-secret"
   github_webhook_secret_param = "/baton/${include.root.locals.env}/github/webhook-secret"
 
+  # The same command config for the worker and the router (env.hcl).
+  config_path = include.root.locals.config_path
+
   log_level = "info"
 }

@@ -40,7 +40,8 @@ inputs = {
 
   timeout              = 45
   memory_size          = 256
-  reserved_concurrency = 5
+  # The event source's 5 plus one reconciler pass.
+  reserved_concurrency = 6
   maximum_concurrency  = 5
   batch_size           = 10
 
@@ -60,4 +61,11 @@ inputs = {
   # Lock kill switch (rollback: false, then apply this unit).
   enable_distributed_lock = true
   log_level               = "info"
+
+  # The same command config for the worker and the router (env.hcl).
+  config_path = include.root.locals.config_path
+
+  # Reconciler passes (EventBridge Scheduler); false pauses them.
+  reconcile_enabled             = true
+  reconcile_schedule_expression = "rate(1 minute)"
 }
