@@ -666,7 +666,7 @@ workflow = "deploy.yml"
             "{msg}"
         );
         assert!(
-            msg.contains("`/build unlock <component> <environment> <reason>`"),
+            msg.contains("`/build unlock <component> <environment> [--keep-run] <reason>`"),
             "{msg}"
         );
     }
@@ -741,8 +741,17 @@ workflow = "deploy.yml"
                 environment: "plt".into(),
                 lock_key: "build-router-plt".into(),
                 reason: "run died at step 3".into(),
+                keep_run: false,
             }
         );
+        assert!(matches!(
+            parse_request(&cfg, "/build", "unlock router plt --keep-run stuck", "UADMIN"),
+            Ok(Request::Unlock { keep_run: true, ref reason, .. }) if reason == "stuck"
+        ));
+        assert!(matches!(
+            parse_request(&cfg, "/build", "cancel router plt", "U1"),
+            Ok(Request::Cancel { ref lock_key, .. }) if lock_key == "build-router-plt"
+        ));
         let err = parse_request(&cfg, "/build", "unlock router plt", "UADMIN").unwrap_err();
         assert!(matches!(err, CommandError::MissingReason { .. }), "{err:?}");
         assert!(err.user_message().contains("`/build unlock router plt "));
