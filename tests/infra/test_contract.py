@@ -412,7 +412,7 @@ def test_actions_check_rejects_non_local_module(tree):
 @pytest.mark.parametrize(
     "rel, old, new, expect",
     [
-        # seed 003's value: 240 s against 45 s is only 5.3x
+        # the original bot's value: 240 s against 45 s is only 5.3x
         ("infra/live/plt/command-queue/terragrunt.hcl", "visibility_timeout_seconds = 300", "visibility_timeout_seconds = 240", "plt/command-queue/terragrunt.hcl"),
         ("infra/live/plt/worker/terragrunt.hcl", "timeout              = 45", "timeout              = 60", "plt/worker/terragrunt.hcl"),
         ("infra/modules/command-queue/variables.tf", "default     = 300", "default     = 120", "command-queue default"),
@@ -476,7 +476,7 @@ def test_arn_check_fails_on_wildcard_account(tree, rel, old):
 
 def test_arn_check_fails_on_literal_wildcard_and_empty_account(tree):
     with (tree / "infra/modules/worker-function/iam.tf").open("a") as fh:
-        fh.write('\nlocals {\n  seed003 = "arn:aws:ssm:ca-central-1:*:parameter/laco/plt/aws/secrets/slack/*"\n')
+        fh.write('\nlocals {\n  original_bot = "arn:aws:ssm:ca-central-1:*:parameter/laco/plt/aws/secrets/slack/*"\n')
         fh.write('  empty   = "arn:aws:ssm:ca-central-1::parameter/baton/plt/slack/bot-token"\n')
         fh.write('  bucket  = "arn:aws:s3:::baton-artifacts/*"\n}\n')
     problems = contract.check_arn_accounts(tree)

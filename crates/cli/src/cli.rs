@@ -56,7 +56,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands, exactly as the issue names them.
+/// The subcommands a CI user calls.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Take a lock and keep it after baton exits (prints the lock id to release it with).

@@ -22,7 +22,7 @@ pub fn now_epoch_millis() -> u64 {
     .unwrap_or(u64::MAX)
 }
 
-/// ISO-8601 UTC with second precision, as seed 003's `lockedAt`.
+/// ISO-8601 UTC with second precision, the `lockedAt` format dashboards read.
 pub(crate) fn now_iso() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }

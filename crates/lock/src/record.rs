@@ -23,7 +23,7 @@ pub enum LockStatus {
 }
 
 impl LockStatus {
-    /// The string stored in the `status` attribute (seed 003's values).
+    /// The string stored in the `status` attribute (the values existing dashboards read).
     pub fn as_str(self) -> &'static str {
         match self {
             LockStatus::InProgress => "IN_PROGRESS",

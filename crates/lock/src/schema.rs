@@ -1,5 +1,5 @@
 //! Names shared by the code, the `table create` helper and the terraform in
-//! `infra/`. They are the contract with existing dashboards (seed 003 kept
+//! `infra/`. They are the contract with existing dashboards (the original bot used
 //! `lockKey`, `lockedBy`, … ) and are checked against the HCL by
 //! `tests/infra`, so change them in both places or not at all.
 

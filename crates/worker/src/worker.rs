@@ -542,23 +542,19 @@ impl Worker {
                 &view(&grant.record),
                 link,
             )
-        } else if self.settings.locking_enabled {
-            render::started_unlocked(
-                run.command,
-                run.component,
-                run.environment,
-                &run.message.user_id,
-                link,
-            )
         } else {
-            render::started_unlocked(
+            let reply = render::started_unlocked(
                 run.command,
                 run.component,
                 run.environment,
                 &run.message.user_id,
                 link,
-            )
-            .with_locking_disabled_notice()
+            );
+            if self.settings.locking_enabled {
+                reply
+            } else {
+                reply.with_locking_disabled_notice()
+            }
         };
         self.reply(run.message, &reply, deadline).await
     }
