@@ -3,6 +3,8 @@
 
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/baton-target
+# rustup's cargo, where tests/tooling/prereqs.sh put it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: demo test bench package fuzz lint fmt clean
 
@@ -26,6 +28,7 @@ package:
 fuzz:
 	@bash tests/tooling/fuzz.sh
 
+## make lint: formatting and clippy with warnings as errors (CI runs it first)
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -39,6 +39,27 @@ if ! command -v cargo >/dev/null 2>&1; then
   fi
 fi
 
+# The toolchain rust-toolchain.toml pins. rustup fetches it where it can
+# reach the Rust release servers; where it cannot, an installed `stable` of
+# exactly that version is the same compiler, and is registered under the
+# pinned name so that rustup does not try to download it.
+if command -v rustup >/dev/null 2>&1; then
+  root="$(cd "$(dirname "$0")/../.." && pwd)"
+  pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")
+  if [ -n "$pinned" ] && ! rustup toolchain list | grep -q "^$pinned"; then
+    stable_version=$(RUSTUP_TOOLCHAIN=stable rustc --version 2>/dev/null | awk '{print $2}')
+    if [ "$stable_version" = "$pinned" ]; then
+      host=$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')
+      echo "prereqs: using the installed stable $pinned as the pinned toolchain" >&2
+      ln -s "$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)" \
+        "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$pinned-$host"
+    else
+      echo "prereqs: installing the pinned Rust toolchain $pinned" >&2
+      rustup toolchain install "$pinned" --profile minimal --component clippy,rustfmt
+    fi
+  fi
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "prereqs: installing cargo-nextest from crates.io" >&2
   cargo install --locked --quiet cargo-nextest

@@ -16,6 +16,11 @@
 //! A process that leaves the group on purpose (`setsid`, `setpgid`) escapes
 //! all of this; that is the documented limit.
 
+#![allow(
+    unsafe_code,
+    reason = "process groups, parent-death signals and reaping have no safe std API; each block says why it is sound"
+)]
+
 use std::io::{BufRead, Write};
 use std::process::{ChildStdin, Command, Stdio};
 

@@ -128,6 +128,7 @@ fn azure_devops(env: &impl Env) -> Identity {
 }
 
 /// The real user id, for a name when `USER` is unset (containers).
+#[allow(unsafe_code, reason = "std has no getuid")]
 fn current_uid() -> u32 {
     // SAFETY: getuid(2) cannot fail and touches no memory.
     unsafe { libc::getuid() }
@@ -135,6 +136,7 @@ fn current_uid() -> u32 {
 
 /// This machine's host name (`gethostname`, else `/etc/hostname`), recorded
 /// on CLI grants so an operator can find a stuck holder.
+#[allow(unsafe_code, reason = "std has no gethostname")]
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the pointer and length describe `buf`, which outlives the call;

@@ -2,6 +2,11 @@
 //! fresh table per test, asserting exit codes, stdout JSON, stderr messages
 //! and the records left in the table.
 
+#![allow(
+    unsafe_code,
+    reason = "the tests signal baton with kill(2), as a CI runner would"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
