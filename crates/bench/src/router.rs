@@ -81,7 +81,7 @@ fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
             "baton-bench",
         ))
         .endpoint_url(endpoint)
-        .http_client(baton_lock::aws::http_client())
+        .http_client(baton_runtime::sdk::http_client())
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }

@@ -11,7 +11,6 @@ mod render;
 mod run;
 mod signals;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use baton_lock::LockClient;
@@ -60,13 +59,7 @@ fn main() -> ExitCode {
 /// Logs go to stderr (stdout is for results and `--json`), at `RUST_LOG`
 /// or `warn`.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    baton_runtime::logging::init(baton_runtime::logging::Logs::StderrText, "warn");
 }
 
 /// Prints clap's message (help and version go to stdout with exit 0) and,
@@ -125,7 +118,10 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
             "no lock table given: pass --table NAME or set BATON_TABLE (create one with `baton table create`)",
         ));
     };
-    let client = LockClient::new(baton_lock::aws::dynamodb_client().await, table);
+    let client = LockClient::new(
+        aws_sdk_dynamodb::Client::new(&baton_runtime::sdk::sdk_config().await),
+        table,
+    );
     match cli.command {
         Command::Acquire(args) => commands::acquire(&client, args).await,
         Command::Release(args) => commands::release(&client, args).await,

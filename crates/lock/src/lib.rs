@@ -16,7 +16,6 @@
 //! This crate knows DynamoDB and nothing of Slack, SQS or CI systems.
 
 mod acquire;
-pub mod aws;
 mod client;
 pub mod clock;
 mod error;

@@ -24,6 +24,7 @@ pub mod routes;
 pub mod secrets;
 pub mod signature;
 
+pub use baton_runtime::Secret;
 pub use queue::{Enqueue, EnqueueError, Outgoing, SqsQueue};
 pub use routes::Router;
-pub use secrets::{Secret, Secrets};
+pub use secrets::Secrets;

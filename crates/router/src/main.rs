@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use baton_router::{app, local};
+use baton_runtime::logging::{self, Logs};
 use lambda_http::{Request, service_fn};
-use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: baton-router [--listen 127.0.0.1:PORT]";
 
@@ -33,22 +33,6 @@ fn parse_args() -> Result<Mode, String> {
         }
         (Some("-h" | "--help"), _, _) => Err(String::new()),
         _ => Err(USAGE.to_string()),
-    }
-}
-
-fn init_tracing(to_stderr: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false);
-    if to_stderr {
-        builder.with_writer(std::io::stderr).init();
-    } else {
-        builder.init();
     }
 }
 
@@ -79,7 +63,7 @@ async fn main() -> ExitCode {
 async fn run(mode: Mode) -> anyhow::Result<()> {
     match mode {
         Mode::Lambda => {
-            init_tracing(false);
+            logging::init(Logs::LambdaJson, "info");
             let router = match app::router_from_env().await {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
@@ -95,7 +79,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(e))
         }
         Mode::Listen(addr) => {
-            init_tracing(true);
+            logging::init(Logs::StderrJson, "info");
             let addr = local::parse_listen_addr(&addr)?;
             let router = Arc::new(app::router_from_env().await?);
             let listener = tokio::net::TcpListener::bind(addr).await?;

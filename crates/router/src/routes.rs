@@ -233,7 +233,7 @@ impl<Q: Enqueue> Router<Q> {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         if let Err(e) = signature::verify_slack(
-            self.secrets.slack_signing.expose(),
+            self.secrets.slack_signing.expose().as_bytes(),
             header_str(headers, "x-slack-request-timestamp"),
             header_str(headers, "x-slack-signature"),
             body,
@@ -279,7 +279,7 @@ impl<Q: Enqueue> Router<Q> {
             return Answer::empty(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
         }
         if let Err(e) = signature::verify_github(
-            secret.expose(),
+            secret.expose().as_bytes(),
             header_str(headers, "x-hub-signature-256"),
             body,
         ) {

@@ -36,8 +36,8 @@ pub fn local_dynamodb_client(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb:
             "baton-testkit",
         ))
         .endpoint_url(endpoint)
-        .http_client(baton_lock::aws::http_client())
-        .timeout_config(baton_lock::aws::timeout_config())
+        .http_client(baton_runtime::sdk::http_client())
+        .timeout_config(baton_runtime::sdk::timeout_config())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(attempts)
@@ -49,7 +49,7 @@ pub fn local_dynamodb_client(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb:
 
 /// Like [`local_dynamodb_client`], tuned for fault injection: each SDK
 /// attempt times out after `attempt_timeout` (instead of
-/// [`baton_lock::aws::ATTEMPT_TIMEOUT`]), so tests can delay requests past
+/// [`baton_runtime::sdk::ATTEMPT_TIMEOUT`]), so tests can delay requests past
 /// the timeout without waiting seconds each time; and with
 /// `unlimited_retries` the client gets a retry partition of its own without
 /// a retry quota, so every one of the `attempts` is made however many faults
@@ -61,7 +61,7 @@ pub fn local_dynamodb_client_tuned(
     attempt_timeout: Duration,
     unlimited_retries: bool,
 ) -> aws_sdk_dynamodb::Client {
-    let timeouts = baton_lock::aws::timeout_config()
+    let timeouts = baton_runtime::sdk::timeout_config()
         .to_builder()
         .operation_attempt_timeout(attempt_timeout)
         .build();

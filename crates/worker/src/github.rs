@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use baton_chatops::PipelineConfig;
+use baton_runtime::Secret;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -76,13 +77,13 @@ pub struct GitHub {
     http: reqwest::Client,
     api_url: String,
     web_url: String,
-    token: String,
+    token: Secret,
 }
 
 impl GitHub {
     /// `api_url` is `https://api.github.com` (or an Enterprise `…/api/v3`);
     /// `web_url` is where run pages live (`https://github.com`).
-    pub fn new(http: reqwest::Client, api_url: &str, web_url: &str, token: String) -> GitHub {
+    pub fn new(http: reqwest::Client, api_url: &str, web_url: &str, token: Secret) -> GitHub {
         GitHub {
             http,
             api_url: api_url.trim_end_matches('/').to_owned(),
@@ -101,7 +102,7 @@ impl GitHub {
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
             .header(reqwest::header::USER_AGENT, "baton-worker")

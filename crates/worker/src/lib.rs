@@ -19,9 +19,10 @@ pub use worker::{Worker, WorkerSettings};
 /// Builds the worker from the environment: the SDK config, the lock client
 /// and the secrets, once per cold start.
 pub async fn worker_from_env() -> anyhow::Result<Worker> {
-    let sdk = baton_lock::aws::load_sdk_config().await;
-    let table = settings::table_name()?;
-    let settings = settings::from_env(&sdk).await?;
+    let env = baton_runtime::Env::process();
+    let table = settings::table_name(&env)?;
+    let sdk = baton_runtime::sdk::sdk_config().await;
+    let settings = settings::from_env(&env, &sdk).await?;
     let locks = baton_lock::LockClient::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     Worker::new(locks, settings)
 }

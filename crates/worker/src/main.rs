@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use baton_runtime::logging::{self, Logs};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 const USAGE: &str = "usage: baton-worker            (run under the Lambda runtime)\n       baton-worker --event FILE  (process an SQS event file, print the batch response)\n       baton-worker --reconcile   (one reconciler pass, print what it did)";
@@ -53,13 +54,7 @@ async fn main() -> ExitCode {
 }
 
 async fn lambda() -> ExitCode {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(env_filter())
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    logging::init(Logs::LambdaJson, "info");
     let worker = match baton_worker::worker_from_env().await {
         Ok(worker) => worker,
         Err(e) => {
@@ -96,10 +91,7 @@ async fn lambda() -> ExitCode {
 }
 
 async fn replay(path: &str) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(Logs::StderrText, "info");
     let event: SqsEvent = match std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str(&text).map_err(|e| format!("not an SQS event: {e}")))
@@ -131,11 +123,7 @@ async fn replay(path: &str) -> ExitCode {
 }
 
 async fn reconcile_once() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(Logs::StderrText, "info");
     let worker = match baton_worker::worker_from_env().await {
         Ok(worker) => worker,
         Err(e) => {
@@ -160,9 +148,4 @@ async fn reconcile_once() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }

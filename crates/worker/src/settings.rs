@@ -1,111 +1,57 @@
-//! Reading the worker's settings from the environment at cold start. A bad
-//! setting stops the init with a message naming it, never a per-message surprise.
+//! The worker's settings, all read here at cold start. A bad setting stops
+//! the init with a message naming it and what it should hold, never a
+//! per-message surprise. The README's settings table lists each one.
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use baton_chatops::Config;
+use baton_runtime::secret;
+use baton_runtime::{Env, SecretSource};
 
 use crate::worker::WorkerSettings;
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// The lock table name from `BATON_TABLE`.
-pub fn table_name() -> anyhow::Result<String> {
-    var("BATON_TABLE").context("BATON_TABLE is not set: name the DynamoDB lock table")
-}
-
-/// `ENABLE_DISTRIBUTED_LOCK`: anything but false/0/no/off keeps locking on.
-pub fn locking_enabled() -> bool {
-    !matches!(
-        var("ENABLE_DISTRIBUTED_LOCK")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref(),
-        Some("false" | "0" | "no" | "off")
-    )
-}
-
-/// The command config from the TOML file at `BATON_CONFIG`, or the built-in one.
-pub fn command_config() -> anyhow::Result<Config> {
-    match var("BATON_CONFIG") {
-        None => Ok(Config::builtin()),
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("BATON_CONFIG: cannot read {path}"))?;
-            Config::from_toml_str(&text).map_err(|e| anyhow::anyhow!("BATON_CONFIG {path}: {e}"))
-        }
-    }
-}
-
-/// A secret from SSM Parameter Store when `{name}_PARAM` names a parameter,
-/// else from the `{name}` variable itself (local runs).
-async fn secret(ssm: Option<&aws_sdk_ssm::Client>, name: &str) -> anyhow::Result<String> {
-    if let Some(parameter) = var(&format!("{name}_PARAM")) {
-        let Some(ssm) = ssm else {
-            bail!("{name}_PARAM is set but no SSM client is available")
-        };
-        let out = ssm
-            .get_parameter()
-            .name(&parameter)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{name}_PARAM: reading SSM parameter {parameter}: {}",
-                    aws_sdk_ssm::error::DisplayErrorContext(e)
-                )
-            })?;
-        return out
-            .parameter()
-            .and_then(|p| p.value())
-            .map(str::to_owned)
-            .with_context(|| format!("{name}_PARAM: SSM parameter {parameter} has no value"));
-    }
-    var(name)
-        .with_context(|| format!("neither {name}_PARAM (an SSM parameter name) nor {name} is set"))
-}
-
-fn duration_var(name: &str, default: Duration) -> anyhow::Result<Duration> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => {
-            humantime::parse_duration(&v).with_context(|| format!("{name}: not a duration: {v}"))
-        }
-    }
+pub fn table_name(env: &Env) -> anyhow::Result<String> {
+    env.required("BATON_TABLE", "the name of the DynamoDB lock table")
 }
 
 /// All settings, with secrets fetched once (both at the same time).
-pub async fn from_env(sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSettings> {
-    let config = command_config()?;
-    let needs_ssm = var("SLACK_BOT_TOKEN_PARAM").is_some() || var("GITHUB_TOKEN_PARAM").is_some();
+pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSettings> {
+    let config = baton_runtime::config::command_config(env)?;
+    let needs_ssm = [SLACK_TOKEN, GITHUB_TOKEN]
+        .iter()
+        .any(|name| matches!(SecretSource::of(env, name), SecretSource::Ssm(_)));
     let ssm = needs_ssm.then(|| aws_sdk_ssm::Client::new(sdk));
-    let (slack_bot_token, github_token) = tokio::try_join!(
-        secret(ssm.as_ref(), "SLACK_BOT_TOKEN"),
-        secret(ssm.as_ref(), "GITHUB_TOKEN")
+    let ((slack_bot_token, _), (github_token, _)) = tokio::try_join!(
+        secret::required(
+            env,
+            ssm.as_ref(),
+            SLACK_TOKEN,
+            "the Slack bot token (xoxb-…)"
+        ),
+        secret::required(
+            env,
+            ssm.as_ref(),
+            GITHUB_TOKEN,
+            "a GitHub token that may dispatch, read and cancel workflow runs"
+        )
     )?;
-    let max_receives = match var("BATON_MAX_RECEIVES") {
-        None => 5,
-        Some(v) => v
-            .parse()
-            .with_context(|| format!("BATON_MAX_RECEIVES: not a number: {v}"))?,
-    };
     Ok(WorkerSettings {
         config,
-        locking_enabled: locking_enabled(),
-        slack_api_url: var("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".into()),
-        slack_response_url_prefix: var("SLACK_RESPONSE_URL_PREFIX")
-            .unwrap_or_else(|| "https://hooks.slack.com/".into()),
+        locking_enabled: env.switch_on("ENABLE_DISTRIBUTED_LOCK"),
+        slack_api_url: env.url("SLACK_API_URL", "https://slack.com/api")?,
+        slack_response_url_prefix: env
+            .url("SLACK_RESPONSE_URL_PREFIX", "https://hooks.slack.com/")?,
         slack_bot_token,
-        github_api_url: var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
-        github_web_url: var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
+        github_api_url: env.url("GITHUB_API_URL", "https://api.github.com")?,
+        github_web_url: env.url("GITHUB_SERVER_URL", "https://github.com")?,
         github_token,
-        max_receives,
-        default_budget: duration_var("BATON_BATCH_BUDGET", Duration::from_secs(30))?,
-        http_timeout: duration_var("BATON_HTTP_TIMEOUT", Duration::from_secs(3))?,
-        max_command_age: duration_var("BATON_MAX_COMMAND_AGE", Duration::from_secs(15 * 60))?,
-        reconcile_lease: duration_var("BATON_RECONCILE_LEASE", Duration::from_secs(5 * 60))?,
+        max_receives: env.number("BATON_MAX_RECEIVES", 5)?,
+        default_budget: env.duration("BATON_BATCH_BUDGET", Duration::from_secs(30))?,
+        http_timeout: env.duration("BATON_HTTP_TIMEOUT", Duration::from_secs(3))?,
+        max_command_age: env.duration("BATON_MAX_COMMAND_AGE", Duration::from_secs(15 * 60))?,
+        reconcile_lease: env.duration("BATON_RECONCILE_LEASE", Duration::from_secs(5 * 60))?,
     })
 }
+
+const SLACK_TOKEN: &str = "SLACK_BOT_TOKEN";
+const GITHUB_TOKEN: &str = "GITHUB_TOKEN";

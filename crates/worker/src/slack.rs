@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use baton_chatops::{PostMessage, Reply};
+use baton_runtime::Secret;
 use tokio::time::Instant;
 
 use crate::retry::{Attempt, retry_after, with_retries};
@@ -26,7 +27,7 @@ pub enum SlackError {
 pub struct Slack {
     http: reqwest::Client,
     api_url: String,
-    bot_token: String,
+    bot_token: Secret,
     response_url_prefix: String,
 }
 
@@ -37,7 +38,7 @@ impl Slack {
     pub fn new(
         http: reqwest::Client,
         api_url: &str,
-        bot_token: String,
+        bot_token: Secret,
         response_url_prefix: String,
     ) -> Slack {
         Slack {
@@ -104,7 +105,7 @@ impl Slack {
             let sent = self
                 .http
                 .post(&url)
-                .bearer_auth(&self.bot_token)
+                .bearer_auth(self.bot_token.expose())
                 .json(&body)
                 .send()
                 .await;

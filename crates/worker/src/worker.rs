@@ -15,6 +15,7 @@ use baton_lock::{
     AcquireRequest, Grant, GrantKind, ListQuery, LockClient, LockError, LockRecord, LockState,
     LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
 };
+use baton_runtime::Secret;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -33,10 +34,10 @@ pub struct WorkerSettings {
     pub slack_api_url: String,
     /// Replies go only to `response_url`s under this prefix.
     pub slack_response_url_prefix: String,
-    pub slack_bot_token: String,
+    pub slack_bot_token: Secret,
     pub github_api_url: String,
     pub github_web_url: String,
-    pub github_token: String,
+    pub github_token: Secret,
     /// The queue's `maxReceiveCount`: on the last delivery a still-failing
     /// dispatch gives up, releases the lock and tells the user, instead of
     /// leaving the message to the dead-letter queue in silence.
@@ -63,10 +64,10 @@ impl WorkerSettings {
             locking_enabled: true,
             slack_api_url: format!("{slack_base}/api"),
             slack_response_url_prefix: format!("{slack_base}/response/"),
-            slack_bot_token: "xoxb-local".into(),
+            slack_bot_token: Secret::new("xoxb-local"),
             github_api_url: github_base.to_owned(),
             github_web_url: "https://github.example".into(),
-            github_token: "ghp-local".into(),
+            github_token: Secret::new("ghp-local"),
             max_receives: 5,
             default_budget: Duration::from_secs(10),
             http_timeout: Duration::from_secs(2),

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use base64::Engine as _;
 use baton_chatops::Config;
 use baton_router::signature::{github_signature, slack_signature};
-use baton_router::{Router, Secret, Secrets, SqsQueue, app, queue};
+use baton_router::{Router, Secret, Secrets, SqsQueue, queue};
 use serde_json::Value;
 
 /// Slack's published test signing secret; the sample events are signed with it.
@@ -43,7 +43,7 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials())
         .endpoint_url(endpoint)
-        .http_client(app::http_client())
+        .http_client(baton_runtime::sdk::http_client())
         .timeout_config(queue::timeout_config())
         .retry_config(queue::retry_config())
         .build();
@@ -59,7 +59,7 @@ fn observer_sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials())
         .endpoint_url(endpoint)
-        .http_client(app::http_client())
+        .http_client(baton_runtime::sdk::http_client())
         .timeout_config(
             aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
                 .operation_timeout(std::time::Duration::from_secs(30))
@@ -76,7 +76,7 @@ pub fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
         .region(aws_sdk_ssm::config::Region::new("us-east-1"))
         .credentials_provider(credentials())
         .endpoint_url(endpoint)
-        .http_client(app::http_client())
+        .http_client(baton_runtime::sdk::http_client())
         .build();
     aws_sdk_ssm::Client::from_conf(conf)
 }

@@ -1,7 +1,8 @@
 //! Secrets from SSM Parameter Store (moto's SSM on the same local server).
 
 use baton_router::Secrets;
-use baton_router::secrets::{GITHUB_ENV, GITHUB_PARAM_ENV, SLACK_ENV, SLACK_PARAM_ENV, Source};
+use baton_router::secrets::{GITHUB_ENV, GITHUB_PARAM_ENV, SLACK_ENV, SLACK_PARAM_ENV};
+use baton_runtime::{Env, SecretSource};
 
 use crate::common::*;
 
@@ -19,35 +20,30 @@ async fn secrets_load_from_secure_string_parameters_before_env_values() {
             .await
             .expect("PutParameter on the local server");
     }
-    let env = {
-        let slack_param = slack_param.clone();
-        move |k: &str| match k {
-            k if k == SLACK_PARAM_ENV => Some(slack_param.clone()),
-            // The parameter wins over a direct value.
-            k if k == SLACK_ENV => Some("from-env".to_string()),
-            k if k == GITHUB_ENV => Some("gh-from-env".to_string()),
-            _ => None,
-        }
-    };
-    let (secrets, sources) = Secrets::load(&ssm, env).await.expect("secrets load");
-    assert_eq!(secrets.slack_signing.expose(), b"from-ssm-slack");
-    assert_eq!(secrets.github_webhook.unwrap().expose(), b"gh-from-env");
-    assert_eq!(sources, [Source::Ssm(slack_param), Source::Env(GITHUB_ENV)]);
+    let env = Env::from_pairs(&[
+        (SLACK_PARAM_ENV, &slack_param),
+        // The parameter wins over a direct value.
+        (SLACK_ENV, "from-env"),
+        (GITHUB_ENV, "gh-from-env"),
+    ]);
+    let (secrets, sources) = Secrets::load(&ssm, &env).await.expect("secrets load");
+    assert_eq!(secrets.slack_signing.expose(), "from-ssm-slack");
+    assert_eq!(secrets.github_webhook.unwrap().expose(), "gh-from-env");
+    assert_eq!(
+        sources,
+        [
+            SecretSource::Ssm(slack_param),
+            SecretSource::Env(GITHUB_ENV.into())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_missing_parameter_fails_the_cold_start_naming_it() {
     let ssm = ssm_client(&sqs_endpoint());
     let missing = format!("/baton-test/{}/absent", uuid::Uuid::new_v4().simple());
-    let env = {
-        let missing = missing.clone();
-        move |k: &str| match k {
-            k if k == SLACK_ENV => Some("s".to_string()),
-            k if k == GITHUB_PARAM_ENV => Some(missing.clone()),
-            _ => None,
-        }
-    };
-    let err = Secrets::load(&ssm, env)
+    let env = Env::from_pairs(&[(SLACK_ENV, "s"), (GITHUB_PARAM_ENV, &missing)]);
+    let err = Secrets::load(&ssm, &env)
         .await
         .expect_err("missing parameter");
     let text = format!("{err:#}");

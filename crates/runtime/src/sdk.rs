@@ -1,7 +1,7 @@
-//! Building SDK clients the same way everywhere: the standard `aws-config`
-//! chain (credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_MAX_ATTEMPTS`,
-//! `AWS_RETRY_MODE`), one rustls+ring HTTPS client, and attempt timeouts so a
-//! hung request is retried instead of stalling a Lambda.
+//! Building AWS SDK clients the same way everywhere: the standard
+//! `aws-config` chain (credentials, region, `AWS_ENDPOINT_URL_*`,
+//! `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`), one rustls+ring HTTPS client, and
+//! attempt timeouts so a hung request is retried instead of stalling a Lambda.
 
 use std::time::Duration;
 
@@ -11,21 +11,22 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Per-attempt timeout for DynamoDB-sized requests; the SDK retries an
-/// attempt that exceeds it (the retry is safe: every write is conditional and
-/// recognised by its lock id).
+/// attempt that exceeds it (the retry is safe: every lock write is
+/// conditional and recognised by its lock id).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound for one operation including retries.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP client all baton SDK clients share: rustls with the ring provider
-/// (no aws-lc build, smaller Lambda zips).
+/// (no aws-lc build, smaller Lambda zips). It speaks plain HTTP too, for the
+/// local servers tests and the demo use.
 pub fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
 }
 
-/// Timeouts baton uses unless the caller overrides them.
+/// Timeouts baton uses unless a client overrides them.
 pub fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
@@ -34,16 +35,11 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// Loads the shared SDK config from the environment.
-pub async fn load_sdk_config() -> SdkConfig {
+/// Loads the shared SDK config from the environment, once per process.
+pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
         .timeout_config(timeout_config())
         .load()
         .await
-}
-
-/// A DynamoDB client from [`load_sdk_config`].
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&load_sdk_config().await)
 }
