@@ -20,6 +20,10 @@ pub enum SlackError {
     /// bad token): retrying will not help.
     #[error("Slack refused the message: {0}")]
     Refused(String),
+    /// The worker's own check refused a `response_url` outside the allowed
+    /// prefix (a crafted message): Slack was never asked.
+    #[error("this response_url is not under {0}, the only place the worker replies to")]
+    ForeignResponseUrl(String),
 }
 
 /// A Slack Web API client with the bot token, plus the `response_url` rules.
@@ -57,10 +61,9 @@ impl Slack {
         deadline: Instant,
     ) -> Result<(), SlackError> {
         if !url_is_under(response_url, &self.response_url_prefix) {
-            return Err(SlackError::Refused(format!(
-                "the worker only replies under {}; this command's response_url is elsewhere",
-                self.response_url_prefix
-            )));
+            return Err(SlackError::ForeignResponseUrl(
+                self.response_url_prefix.clone(),
+            ));
         }
         let body = reply.to_json();
         with_retries(deadline, || async {

@@ -966,8 +966,8 @@ impl Worker {
         match self.slack.post_message(&post, deadline).await {
             Ok(()) => Outcome::Done,
             Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("chat.postMessage: {why}")),
-            Err(e @ SlackError::Refused(_)) => {
-                error!(lock_key, error = %e, "channel notice refused by Slack");
+            Err(e) => {
+                error!(lock_key, error = %e, "channel notice not delivered");
                 Outcome::Done
             }
         }
@@ -1004,7 +1004,14 @@ impl Worker {
             }
             Err(refused) => refused,
         };
-        warn!(user = %message.user_id, error = %refused, "response_url refused; replying through the Web API");
+        match &refused {
+            SlackError::ForeignResponseUrl(_) => {
+                warn!(user = %message.user_id, error = %refused, "response_url not allowed by the worker; replying through the Web API");
+            }
+            _ => {
+                warn!(user = %message.user_id, error = %refused, "Slack refused the response_url; replying through the Web API");
+            }
+        }
         let fallback = match reply.response_type {
             ResponseType::InChannel => {
                 self.slack
@@ -1020,8 +1027,8 @@ impl Worker {
         match fallback {
             Ok(()) => Outcome::Done,
             Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("Slack Web API: {why}")),
-            Err(e @ SlackError::Refused(_)) => {
-                error!(user = %message.user_id, error = %e, "Slack refused the reply on both paths");
+            Err(e) => {
+                error!(user = %message.user_id, error = %e, reply_path_error = %refused, "no reply path accepted the message");
                 Outcome::Done
             }
         }

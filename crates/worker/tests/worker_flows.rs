@@ -836,6 +836,40 @@ async fn an_expired_response_url_falls_back_to_the_web_api() {
     );
 }
 
+#[tokio::test]
+async fn a_response_url_that_only_looks_like_slack_is_never_posted_to() {
+    // A prefix configured without its trailing path: as a string prefix it
+    // would accept `http://SLACK_HOST:PORT@OTHER_HOST:PORT/…`, whose host is
+    // the part after the `@`.
+    let h = Harness::with(|s| {
+        s.slack_response_url_prefix = s
+            .slack_response_url_prefix
+            .trim_end_matches("/response/")
+            .to_owned();
+    })
+    .await;
+    let elsewhere = HttpRecorder::start().await.unwrap();
+    let slack_authority = h.slack.url().trim_start_matches("http://").to_owned();
+    let other_authority = elsewhere.url().trim_start_matches("http://").to_owned();
+    let mut crafted = h.command("U1", "/build", "status");
+    crafted.response_url = format!("http://{slack_authority}@{other_authority}/response/x");
+
+    let response = h.run(vec![command_record("m-1", &crafted, 1)]).await;
+
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the worker posted to a host that is not Slack's"
+    );
+    let ephemeral = h.slack.requests_to("/api/chat.postEphemeral");
+    assert_eq!(
+        ephemeral.len(),
+        1,
+        "the answer reaches the user through the Web API instead"
+    );
+    assert_eq!(ephemeral[0].json()["user"], "U1");
+}
+
 // ---------------------------------------------------------------------------
 // One run per lock, end to end.
 
