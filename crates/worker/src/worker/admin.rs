@@ -1,0 +1,176 @@
+//! The commands about locks rather than runs: `status`, `unlock` and
+//! `cancel`, and stopping the run of a grant they end.
+
+use baton_chatops::render::{self, RunStop};
+use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig};
+use baton_lock::clock::now_epoch_secs;
+use baton_lock::{ListQuery, LockError, LockRecord, LockStatus, ReleaseRequest};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{Outcome, Worker, view};
+
+impl Worker {
+    pub(super) async fn status(
+        &self,
+        message: &CommandMessage,
+        command: &str,
+        deadline: Instant,
+    ) -> Outcome {
+        let base = command.trim_start_matches('/').to_lowercase();
+        let mut query = ListQuery {
+            prefix: Some(base.clone()),
+            ..Default::default()
+        };
+        let mut locks = Vec::new();
+        for _ in 0..20 {
+            let page = match self.locks.list(&query).await {
+                Ok(page) => page,
+                Err(e) => {
+                    return self
+                        .lock_failure(message, &message.trigger_id, e, deadline)
+                        .await;
+                }
+            };
+            locks.extend(
+                page.locks
+                    .iter()
+                    .filter(|r| r.lock_key == base || r.lock_key.starts_with(&format!("{base}-")))
+                    .map(view),
+            );
+            match page.next_page_token {
+                Some(token) => query.page_token = Some(token),
+                None => break,
+            }
+        }
+        self.reply(
+            message,
+            &render::status(command, &locks, now_epoch_secs()),
+            deadline,
+        )
+        .await
+    }
+
+    /// An admin's force unlock: ends only the grant that existed when the
+    /// command was typed (a newer one is refused, with its holder shown),
+    /// and cancels that grant's pipeline run unless told to keep it.
+    pub(super) async fn unlock(
+        &self,
+        message: &CommandMessage,
+        config: &CommandConfig,
+        lock_key: &str,
+        reason: &str,
+        keep_run: bool,
+        deadline: Instant,
+    ) -> Outcome {
+        let seen = message.received_at / 1000;
+        match self
+            .locks
+            .force_unlock_seen(lock_key, &message.user_id, reason, seen)
+            .await
+        {
+            Ok(ended) => {
+                warn!(lock_key, actor = %message.user_id, holder = %ended.locked_by, fence = ended.fence, reason, "lock force-unlocked");
+                let stop = if keep_run {
+                    RunStop::Kept
+                } else {
+                    self.stop_run(config, &ended).await
+                };
+                let reply =
+                    render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)))
+                        .with_run_stop(&stop);
+                self.reply(message, &reply, deadline).await
+            }
+            Err(LockError::NotHeld {
+                current: Some(current),
+                ..
+            }) if current.status == LockStatus::InProgress => {
+                info!(lock_key, actor = %message.user_id, fence = current.fence, "unlock refused: the grant changed since the command was typed");
+                let reply = render::unlock_changed(lock_key, &view(&current));
+                self.reply(message, &reply, deadline).await
+            }
+            Err(LockError::NotHeld { .. }) => {
+                self.reply(message, &render::nothing_to_unlock(lock_key), deadline)
+                    .await
+            }
+            Err(e) => {
+                self.lock_failure(message, &message.trigger_id, e, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// The holder stops their own run: the grant ends as FAILED and its
+    /// pipeline run is cancelled.
+    pub(super) async fn cancel(
+        &self,
+        message: &CommandMessage,
+        config: &CommandConfig,
+        lock_key: &str,
+        deadline: Instant,
+    ) -> Outcome {
+        let current = match self.locks.status(lock_key).await {
+            Ok(current) => current.filter(|r| r.status == LockStatus::InProgress),
+            Err(e) => {
+                return self
+                    .lock_failure(message, &message.trigger_id, e, deadline)
+                    .await;
+            }
+        };
+        let Some(current) = current else {
+            return self
+                .reply(message, &render::nothing_to_cancel(lock_key), deadline)
+                .await;
+        };
+        if current.locked_by != message.user_id {
+            info!(lock_key, user = %message.user_id, holder = %current.locked_by, "cancel refused: not the holder");
+            let reply = render::cancel_not_yours(lock_key, &view(&current));
+            return self.reply(message, &reply, deadline).await;
+        }
+        let mut release = ReleaseRequest::new(lock_key, &current.lock_id, LockStatus::Failed);
+        release.actor = Some(message.user_id.clone());
+        release.reason = Some("cancelled by the holder".into());
+        match self.locks.release(&release).await {
+            Ok(ended) => {
+                let stop = self.stop_run(config, &ended).await;
+                let reply = render::cancelled(lock_key, &message.user_id, &view(&ended))
+                    .with_run_stop(&stop);
+                self.reply(message, &reply, deadline).await
+            }
+            Err(LockError::NotOwner { .. } | LockError::AlreadyEnded { .. }) => {
+                self.reply(message, &render::nothing_to_cancel(lock_key), deadline)
+                    .await
+            }
+            Err(e) => {
+                self.lock_failure(message, &message.trigger_id, e, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// Cancels the pipeline run recorded on an ended grant.
+    async fn stop_run(&self, config: &CommandConfig, ended: &LockRecord) -> RunStop {
+        let Some(run_id) = ended.pipeline.as_ref().and_then(|p| p.run_id) else {
+            return RunStop::NoRun;
+        };
+        match self.github.cancel(&config.pipeline, run_id).await {
+            Ok(()) => {
+                info!(lock_key = %ended.lock_key, run_id, "pipeline run cancelled");
+                RunStop::Cancelled
+            }
+            Err(e) => {
+                warn!(lock_key = %ended.lock_key, run_id, error = %e, "pipeline run could not be cancelled");
+                RunStop::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// The configured pipeline a run of `repository`/`workflow` belongs to.
+    pub(crate) fn pipeline_of(&self, repository: &str, workflow: &str) -> Option<&PipelineConfig> {
+        self.settings
+            .config
+            .commands()
+            .map(|c| &c.pipeline)
+            .find(|p| p.repository().eq_ignore_ascii_case(repository) && p.workflow == workflow)
+    }
+}

@@ -1,0 +1,159 @@
+//! The worker's decisions: what each queued record means, which lock it
+//! takes, what it dispatches, and what the user is told.
+
+use std::time::Duration;
+
+use baton_chatops::Config;
+use baton_chatops::render::LockView;
+use baton_lock::clock::now_epoch_secs;
+use baton_lock::{LockClient, LockRecord};
+use baton_runtime::Secret;
+use tracing::warn;
+
+use crate::github::GitHub;
+use crate::slack::Slack;
+
+mod admin;
+mod batch;
+mod completion;
+mod reply;
+mod start;
+
+/// Everything the worker needs besides the lock table, resolved once at
+/// cold start (see [`crate::settings`]).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub config: Config,
+    /// The rollback switch (`ENABLE_DISTRIBUTED_LOCK=false`): dispatch without locking.
+    pub locking_enabled: bool,
+    pub slack_api_url: String,
+    /// Replies go only to `response_url`s under this prefix.
+    pub slack_response_url_prefix: String,
+    pub slack_bot_token: Secret,
+    pub github_api_url: String,
+    pub github_web_url: String,
+    pub github_token: Secret,
+    /// The queue's `maxReceiveCount`: on the last delivery a still-failing
+    /// dispatch gives up, releases the lock and tells the user, instead of
+    /// leaving the message to the dead-letter queue in silence.
+    pub max_receives: u32,
+    /// Time budget for a batch when no Lambda deadline is known.
+    pub default_budget: Duration,
+    /// Timeout of one HTTP attempt to Slack or GitHub.
+    pub http_timeout: Duration,
+    /// Commands that waited in the queue longer than this (from the
+    /// router's `received_at`) are answered "expired" and never run.
+    pub max_command_age: Duration,
+    /// The lease the reconciler gives a run it finds still working.
+    pub reconcile_lease: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings for a worker whose Slack and GitHub are local stand-ins (the
+    /// demo, tests and benchmarks): Slack's Web API at `{slack_base}/api`,
+    /// replies accepted under `{slack_base}/response/`, GitHub's REST API at
+    /// `github_base`, placeholder tokens, locking on.
+    pub fn local(config: Config, slack_base: &str, github_base: &str) -> WorkerSettings {
+        WorkerSettings {
+            config,
+            locking_enabled: true,
+            slack_api_url: format!("{slack_base}/api"),
+            slack_response_url_prefix: format!("{slack_base}/response/"),
+            slack_bot_token: Secret::new("xoxb-local"),
+            github_api_url: github_base.to_owned(),
+            github_web_url: "https://github.example".into(),
+            github_token: Secret::new("ghp-local"),
+            max_receives: 5,
+            default_budget: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(2),
+            max_command_age: Duration::from_secs(15 * 60),
+            reconcile_lease: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Finished (successfully or with the user told why not): delete it.
+    Done,
+    /// Put it back on the queue (reported in `batchItemFailures`).
+    Retry(String),
+}
+
+/// The SQS-triggered worker. Build once per cold start; `handle` each batch.
+pub struct Worker {
+    pub(crate) locks: LockClient,
+    pub(crate) settings: WorkerSettings,
+    pub(crate) slack: Slack,
+    pub(crate) github: GitHub,
+}
+
+impl Worker {
+    pub fn new(locks: LockClient, settings: WorkerSettings) -> anyhow::Result<Worker> {
+        // reqwest is built without a default crypto provider; install ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(settings.http_timeout)
+            .connect_timeout(settings.http_timeout)
+            .build()?;
+        let slack = Slack::new(
+            http.clone(),
+            &settings.slack_api_url,
+            settings.slack_bot_token.clone(),
+            settings.slack_response_url_prefix.clone(),
+        );
+        let github = GitHub::new(
+            http,
+            &settings.github_api_url,
+            &settings.github_web_url,
+            settings.github_token.clone(),
+        );
+        if !settings.locking_enabled {
+            warn!(
+                switch = "ENABLE_DISTRIBUTED_LOCK",
+                "LOCKING IS DISABLED: commands dispatch without taking locks; concurrent runs are possible"
+            );
+        }
+        Ok(Worker {
+            locks,
+            settings,
+            slack,
+            github,
+        })
+    }
+}
+
+pub(crate) fn channel_from_correlation(record: &LockRecord) -> Option<String> {
+    let rest = record.correlation_id.as_deref()?.strip_prefix("slack:")?;
+    rest.split(':')
+        .nth(1)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+}
+
+/// How long a grant has been (or was) held, in seconds.
+fn held_for(record: &LockRecord) -> u64 {
+    now_epoch_secs().saturating_sub(epoch_of(record))
+}
+
+pub(crate) fn epoch_of(record: &LockRecord) -> u64 {
+    humantime::parse_rfc3339(&record.locked_at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(record.expires_at, |d| d.as_secs())
+}
+
+/// A lock record as the chatops renderer sees it.
+fn view(record: &LockRecord) -> LockView {
+    LockView {
+        lock_key: record.lock_key.clone(),
+        holder_id: record.locked_by.clone(),
+        holder_name: record.locked_by_name.clone(),
+        purpose: record.purpose.clone(),
+        locked_at: epoch_of(record),
+        expires_at: record.expires_at,
+        fence: record.fence,
+        lock_id: record.lock_id.clone(),
+    }
+}

@@ -1,0 +1,451 @@
+//! Running `/command component environment`: take the grant, dispatch the
+//! pipeline under it, record the run, and tell the user; and every way that
+//! can end early (held, ended before, lapsed, redelivered, dry run).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use baton_chatops::render;
+use baton_chatops::{CommandConfig, CommandMessage, Request};
+use baton_lock::clock::{now_epoch_millis, now_epoch_secs};
+use baton_lock::{
+    AcquireRequest, Grant, GrantKind, LockError, LockRecord, LockState, LockStatus, PipelineRun,
+    ReleaseRequest, Takeover,
+};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::emf::{self, Metric};
+use crate::github::{DispatchError, DispatchedRun};
+use crate::reconcile::Settled;
+
+use super::{Outcome, Worker, view};
+
+impl Worker {
+    pub(super) async fn command(
+        &self,
+        id: &str,
+        receive_count: u32,
+        message: &CommandMessage,
+        request: &Request,
+        deadline: Instant,
+    ) -> Outcome {
+        let Some(config) = self.settings.config.command(request.command()) else {
+            // parse_request only returns requests for configured commands.
+            error!(message_id = %id, command = %request.command(), "command vanished from config");
+            return Outcome::Done;
+        };
+        let waited = now_epoch_millis().saturating_sub(message.received_at);
+        let acts = !matches!(request, Request::Help { .. } | Request::Status { .. });
+        if acts && Duration::from_millis(waited) > self.settings.max_command_age {
+            info!(message_id = %id, user = %message.user_id, waited_ms = waited, "command expired in the queue; not run");
+            let reply = render::request_expired(&message.command, &message.text, waited / 1000);
+            return self.reply(message, &reply, deadline).await;
+        }
+        match request {
+            Request::Help { .. } => self.reply(message, &render::help(config), deadline).await,
+            Request::Status { command } => self.status(message, command, deadline).await,
+            Request::Unlock {
+                lock_key,
+                reason,
+                keep_run,
+                ..
+            } => {
+                self.unlock(message, config, lock_key, reason, *keep_run, deadline)
+                    .await
+            }
+            Request::Cancel { lock_key, .. } => {
+                self.cancel(message, config, lock_key, deadline).await
+            }
+            Request::Run {
+                command,
+                component,
+                environment,
+                lock_key,
+                dry_run,
+            } => {
+                let locked = self.settings.locking_enabled && config.requires_lock;
+                let run = Run {
+                    id,
+                    receive_count,
+                    message,
+                    config,
+                    command,
+                    component,
+                    environment,
+                    lock_key,
+                    key: if locked {
+                        lock_key.clone()
+                    } else {
+                        format!("{REQUEST_KEY_PREFIX}{}", message.trigger_id)
+                    },
+                    locked,
+                };
+                if *dry_run {
+                    self.dry_run(&run, deadline).await
+                } else {
+                    if !locked {
+                        warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
+                    }
+                    self.start(&run, deadline).await
+                }
+            }
+        }
+    }
+
+    /// Takes the grant a run works under, then dispatches the run. With a
+    /// lock the grant is the target's lock; without one (the command needs
+    /// none, or locking is switched off) it is a grant on a key of this
+    /// request alone: it blocks nobody, but a redelivery finds its dispatch.
+    async fn start(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
+        let request = self.acquire_request(run);
+        // A lapsed grant whose run may still work is not taken over: it is
+        // settled against its run first, and the acquire tried once more.
+        for attempt in 0..2 {
+            let grant = match self.locks.acquire(&request).await {
+                Ok(grant) => grant,
+                Err(LockError::Held { holder }) => {
+                    let now = now_epoch_secs();
+                    if attempt == 0
+                        && holder.state_at(now) == LockState::Expired
+                        && matches!(self.settle(&holder, deadline).await, Settled::Ended)
+                    {
+                        continue;
+                    }
+                    return self.held(run, &holder, deadline).await;
+                }
+                Err(LockError::RequestSuperseded { current, .. }) => {
+                    // A late duplicate of a command that already ran: its grant
+                    // ended and the key has been granted again since.
+                    info!(lock_key = %run.key, current_fence = current.fence, "late duplicate of a finished command; nothing to do");
+                    return Outcome::Done;
+                }
+                Err(LockError::RequestEnded { record }) => {
+                    return self.ended_before(run, &record, deadline).await;
+                }
+                Err(LockError::RequestLapsed { record }) => {
+                    return self.lapsed(run, &record, deadline).await;
+                }
+                Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
+            };
+            match grant.kind {
+                GrantKind::Existing => return self.redelivered(run, grant, deadline).await,
+                GrantKind::TakenOver { ref from } => {
+                    warn!(lock_key = %run.key, previous = %from.locked_by, "took over an expired lock");
+                    emf::emit(Metric::LockAcquired, run.command, 1.0);
+                }
+                GrantKind::New => emf::emit(Metric::LockAcquired, run.command, 1.0),
+            }
+            info!(lock_key = %run.key, fence = grant.fence(), locked = run.locked, "grant taken");
+            return self.dispatch(run, &grant, deadline).await;
+        }
+        error!(lock_key = %run.key, "the lock was settled but could not be taken");
+        self.reply(run.message, &render::internal_error(run.id), deadline)
+            .await
+    }
+
+    fn acquire_request(&self, run: &Run<'_>) -> AcquireRequest {
+        let message = run.message;
+        let mut request = AcquireRequest::new(&run.key, &message.user_id, run.config.lock_ttl);
+        request.request_id = Some(request_id(message));
+        request.owner_name = message.user_name.clone();
+        request.purpose = Some(run.invocation());
+        request.component = Some(run.component.to_owned());
+        request.environment = Some(run.environment.to_owned());
+        request.correlation_id = Some(slack_correlation(message));
+        request.pipeline = Some(PipelineRun {
+            repository: run.config.pipeline.repository(),
+            workflow: run.config.pipeline.workflow.clone(),
+            run_id: None,
+        });
+        request.takeover = Takeover::UnlessRunRecorded;
+        request
+    }
+
+    async fn held(&self, run: &Run<'_>, holder: &LockRecord, deadline: Instant) -> Outcome {
+        emf::emit(Metric::LockHeld, run.command, 1.0);
+        info!(lock_key = %run.key, holder = %holder.locked_by, "lock held; telling the requester");
+        // The settle above may have renewed the holder: show the lease it has now.
+        let holder = match self.locks.status(&run.key).await {
+            Ok(Some(current)) if current.lock_id == holder.lock_id => current,
+            _ => holder.clone(),
+        };
+        let reply = render::held(
+            run.command,
+            run.component,
+            run.environment,
+            &view(&holder),
+            now_epoch_secs(),
+        );
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    /// This request's grant already ended: never a second run. If it ended
+    /// because the dispatch failed, the user hears it again (the first
+    /// answer may not have reached them).
+    async fn ended_before(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
+        info!(lock_key = %run.key, status = %record.status, "redelivered after the run ended");
+        match (&record.release_reason, record.status, record.forced) {
+            (Some(reason), LockStatus::Failed, false) if reason.starts_with(DISPATCH_FAILED) => {
+                let reply =
+                    render::dispatch_failed(run.command, run.component, run.environment, reason);
+                self.reply(run.message, &reply, deadline).await
+            }
+            _ => Outcome::Done,
+        }
+    }
+
+    /// This request's grant lapsed. Nothing is dispatched under it: if its
+    /// run was recorded, that run is the request's one run (the reconciler
+    /// looks after it); if not, the grant ends and the user is told to ask
+    /// again for a fresh grant.
+    async fn lapsed(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
+        if record.run_url.is_some() {
+            info!(lock_key = %run.key, "redelivered after its lease lapsed; its run was recorded, nothing to do");
+            return Outcome::Done;
+        }
+        warn!(lock_key = %run.key, fence = record.fence, "the grant lapsed before its pipeline started; refusing to dispatch under it");
+        let mut release = ReleaseRequest::new(&run.key, &record.lock_id, LockStatus::Failed);
+        release.reason = Some("lease lapsed before the pipeline started".into());
+        if let Err(e) = self.locks.release(&release).await {
+            if e.is_transient() {
+                return Outcome::Retry(format!("release of a lapsed grant: {e}"));
+            }
+            info!(lock_key = %run.key, error = %e, "the lapsed grant was already replaced");
+        }
+        let reply = render::lapsed_before_start(run.command, run.component, run.environment);
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    /// The same message again (SQS delivers at least once) while its grant
+    /// is live. Never a second dispatch for one request; never "already in
+    /// progress" to its author.
+    async fn redelivered(&self, run: &Run<'_>, grant: Grant, deadline: Instant) -> Outcome {
+        let record = &grant.record;
+        if let Some(url) = &record.run_url {
+            // Dispatched before; its announcement may not have reached Slack.
+            info!(lock_key = %run.key, "redelivered after dispatch; announcing again");
+            let dispatched = DispatchedRun {
+                run_id: record.pipeline.as_ref().and_then(|p| p.run_id),
+                run_url: url.clone(),
+                // Only the workflow's page is recorded when GitHub named no run.
+                exact: *url != self.github.workflow_page(&run.config.pipeline),
+            };
+            return self.announce(run, &grant, &dispatched, deadline).await;
+        }
+        // The earlier attempt may have dispatched and lost the answer: ask GitHub.
+        match self
+            .github
+            .find_run(&run.config.pipeline, grant.lock_id(), deadline)
+            .await
+        {
+            Ok(Some(found)) => {
+                info!(lock_key = %run.key, run_url = %found.run_url, "found the run an earlier attempt started");
+                self.record_run(run, &grant, &found).await;
+                self.announce(run, &grant, &found, deadline).await
+            }
+            Ok(None) => self.dispatch(run, &grant, deadline).await,
+            Err(e) => self.dispatch_failure(run, &grant, e, deadline).await,
+        }
+    }
+
+    async fn dispatch(&self, run: &Run<'_>, grant: &Grant, deadline: Instant) -> Outcome {
+        let inputs = run.inputs(grant.lock_id(), grant.fence());
+        match self.github.dispatch(&run.config.pipeline, &inputs).await {
+            Ok(dispatched) => {
+                emf::emit(Metric::Dispatched, run.command, 1.0);
+                info!(lock_key = %run.key, run_url = %dispatched.run_url, run_id = ?dispatched.run_id, "pipeline dispatched");
+                // Mark the grant as dispatched before telling anyone, so a
+                // redelivery can never dispatch again.
+                self.record_run(run, grant, &dispatched).await;
+                self.announce(run, grant, &dispatched, deadline).await
+            }
+            Err(e) => self.dispatch_failure(run, grant, e, deadline).await,
+        }
+    }
+
+    async fn record_run(&self, run: &Run<'_>, grant: &Grant, dispatched: &DispatchedRun) {
+        if let Err(e) = self
+            .locks
+            .set_run(
+                &run.key,
+                grant.lock_id(),
+                dispatched.run_id,
+                &dispatched.run_url,
+            )
+            .await
+        {
+            warn!(lock_key = %run.key, error = %e, "could not record the run on the lock");
+        }
+    }
+
+    async fn announce(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        dispatched: &DispatchedRun,
+        deadline: Instant,
+    ) -> Outcome {
+        let link = dispatched.exact.then_some(dispatched.run_url.as_str());
+        let reply = if run.locked {
+            render::started(
+                run.command,
+                run.component,
+                run.environment,
+                &run.message.user_id,
+                &view(&grant.record),
+                link,
+            )
+        } else {
+            let reply = render::started_unlocked(
+                run.command,
+                run.component,
+                run.environment,
+                &run.message.user_id,
+                link,
+            );
+            if self.settings.locking_enabled {
+                reply
+            } else {
+                reply.with_locking_disabled_notice()
+            }
+        };
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    async fn dispatch_failure(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        error: DispatchError,
+        deadline: Instant,
+    ) -> Outcome {
+        emf::emit(Metric::DispatchFailed, run.command, 1.0);
+        if let DispatchError::Unavailable(why) = &error {
+            if run.receive_count < self.settings.max_receives {
+                // Keep the lock (same request id finds it again) and retry via the queue.
+                return Outcome::Retry(format!("dispatch: {why}"));
+            }
+            // The last delivery. A 5xx or a timeout may still have started
+            // the run (now or on an earlier delivery): ask before giving up.
+            match self
+                .github
+                .find_run(&run.config.pipeline, grant.lock_id(), deadline)
+                .await
+            {
+                Ok(Some(found)) => {
+                    info!(lock_key = %run.key, run_url = %found.run_url, "the unanswered dispatch did start a run");
+                    self.record_run(run, grant, &found).await;
+                    return self.announce(run, grant, &found, deadline).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(lock_key = %run.key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
+                    let reply = render::dispatch_unconfirmed(
+                        run.command,
+                        run.component,
+                        run.environment,
+                        why,
+                        grant.record.expires_at,
+                    );
+                    return self.reply(run.message, &reply, deadline).await;
+                }
+            }
+        }
+        error!(lock_key = %run.key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
+        let reason = format!("{DISPATCH_FAILED}{error}");
+        let mut release = ReleaseRequest::new(&run.key, grant.lock_id(), LockStatus::Failed);
+        release.reason = Some(reason.clone());
+        release.fence = Some(grant.fence());
+        if let Err(e) = self.locks.release(&release).await {
+            if e.is_transient() {
+                return Outcome::Retry(format!("release after failed dispatch: {e}"));
+            }
+            error!(lock_key = %run.key, error = %e, "could not release after a failed dispatch");
+        }
+        let reply = render::dispatch_failed(run.command, run.component, run.environment, &reason);
+        self.reply(run.message, &reply, deadline).await
+    }
+
+    async fn dry_run(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
+        let current = if self.settings.locking_enabled && run.config.requires_lock {
+            match self.locks.status(run.lock_key).await {
+                Ok(record) => record
+                    .filter(|r| r.status == LockStatus::InProgress)
+                    .map(|r| view(&r)),
+                Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
+            }
+        } else {
+            None
+        };
+        let mut reply = render::dry_run(
+            run.command,
+            run.component,
+            run.environment,
+            run.lock_key,
+            run.config,
+            current.as_ref(),
+            now_epoch_secs(),
+        );
+        if !self.settings.locking_enabled {
+            reply = reply.with_locking_disabled_notice();
+        }
+        self.reply(run.message, &reply, deadline).await
+    }
+}
+
+/// Prefix of the release reason when a dispatch failed, so a redelivery can
+/// tell the user again.
+const DISPATCH_FAILED: &str = "dispatch failed: ";
+
+/// Unlocked runs take a grant on `request#<trigger_id>`: a key of their
+/// own, so a redelivery finds its dispatch while nobody else is blocked.
+const REQUEST_KEY_PREFIX: &str = "request#";
+
+/// One `/command component environment` being run.
+struct Run<'a> {
+    id: &'a str,
+    receive_count: u32,
+    message: &'a CommandMessage,
+    config: &'a CommandConfig,
+    command: &'a str,
+    component: &'a str,
+    environment: &'a str,
+    /// The target's lock key.
+    lock_key: &'a str,
+    /// The key the run's grant is on: the lock key, or this request's own
+    /// key when the run takes no lock.
+    key: String,
+    /// Whether the run holds the target's lock.
+    locked: bool,
+}
+
+impl Run<'_> {
+    fn invocation(&self) -> String {
+        format!("{} {} {}", self.command, self.component, self.environment)
+    }
+
+    /// `workflow_dispatch` inputs: baton's own, then the configured extras.
+    fn inputs(&self, lock_id: &str, fence: u64) -> BTreeMap<String, String> {
+        let mut inputs = self.config.pipeline.inputs.clone();
+        inputs.insert("component".into(), self.component.to_owned());
+        inputs.insert("environment".into(), self.environment.to_owned());
+        inputs.insert("lock_key".into(), self.key.clone());
+        inputs.insert("lock_id".into(), lock_id.to_owned());
+        inputs.insert("fence".into(), fence.to_string());
+        inputs.insert("requested_by".into(), self.message.user_id.clone());
+        inputs
+    }
+}
+
+/// The idempotency key of a command: Slack's id for the invocation, the
+/// same on every redelivery of it whatever SQS message carries it.
+fn request_id(message: &CommandMessage) -> String {
+    format!("slack:{}", message.trigger_id)
+}
+
+/// Where a command came from, stored as the lock's `correlationId` so a
+/// completion can be posted back to the same channel.
+fn slack_correlation(message: &CommandMessage) -> String {
+    format!("slack:{}:{}", message.team_id, message.channel_id)
+}
