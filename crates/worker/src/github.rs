@@ -8,6 +8,7 @@ use baton_runtime::Secret;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::ports::Pipeline;
 use crate::retry::{Attempt, retry_after, with_retries};
 
 /// A run that was started, as far as GitHub told us.
@@ -107,11 +108,13 @@ impl GitHub {
             .header("X-GitHub-Api-Version", "2022-11-28")
             .header(reqwest::header::USER_AGENT, "baton-worker")
     }
+}
 
+impl Pipeline for GitHub {
     /// Sends `workflow_dispatch` once. Not retried here: a lost response
     /// might mean the run started, so the caller retries through the queue
     /// and checks with [`GitHub::find_run`] first.
-    pub async fn dispatch(
+    async fn dispatch(
         &self,
         pipeline: &PipelineConfig,
         inputs: &BTreeMap<String, String>,
@@ -161,7 +164,7 @@ impl GitHub {
     /// Looks for a recent dispatched run whose title carries `lock_id` (the
     /// example workflow sets `run-name` from baton's inputs). Retried within
     /// `deadline`: a read is safe to repeat.
-    pub async fn find_run(
+    async fn find_run(
         &self,
         pipeline: &PipelineConfig,
         lock_id: &str,
@@ -222,7 +225,7 @@ impl GitHub {
     /// Reads one run of the pipeline: its state, and what it is (event,
     /// workflow file, title), so a caller can tell whether it is the run a
     /// grant dispatched. Retried within `deadline`: a read is safe to repeat.
-    pub async fn run(
+    async fn run(
         &self,
         pipeline: &PipelineConfig,
         run_id: u64,
@@ -269,11 +272,7 @@ impl GitHub {
 
     /// Asks GitHub to cancel a run. Sent once: a 409 (the run already
     /// finished) counts as done, since the run is not working any more.
-    pub async fn cancel(
-        &self,
-        pipeline: &PipelineConfig,
-        run_id: u64,
-    ) -> Result<(), DispatchError> {
+    async fn cancel(&self, pipeline: &PipelineConfig, run_id: u64) -> Result<(), DispatchError> {
         let url = format!(
             "{}/repos/{}/{}/actions/runs/{run_id}/cancel",
             self.api_url, pipeline.owner, pipeline.repo
@@ -301,7 +300,7 @@ impl GitHub {
     }
 
     /// The workflow's page, for when GitHub returned no run details.
-    pub fn workflow_page(&self, p: &PipelineConfig) -> String {
+    fn workflow_page(&self, p: &PipelineConfig) -> String {
         format!(
             "{}/{}/{}/actions/workflows/{}",
             self.web_url, p.owner, p.repo, p.workflow

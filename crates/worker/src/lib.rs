@@ -6,7 +6,9 @@
 //! Decisions live in [`worker`]; Slack and GitHub are thin HTTP adapters.
 
 pub mod emf;
+pub mod fakes;
 pub mod github;
+pub mod ports;
 mod reconcile;
 mod retry;
 pub mod settings;

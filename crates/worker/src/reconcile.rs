@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::ports::{Chat, Pipeline};
 #[cfg(doc)]
 use crate::worker::WorkerSettings;
 use crate::worker::{Outcome, Worker, channel_from_correlation};
@@ -62,7 +63,7 @@ pub struct ReconcileReport {
     pub incomplete: bool,
 }
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     /// One reconciler pass over every active grant.
     pub async fn reconcile(&self, deadline: Instant) -> ReconcileReport {
         let mut report = ReconcileReport::default();
@@ -119,7 +120,7 @@ impl Worker {
             warn!(lock_key = %grant.lock_key, repository = %binding.repository, workflow = %binding.workflow, "grant for a pipeline that is no longer configured");
             return Settled::Unknown;
         };
-        let run = match self.github.run(pipeline, run_id, deadline).await {
+        let run = match self.pipeline.run(pipeline, run_id, deadline).await {
             Ok(run) => run,
             Err(e) => {
                 warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not read the run's state");

@@ -7,6 +7,7 @@ use baton_chatops::{PostMessage, Reply};
 use baton_runtime::Secret;
 use tokio::time::Instant;
 
+use crate::ports::Chat;
 use crate::retry::{Attempt, retry_after, with_retries};
 
 /// Why a Slack message was not delivered.
@@ -53,8 +54,30 @@ impl Slack {
         }
     }
 
+    async fn web_api(
+        &self,
+        method: &str,
+        body: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        let url = format!("{}/{method}", self.api_url);
+        with_retries(deadline, || async {
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(self.bot_token.expose())
+                .json(&body)
+                .send()
+                .await;
+            classify(sent, true).await
+        })
+        .await
+    }
+}
+
+impl Chat for Slack {
     /// Replies to a slash command through its `response_url`.
-    pub async fn respond(
+    async fn respond(
         &self,
         response_url: &str,
         reply: &Reply,
@@ -74,7 +97,7 @@ impl Slack {
     }
 
     /// Posts to a channel with `chat.postMessage` and the bot token.
-    pub async fn post_message(
+    async fn post_message(
         &self,
         message: &PostMessage,
         deadline: Instant,
@@ -85,7 +108,7 @@ impl Slack {
 
     /// Shows `reply` to `user` only, in `channel`, with `chat.postEphemeral`:
     /// the way to answer once a command's `response_url` has expired.
-    pub async fn post_ephemeral(
+    async fn post_ephemeral(
         &self,
         channel: &str,
         user: &str,
@@ -95,26 +118,6 @@ impl Slack {
         let mut body = reply.clone().with_channel(channel).to_json();
         body["user"] = serde_json::Value::String(user.to_owned());
         self.web_api("chat.postEphemeral", body, deadline).await
-    }
-
-    async fn web_api(
-        &self,
-        method: &str,
-        body: serde_json::Value,
-        deadline: Instant,
-    ) -> Result<(), SlackError> {
-        let url = format!("{}/{method}", self.api_url);
-        with_retries(deadline, || async {
-            let sent = self
-                .http
-                .post(&url)
-                .bearer_auth(self.bot_token.expose())
-                .json(&body)
-                .send()
-                .await;
-            classify(sent, true).await
-        })
-        .await
     }
 }
 

@@ -9,8 +9,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Outcome, Worker, view};
+use crate::ports::{Chat, Pipeline};
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     pub(super) async fn status(
         &self,
         message: &CommandMessage,
@@ -153,7 +154,7 @@ impl Worker {
         let Some(run_id) = ended.pipeline.as_ref().and_then(|p| p.run_id) else {
             return RunStop::NoRun;
         };
-        match self.github.cancel(&config.pipeline, run_id).await {
+        match self.pipeline.cancel(&config.pipeline, run_id).await {
             Ok(()) => {
                 info!(lock_key = %ended.lock_key, run_id, "pipeline run cancelled");
                 RunStop::Cancelled

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{Outcome, Worker};
+use crate::ports::{Chat, Pipeline};
 
 /// A record, parsed once before the batch is scheduled.
 enum Work {
@@ -22,7 +23,7 @@ enum Work {
     Malformed(MessageError),
 }
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     /// Handles a batch within the default budget (for `--event` replays).
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         self.handle_until(event, Instant::now() + self.settings.default_budget)

@@ -11,8 +11,9 @@ use crate::emf::{self, Metric};
 use crate::github::DispatchError;
 
 use super::{Outcome, Worker, channel_from_correlation, held_for};
+use crate::ports::{Chat, Pipeline};
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     /// A pipeline reported its end. It ends the grant only if it is the run
     /// recorded on that grant (or, while no run id is recorded yet, a run
     /// GitHub confirms was dispatched for it); anything else leaves the lock
@@ -68,7 +69,7 @@ impl Worker {
                     .is_some_and(|p| p.run_id.is_none()) =>
             {
                 // The dispatch answer named no run: confirm this one with GitHub.
-                match self.github.run(pipeline, run_id, deadline).await {
+                match self.pipeline.run(pipeline, run_id, deadline).await {
                     Ok(run) if run.belongs_to(pipeline, &c.lock_id) => {
                         let url = run.html_url.clone().unwrap_or_default();
                         if let Err(e) = self

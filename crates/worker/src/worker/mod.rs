@@ -11,6 +11,7 @@ use baton_runtime::Secret;
 use tracing::warn;
 
 use crate::github::GitHub;
+use crate::ports::{Chat, Pipeline};
 use crate::slack::Slack;
 
 mod admin;
@@ -82,14 +83,19 @@ pub(crate) enum Outcome {
 }
 
 /// The SQS-triggered worker. Build once per cold start; `handle` each batch.
-pub struct Worker {
+///
+/// Its chat and pipeline are ports: Slack and GitHub Actions in production
+/// ([`Worker::new`]), in-memory fakes in decision tests ([`Worker::with_parts`]).
+pub struct Worker<C = Slack, P = GitHub> {
     pub(crate) locks: LockClient,
     pub(crate) settings: WorkerSettings,
-    pub(crate) slack: Slack,
-    pub(crate) github: GitHub,
+    pub(crate) chat: C,
+    pub(crate) pipeline: P,
 }
 
 impl Worker {
+    /// The production worker: Slack and GitHub over HTTPS, with one HTTP
+    /// client built from the settings' timeouts.
     pub fn new(locks: LockClient, settings: WorkerSettings) -> anyhow::Result<Worker> {
         // reqwest is built without a default crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -109,18 +115,25 @@ impl Worker {
             &settings.github_web_url,
             settings.github_token.clone(),
         );
+        Ok(Worker::with_parts(locks, settings, slack, github))
+    }
+}
+
+impl<C: Chat, P: Pipeline> Worker<C, P> {
+    /// A worker on the given chat and pipeline adapters.
+    pub fn with_parts(locks: LockClient, settings: WorkerSettings, chat: C, pipeline: P) -> Self {
         if !settings.locking_enabled {
             warn!(
                 switch = "ENABLE_DISTRIBUTED_LOCK",
                 "LOCKING IS DISABLED: commands dispatch without taking locks; concurrent runs are possible"
             );
         }
-        Ok(Worker {
+        Worker {
             locks,
             settings,
-            slack,
-            github,
-        })
+            chat,
+            pipeline,
+        }
     }
 }
 

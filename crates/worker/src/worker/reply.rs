@@ -10,8 +10,9 @@ use tracing::{error, warn};
 use crate::slack::SlackError;
 
 use super::{Outcome, Worker};
+use crate::ports::{Chat, Pipeline};
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     /// Posts a notice to a channel; Slack being down sends the record back.
     pub(crate) async fn post(
         &self,
@@ -19,7 +20,7 @@ impl Worker {
         lock_key: &str,
         deadline: Instant,
     ) -> Outcome {
-        match self.slack.post_message(&post, deadline).await {
+        match self.chat.post_message(&post, deadline).await {
             Ok(()) => Outcome::Done,
             Err(SlackError::Unavailable(why)) => Outcome::Retry(format!("chat.postMessage: {why}")),
             Err(e) => {
@@ -55,7 +56,7 @@ impl Worker {
         deadline: Instant,
     ) -> Outcome {
         let refused = match self
-            .slack
+            .chat
             .respond(&message.response_url, reply, deadline)
             .await
         {
@@ -75,12 +76,12 @@ impl Worker {
         }
         let fallback = match reply.response_type {
             ResponseType::InChannel => {
-                self.slack
+                self.chat
                     .post_message(&reply.clone().with_channel(&message.channel_id), deadline)
                     .await
             }
             ResponseType::Ephemeral => {
-                self.slack
+                self.chat
                     .post_ephemeral(&message.channel_id, &message.user_id, reply, deadline)
                     .await
             }

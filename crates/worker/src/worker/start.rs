@@ -20,8 +20,9 @@ use crate::github::{DispatchError, DispatchedRun};
 use crate::reconcile::Settled;
 
 use super::{Outcome, Worker, view};
+use crate::ports::{Chat, Pipeline};
 
-impl Worker {
+impl<C: Chat, P: Pipeline> Worker<C, P> {
     pub(super) async fn command(
         &self,
         id: &str,
@@ -229,13 +230,13 @@ impl Worker {
                 run_id: record.pipeline.as_ref().and_then(|p| p.run_id),
                 run_url: url.clone(),
                 // Only the workflow's page is recorded when GitHub named no run.
-                exact: *url != self.github.workflow_page(&run.config.pipeline),
+                exact: *url != self.pipeline.workflow_page(&run.config.pipeline),
             };
             return self.announce(run, &grant, &dispatched, deadline).await;
         }
         // The earlier attempt may have dispatched and lost the answer: ask GitHub.
         match self
-            .github
+            .pipeline
             .find_run(&run.config.pipeline, grant.lock_id(), deadline)
             .await
         {
@@ -251,7 +252,7 @@ impl Worker {
 
     async fn dispatch(&self, run: &Run<'_>, grant: &Grant, deadline: Instant) -> Outcome {
         let inputs = run.inputs(grant.lock_id(), grant.fence());
-        match self.github.dispatch(&run.config.pipeline, &inputs).await {
+        match self.pipeline.dispatch(&run.config.pipeline, &inputs).await {
             Ok(dispatched) => {
                 emf::emit(Metric::Dispatched, run.command, 1.0);
                 info!(lock_key = %run.key, run_url = %dispatched.run_url, run_id = ?dispatched.run_id, "pipeline dispatched");
@@ -329,7 +330,7 @@ impl Worker {
             // The last delivery. A 5xx or a timeout may still have started
             // the run (now or on an earlier delivery): ask before giving up.
             match self
-                .github
+                .pipeline
                 .find_run(&run.config.pipeline, grant.lock_id(), deadline)
                 .await
             {
