@@ -2,7 +2,7 @@
 //! grant, then the grant ends and the channel is told.
 
 use baton_chatops::render;
-use baton_chatops::{CompletionMessage, Reply};
+use baton_chatops::{CompletionMessage, PipelineConfig, Reply};
 use baton_lock::{LockError, LockRecord, LockStatus, ReleaseRequest, RunCheck};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -34,28 +34,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             warn!(message_id = %id, lock_key = %c.lock_key, repository, workflow, reason = "not a configured pipeline", "completion refused");
             return Outcome::Done;
         };
-        let outcome = if c.succeeded() {
-            LockStatus::Completed
-        } else {
-            LockStatus::Failed
-        };
-        let mut release = ReleaseRequest::new(&c.lock_key, &c.lock_id, outcome);
-        release.fence = Some(c.fence);
-        release.actor = Some(
-            c.reported_by
-                .clone()
-                .unwrap_or_else(|| "pipeline".to_owned()),
-        );
-        release.reason = Some(
-            c.reason
-                .clone()
-                .unwrap_or_else(|| format!("pipeline {}", c.conclusion.as_str())),
-        );
-        release.run = RunCheck::Recorded {
-            repository: pipeline.repository(),
-            workflow: pipeline.workflow.clone(),
-            run_id,
-        };
+        let release = release_for(c, pipeline, run_id);
         let record = match self.locks.release(&release).await {
             Ok(record) => record,
             Err(LockError::NotOwner {
@@ -68,63 +47,15 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
                     .as_ref()
                     .is_some_and(|p| p.run_id.is_none()) =>
             {
-                // The dispatch answer named no run: confirm this one with GitHub.
-                match self.pipeline.run(pipeline, run_id, deadline).await {
-                    Ok(run) if run.belongs_to(pipeline, &c.lock_id) => {
-                        let url = run.html_url.clone().unwrap_or_default();
-                        if let Err(e) = self
-                            .locks
-                            .set_run(&c.lock_key, &c.lock_id, Some(run_id), &url)
-                            .await
-                        {
-                            return self.completion_refused(
-                                id,
-                                c,
-                                &e.to_string(),
-                                e.is_transient(),
-                            );
-                        }
-                        match self.locks.release(&release).await {
-                            Ok(record) => record,
-                            Err(e) => {
-                                return self.completion_refused(
-                                    id,
-                                    c,
-                                    &e.to_string(),
-                                    e.is_transient(),
-                                );
-                            }
-                        }
-                    }
-                    Ok(_) => {
-                        return self.completion_refused(
-                            id,
-                            c,
-                            "GitHub says the run was not dispatched for this grant",
-                            false,
-                        );
-                    }
-                    Err(e) => {
-                        let transient = matches!(e, DispatchError::Unavailable(_));
-                        return self.completion_refused(id, c, &e.to_string(), transient);
-                    }
+                match self
+                    .confirm_then_release(id, c, pipeline, run_id, &release, deadline)
+                    .await
+                {
+                    Ok(record) => record,
+                    Err(outcome) => return outcome,
                 }
             }
-            Err(LockError::NotOwner { current, .. }) => {
-                warn!(message_id = %id, lock_key = %c.lock_key, lock_id = %c.lock_id, fence = c.fence, run_id,
-                      current_fence = current.as_ref().map(|r| r.fence),
-                      reason = "not the run recorded on the current grant", "completion refused");
-                return Outcome::Done;
-            }
-            Err(LockError::AlreadyEnded { record }) => {
-                info!(message_id = %id, lock_key = %c.lock_key, status = %record.status, "completion for a grant that already ended");
-                return Outcome::Done;
-            }
-            Err(e) if e.is_transient() => return Outcome::Retry(format!("release: {e}")),
-            Err(e) => {
-                error!(message_id = %id, lock_key = %c.lock_key, error = %e, "completion could not be applied");
-                return Outcome::Done;
-            }
+            Err(e) => return self.release_refused(id, c, run_id, e),
         };
         let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
         let notice = render::completed(
@@ -136,6 +67,74 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         );
         self.report_end(&record, c.channel_id.clone(), notice, deadline)
             .await
+    }
+
+    /// The dispatch answer named no run, so the grant records none yet:
+    /// confirm with the pipeline that this run was dispatched for this
+    /// grant, record it, then release bound to it.
+    async fn confirm_then_release(
+        &self,
+        id: &str,
+        c: &CompletionMessage,
+        pipeline: &PipelineConfig,
+        run_id: u64,
+        release: &ReleaseRequest,
+        deadline: Instant,
+    ) -> Result<LockRecord, Outcome> {
+        let run = match self.pipeline.run(pipeline, run_id, deadline).await {
+            Ok(run) => run,
+            Err(e) => {
+                let transient = matches!(e, DispatchError::Unavailable(_));
+                return Err(self.completion_refused(id, c, &e.to_string(), transient));
+            }
+        };
+        if !run.belongs_to(pipeline, &c.lock_id) {
+            return Err(self.completion_refused(
+                id,
+                c,
+                "the pipeline says the run was not dispatched for this grant",
+                false,
+            ));
+        }
+        let url = run.html_url.clone().unwrap_or_default();
+        let recorded = self
+            .locks
+            .set_run(&c.lock_key, &c.lock_id, Some(run_id), &url)
+            .await;
+        let released = match recorded {
+            Ok(_) => self.locks.release(release).await,
+            Err(e) => Err(e),
+        };
+        released.map_err(|e| self.completion_refused(id, c, &e.to_string(), e.is_transient()))
+    }
+
+    /// What a completion the store refused comes to: nothing changes, and
+    /// the reason is logged (or the record goes back to the queue when the
+    /// store may answer later).
+    fn release_refused(
+        &self,
+        id: &str,
+        c: &CompletionMessage,
+        run_id: u64,
+        e: LockError,
+    ) -> Outcome {
+        match e {
+            LockError::NotOwner { current, .. } => {
+                warn!(message_id = %id, lock_key = %c.lock_key, lock_id = %c.lock_id, fence = c.fence, run_id,
+                      current_fence = current.as_ref().map(|r| r.fence),
+                      reason = "not the run recorded on the current grant", "completion refused");
+                Outcome::Done
+            }
+            LockError::AlreadyEnded { record } => {
+                info!(message_id = %id, lock_key = %c.lock_key, status = %record.status, "completion for a grant that already ended");
+                Outcome::Done
+            }
+            e if e.is_transient() => Outcome::Retry(format!("release: {e}")),
+            e => {
+                error!(message_id = %id, lock_key = %c.lock_key, error = %e, "completion could not be applied");
+                Outcome::Done
+            }
+        }
     }
 
     fn completion_refused(
@@ -176,4 +175,32 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         self.post(notice.with_channel(channel), &record.lock_key, deadline)
             .await
     }
+}
+
+/// The release a completion asks for: the grant it names, ended COMPLETED
+/// or FAILED, and only if that grant records this run.
+fn release_for(c: &CompletionMessage, pipeline: &PipelineConfig, run_id: u64) -> ReleaseRequest {
+    let outcome = if c.succeeded() {
+        LockStatus::Completed
+    } else {
+        LockStatus::Failed
+    };
+    let mut release = ReleaseRequest::new(&c.lock_key, &c.lock_id, outcome);
+    release.fence = Some(c.fence);
+    release.actor = Some(
+        c.reported_by
+            .clone()
+            .unwrap_or_else(|| "pipeline".to_owned()),
+    );
+    release.reason = Some(
+        c.reason
+            .clone()
+            .unwrap_or_else(|| format!("pipeline {}", c.conclusion.as_str())),
+    );
+    release.run = RunCheck::Recorded {
+        repository: pipeline.repository(),
+        workflow: pipeline.workflow.clone(),
+        run_id,
+    };
+    release
 }
