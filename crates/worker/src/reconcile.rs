@@ -15,12 +15,15 @@
 
 use baton_chatops::render;
 use baton_lock::clock::now_epoch_secs;
-use baton_lock::{ListQuery, LockRecord, LockState, LockStatus, ReleaseRequest, RunCheck};
+use baton_lock::{
+    ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck,
+};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::github::WorkflowRun;
 use crate::ports::{Chat, Pipeline};
 #[cfg(doc)]
 use crate::worker::WorkerSettings;
@@ -131,36 +134,57 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             warn!(lock_key = %grant.lock_key, run_id, "the recorded run does not carry this grant; leaving the lock alone");
             return Settled::Unknown;
         }
+        if run.is_alive() {
+            self.keep_alive(grant, run_id, deadline).await
+        } else {
+            self.end_with_run(grant, binding, &run, deadline).await
+        }
+    }
+
+    /// The run is still queued or working: renew its lease once less than
+    /// half is left, and tell the channel if it had already lapsed.
+    async fn keep_alive(&self, grant: &LockRecord, run_id: u64, deadline: Instant) -> Settled {
         let now = now_epoch_secs();
         let lapsed = grant.state_at(now) == LockState::Expired;
         let lease = self.settings.reconcile_lease;
-        if run.is_alive() {
-            if !lapsed && grant.expires_at.saturating_sub(now) > lease.as_secs() / 2 {
-                return Settled::Alive;
-            }
-            return match self
-                .locks
-                .renew(&grant.lock_key, &grant.lock_id, lease)
-                .await
-            {
-                Ok(renewed) => {
-                    info!(lock_key = %grant.lock_key, run_id, expires_at = renewed.expires_at, lapsed, "lease renewed for a working run");
-                    if lapsed {
-                        let notice = render::lease_lapsed_under_run(
-                            &grant.lock_key,
-                            &grant.locked_by,
-                            grant.run_url.as_deref(),
-                        );
-                        self.notify(grant, notice, deadline).await;
-                    }
-                    Settled::Renewed
-                }
-                Err(e) => {
-                    warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not renew the lease of a working run");
-                    Settled::Unknown
-                }
-            };
+        if !lapsed && grant.expires_at.saturating_sub(now) > lease.as_secs() / 2 {
+            return Settled::Alive;
         }
+        match self
+            .locks
+            .renew(&grant.lock_key, &grant.lock_id, lease)
+            .await
+        {
+            Ok(renewed) => {
+                info!(lock_key = %grant.lock_key, run_id, expires_at = renewed.expires_at, lapsed, "lease renewed for a working run");
+                if lapsed {
+                    let notice = render::lease_lapsed_under_run(
+                        &grant.lock_key,
+                        &grant.locked_by,
+                        grant.run_url.as_deref(),
+                    );
+                    self.notify(grant, notice, deadline).await;
+                }
+                Settled::Renewed
+            }
+            Err(e) => {
+                warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not renew the lease of a working run");
+                Settled::Unknown
+            }
+        }
+    }
+
+    /// The run has ended but its report never came: end the grant bound to
+    /// that run, and tell the channel.
+    async fn end_with_run(
+        &self,
+        grant: &LockRecord,
+        binding: &PipelineRun,
+        run: &WorkflowRun,
+        deadline: Instant,
+    ) -> Settled {
+        let now = now_epoch_secs();
+        let run_id = run.id;
         let succeeded = run.conclusion.as_deref() == Some("success");
         let outcome = if succeeded {
             LockStatus::Completed
