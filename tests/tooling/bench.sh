@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: request counts, library overhead, contention, worker cost,
-# cold start, footprint and router latency, measured on this machine.
+# cold start, footprint, router latency and reconciler passes, measured on
+# this machine.
 #  1. installs what is missing (tests/tooling/prereqs.sh);
 #  2. starts DynamoDB Local and a local SQS (moto) unless something already
 #     answers, and stops what it started, by PID, whatever happens;

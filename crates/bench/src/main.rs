@@ -21,6 +21,7 @@ mod fixtures;
 mod lambda_api;
 mod net;
 mod overhead;
+mod reconciler;
 mod report;
 mod requests;
 mod router;
@@ -84,7 +85,10 @@ impl Env {
                         .split(',')
                         .map(|s| {
                             s.trim().parse::<u8>().with_context(|| {
-                                format!("--only takes figure numbers 1-6, got {s:?}")
+                                format!(
+                                    "--only takes figure numbers 1-{}, got {s:?}",
+                                    SECTIONS.len()
+                                )
                             })
                         })
                         .collect::<Result<_, _>>()?;
@@ -125,7 +129,7 @@ impl Env {
 
 type Section<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Row>>> + Send + 'a>>;
 
-const SECTIONS: [(u8, &str, &str); 6] = [
+const SECTIONS: [(u8, &str, &str); 7] = [
     (1, "1 requests", "DynamoDB requests per operation"),
     (2, "2 overhead", "library overhead against the raw SDK"),
     (
@@ -140,6 +144,11 @@ const SECTIONS: [(u8, &str, &str); 6] = [
     ),
     (5, "5 cold start", "cold start, peak RSS and sizes"),
     (6, "6 router", "router: signed request to 200"),
+    (
+        7,
+        "7 reconciler",
+        "reconciler: requests and time per pass, lost-webhook release",
+    ),
 ];
 
 fn section(env: &Env, n: u8) -> Section<'_> {
@@ -149,7 +158,8 @@ fn section(env: &Env, n: u8) -> Section<'_> {
         3 => Box::pin(contention::run(env)),
         4 => Box::pin(worker::run(env)),
         5 => Box::pin(coldstart::run(env)),
-        _ => Box::pin(router::run(env)),
+        6 => Box::pin(router::run(env)),
+        _ => Box::pin(reconciler::run(env)),
     }
 }
 
@@ -174,7 +184,7 @@ async fn main() -> ExitCode {
         if !env.only.is_empty() && !env.only.contains(&n) {
             continue;
         }
-        eprintln!("bench: {n}/6 {title} …");
+        eprintln!("bench: {n}/{} {title} …", SECTIONS.len());
         let t = Instant::now();
         match tokio::time::timeout(Duration::from_secs(300), section(&env, n)).await {
             Ok(Ok(measured)) => rows.extend(measured),

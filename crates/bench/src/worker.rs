@@ -43,8 +43,10 @@ const MESSAGES: usize = 100;
 const CALIBRATION: usize = 200;
 const BATCH: usize = 10;
 const REPS: usize = 15;
-const DDB_LATENCY: Duration = Duration::from_millis(5);
-const HTTP_LATENCY: Duration = Duration::from_millis(20);
+/// Latency added at the proxies for the "real network" variant (also used
+/// by the reconciler figures).
+pub const DDB_LATENCY: Duration = Duration::from_millis(5);
+pub const HTTP_LATENCY: Duration = Duration::from_millis(20);
 
 pub fn settings(config: Config, slack_url: &str, github_url: &str) -> WorkerSettings {
     WorkerSettings {
