@@ -12,7 +12,7 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use baton_lock::{LockClient, LockError, LockRecord, LockStatus, ReleaseRequest};
+use baton_lock::{Grant, LockClient, LockError, LockRecord, LockStatus, ReleaseRequest};
 use serde_json::json;
 use tokio::sync::{oneshot, watch};
 
@@ -129,6 +129,11 @@ fn say(text: &str) {
 }
 
 /// Runs `args.command` under the lock `args.key`.
+///
+/// Longer than the rest on purpose: its body is one `select!` loop, the
+/// supervisor's state machine (child exit, signals, SIGKILL escalation,
+/// the local lease deadline, renewals, a lost lock), whose arms share the
+/// same few variables; split up, each arm would need all of them passed in.
 pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failure> {
     let program = args.command[0].clone();
     if args.holder.purpose.is_none() {
@@ -144,45 +149,14 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
 
     group::become_subreaper();
     let mut watcher = Watcher::start();
-    let mut command = tokio::process::Command::new(&program);
-    command
-        .args(&args.command[1..])
-        .env(ENV_KEY, &key)
-        .env(ENV_LOCK_ID, &lock_id)
-        .env(ENV_FENCE, grant.record.fence.to_string())
-        .env("BATON_TABLE", client.table());
-    group::isolate(&mut command);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let reason = format!("could not start `{}`: {e}", clean(&program));
-            release(client, &key, &lock_id, LockStatus::Failed, reason.clone())
-                .await
-                .ok();
+    let (mut child, group) = match spawn(client, &args, &program, &grant).await {
+        Ok(started) => started,
+        Err(failure) => {
             if let Some(w) = watcher {
                 w.done();
             }
-            // The shell's codes: 127 not found, 126 not executable.
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => RUN_NOT_FOUND,
-                std::io::ErrorKind::PermissionDenied => RUN_CANNOT_EXECUTE,
-                _ => RUN_ERROR,
-            };
-            return Err(Failure::new(code, "spawn_failed", reason));
+            return Err(failure);
         }
-    };
-    let Some(group) = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .map(Group::new)
-    else {
-        // Only when the child was already reaped, which cannot happen
-        // before the first wait; treat it as baton's own error.
-        return Err(Failure::new(
-            RUN_ERROR,
-            "spawn_failed",
-            "the command started without a process id",
-        ));
     };
     if let Some(w) = watcher.as_mut() {
         w.watch(group);
@@ -297,34 +271,75 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
         w.done();
     }
 
+    conclude(client, &grant, cause, status, &lease_rx).await
+}
+
+/// Starts the command in a process group of its own, with the grant in its
+/// environment. When it cannot start, the grant is released as FAILED and
+/// the shell's exit codes say why (127 not found, 126 not executable).
+async fn spawn(
+    client: &LockClient,
+    args: &RunArgs,
+    program: &str,
+    grant: &Grant,
+) -> Result<(tokio::process::Child, Group), Failure> {
+    let key = &grant.record.lock_key;
+    let lock_id = &grant.record.lock_id;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(&args.command[1..])
+        .env(ENV_KEY, key)
+        .env(ENV_LOCK_ID, lock_id)
+        .env(ENV_FENCE, grant.record.fence.to_string())
+        .env("BATON_TABLE", client.table());
+    group::isolate(&mut command);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let reason = format!("could not start `{}`: {e}", clean(program));
+            release(client, key, lock_id, LockStatus::Failed, reason.clone())
+                .await
+                .ok();
+            // The shell's codes: 127 not found, 126 not executable.
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => RUN_NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => RUN_CANNOT_EXECUTE,
+                _ => RUN_ERROR,
+            };
+            return Err(Failure::new(code, "spawn_failed", reason));
+        }
+    };
+    let group = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(Group::new)
+        // Only when the child was already reaped, which cannot happen
+        // before the first wait; treat it as baton's own error.
+        .ok_or_else(|| {
+            Failure::new(
+                RUN_ERROR,
+                "spawn_failed",
+                "the command started without a process id",
+            )
+        })?;
+    Ok((child, group))
+}
+
+/// After the command and its group are gone: release the grant by how the
+/// command ended, and report it (or the lost lock) with the exit code.
+async fn conclude(
+    client: &LockClient,
+    grant: &Grant,
+    cause: Option<Cause>,
+    status: Option<std::io::Result<ExitStatus>>,
+    lease_rx: &watch::Receiver<Lease>,
+) -> Result<Report, Failure> {
+    let key = &grant.record.lock_key;
+    let lock_id = &grant.record.lock_id;
     let (outcome, reason, code) = match (cause, status) {
         (Some(Cause::Lost(failure)), _) => return Err(*failure),
         (Some(Cause::LeaseLost), _) => {
-            let released = tokio::time::timeout(
-                LOST_RELEASE_LIMIT,
-                release(
-                    client,
-                    &key,
-                    &lock_id,
-                    LockStatus::Failed,
-                    "lease lost".into(),
-                ),
-            )
-            .await;
-            let note = match released {
-                Ok(Ok(_)) => "released as FAILED (lease lost)".to_owned(),
-                Ok(Err(e)) => format!("could not release: {}", clean(&e.to_string())),
-                Err(_) => "could not release: no answer from DynamoDB".to_owned(),
-            };
-            return Err(Failure::new(
-                RUN_LOCK_LOST,
-                "lease_lost",
-                format!(
-                    "lease lost: `{}` could not be renewed before its lease ended at {}; the command's process group was stopped; {note}",
-                    clean(&key),
-                    iso(lease_rx.borrow().expires_at)
-                ),
-            ));
+            return Err(lease_lost(client, key, lock_id, lease_rx.borrow().expires_at).await);
         }
         (Some(Cause::Signal(signo)), _) => (
             LockStatus::Failed,
@@ -334,7 +349,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
         (None, Some(Ok(status))) => exit_outcome(status),
         (None, Some(Err(e))) => {
             let reason = format!("could not wait for the command: {e}");
-            release(client, &key, &lock_id, LockStatus::Failed, reason.clone())
+            release(client, key, lock_id, LockStatus::Failed, reason.clone())
                 .await
                 .ok();
             return Err(Failure::new(RUN_ERROR, "wait_failed", reason));
@@ -348,11 +363,11 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
 
     let mut json = record_fields(&grant.record);
     json.insert("grant".into(), json!(grant_kind_name(&grant.kind)));
-    match release(client, &key, &lock_id, outcome, reason.unwrap_or_default()).await {
+    match release(client, key, lock_id, outcome, reason.unwrap_or_default()).await {
         Ok(record) => {
             say(&format!(
                 "released {} as {}{} (fence {}); exiting with {code}",
-                clean(&key),
+                clean(key),
                 record.status,
                 record
                     .release_reason
@@ -370,7 +385,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
         Err(err) => {
             say(&format!(
                 "warning: could not release {}: {}; the lease ends by itself at {}",
-                clean(&key),
+                clean(key),
                 clean(&err.to_string()),
                 iso(lease_rx.borrow().expires_at)
             ));
@@ -384,6 +399,37 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
         human: None,
         code,
     })
+}
+
+/// The lease ended before a renewal landed and the group was stopped:
+/// release as FAILED if DynamoDB answers in time (the lease ends by itself
+/// anyway), and say which happened.
+async fn lease_lost(client: &LockClient, key: &str, lock_id: &str, expires_at: u64) -> Failure {
+    let released = tokio::time::timeout(
+        LOST_RELEASE_LIMIT,
+        release(
+            client,
+            key,
+            lock_id,
+            LockStatus::Failed,
+            "lease lost".into(),
+        ),
+    )
+    .await;
+    let note = match released {
+        Ok(Ok(_)) => "released as FAILED (lease lost)".to_owned(),
+        Ok(Err(e)) => format!("could not release: {}", clean(&e.to_string())),
+        Err(_) => "could not release: no answer from DynamoDB".to_owned(),
+    };
+    Failure::new(
+        RUN_LOCK_LOST,
+        "lease_lost",
+        format!(
+            "lease lost: `{}` could not be renewed before its lease ended at {}; the command's process group was stopped; {note}",
+            clean(key),
+            iso(expires_at)
+        ),
+    )
 }
 
 /// The outcome, release reason and exit code for the command's own status.
