@@ -6,7 +6,9 @@
 //! typed values ([`CommandConfig`], [`LockScope`], a real [`Duration`]).
 //! A mistake in the file should stop a deployment, not surface as a confused
 //! Slack reply hours later, so every check runs up front and every error
-//! names the field path, e.g. `commands."/deploy".lock_ttl`.
+//! names the field path, e.g. `commands."/deploy".lock_ttl`: the file is read
+//! through `serde_path_to_error`, which knows the path of whatever serde
+//! refused, and baton's own checks name theirs.
 //!
 //! ```toml
 //! [commands."/build"]
@@ -28,10 +30,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IntoDeserializer};
+use serde_path_to_error::{Path, Segment};
 
 /// The workflow inputs baton always sends with a dispatch, so a pipeline can
 /// report its completion back with the lock identity it was given.
@@ -62,9 +65,10 @@ pub const RESERVED_WORDS: [&str; 3] = ["status", "unlock", "help"];
 /// Why a configuration file was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The file is not valid TOML, has an unknown key, or a value of the
-    /// wrong type. `path` is the best-known field path (`None` when the
-    /// problem is plain TOML syntax).
+    /// The file is not valid TOML, or a value cannot be read as its field:
+    /// an unknown key, a missing key, a value of the wrong type or a name
+    /// (lock scope, conflict policy) that baton does not know. `path` is the
+    /// field path (`None` when the problem is plain TOML syntax).
     #[error("{}line {line}, column {column}: {message}", path_prefix(.path))]
     Syntax {
         /// The field path, e.g. `commands."/build".lock_ttl`, when known.
@@ -91,11 +95,14 @@ fn path_prefix(path: &Option<String>) -> String {
 }
 
 /// How a command's lock key is formed, i.e. what two runs must share to
-/// exclude each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// exclude each other. The config file names it in kebab case
+/// (`component-environment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LockScope {
     /// One lock per component and environment (`build-router-plt`): the
-    /// usual choice, so building `api` never waits for `router`.
+    /// usual choice, so building `api` never waits for `router`; the default.
+    #[default]
     ComponentEnvironment,
     /// One lock per component across environments (`build-router`).
     Component,
@@ -105,39 +112,14 @@ pub enum LockScope {
     Command,
 }
 
-impl LockScope {
-    const ALL: [(LockScope, &'static str); 4] = [
-        (LockScope::ComponentEnvironment, "component-environment"),
-        (LockScope::Component, "component"),
-        (LockScope::Environment, "environment"),
-        (LockScope::Command, "command"),
-    ];
-
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or("component-environment", |(_, n)| n)
-    }
-
-    /// Reads a config-file name; `None` if unknown.
-    pub fn from_name(name: &str) -> Option<LockScope> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
-    }
-}
-
-impl fmt::Display for LockScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What to do when a command's lock is already held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What to do when a command's lock is already held. The config file names
+/// it in lowercase (`reject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnConflict {
     /// Tell the requester who holds the lock and do nothing. (Queueing
     /// requests is planned but not supported yet, so it is the only choice.)
+    #[default]
     Reject,
 }
 
@@ -280,7 +262,10 @@ ref = "main"
 
     /// Reads and validates a TOML configuration.
     pub fn from_toml_str(source: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(source).map_err(|e| syntax_error(source, &e))?;
+        let document =
+            toml::Deserializer::parse(source).map_err(|e| syntax_error(source, None, &e))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(document)
+            .map_err(|e| syntax_error(source, toml_path(e.path()), e.inner()))?;
         raw.validate()
     }
 
@@ -315,13 +300,13 @@ struct RawConfig {
 struct RawCommand {
     #[serde(default = "default_true")]
     requires_lock: bool,
-    #[serde(default = "default_scope")]
-    lock_scope: String,
+    #[serde(default)]
+    lock_scope: LockScope,
     lock_ttl: String,
     components: Vec<String>,
     environments: Vec<String>,
-    #[serde(default = "default_on_conflict")]
-    on_conflict: String,
+    #[serde(default, deserialize_with = "on_conflict")]
+    on_conflict: OnConflict,
     #[serde(default)]
     unlock_users: Vec<String>,
     #[serde(default)]
@@ -343,14 +328,20 @@ struct RawPipeline {
 fn default_true() -> bool {
     true
 }
-fn default_scope() -> String {
-    "component-environment".into()
-}
-fn default_on_conflict() -> String {
-    "reject".into()
-}
 fn default_ref() -> String {
     "main".into()
+}
+
+/// Reads `on_conflict` by [`OnConflict`]'s names, except that `queue`, which
+/// is planned, is refused with a message saying so rather than as unknown.
+fn on_conflict<'de, D: Deserializer<'de>>(d: D) -> Result<OnConflict, D::Error> {
+    let name = String::deserialize(d)?;
+    if name == "queue" {
+        return Err(de::Error::custom(
+            "\"queue\" is not supported yet; use \"reject\"",
+        ));
+    }
+    OnConflict::deserialize(name.as_str().into_deserializer())
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -428,16 +419,6 @@ impl RawCommand {
             ));
         }
 
-        let lock_scope = LockScope::from_name(&self.lock_scope).ok_or_else(|| {
-            invalid(
-                field("lock_scope"),
-                format!(
-                    "unknown lock scope {:?}; use one of \"component-environment\", \"component\", \"environment\", \"command\"",
-                    self.lock_scope
-                ),
-            )
-        })?;
-
         let lock_ttl = humantime::parse_duration(self.lock_ttl.trim()).map_err(|e| {
             invalid(
                 field("lock_ttl"),
@@ -459,22 +440,6 @@ impl RawCommand {
 
         let components = check_names(&field("components"), self.components, "component")?;
         let environments = check_names(&field("environments"), self.environments, "environment")?;
-
-        let on_conflict = match self.on_conflict.as_str() {
-            "reject" => OnConflict::Reject,
-            "queue" => {
-                return Err(invalid(
-                    field("on_conflict"),
-                    "\"queue\" is not supported yet; use \"reject\"",
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    field("on_conflict"),
-                    format!("unknown value {other:?}; use \"reject\""),
-                ));
-            }
-        };
 
         check_user_ids(&field("unlock_users"), &self.unlock_users)?;
 
@@ -498,11 +463,11 @@ impl RawCommand {
         Ok(CommandConfig {
             name: name.to_string(),
             requires_lock: self.requires_lock,
-            lock_scope,
+            lock_scope: self.lock_scope,
             lock_ttl,
             components,
             environments,
-            on_conflict,
+            on_conflict: self.on_conflict,
             unlock_users: self.unlock_users,
             allowed_users: self.allowed_users,
             pipeline,
@@ -613,72 +578,41 @@ fn check_user_ids(path: &str, users: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Turns a TOML/serde error into a [`ConfigError::Syntax`] with the line,
-/// column and, where the source shows it, the field path.
-fn syntax_error(source: &str, err: &toml::de::Error) -> ConfigError {
-    let message = err.message().trim().to_string();
-    let Some(span) = err.span() else {
-        return ConfigError::Syntax {
-            path: None,
-            line: 1,
-            column: 1,
-            message,
-        };
-    };
-    let start = floor_char_boundary(source, span.start);
-    let before = &source[..start];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = source[line_start..start].chars().count() + 1;
+/// Turns a TOML/serde error into a [`ConfigError::Syntax`] with the line and
+/// column where the TOML reader located it and the field `path`, if known.
+fn syntax_error(source: &str, path: Option<String>, err: &toml::de::Error) -> ConfigError {
+    let (line, column) = err.span().map_or((1, 1), |span| {
+        let start = source.floor_char_boundary(span.start);
+        let before = &source[..start];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        (line, source[line_start..start].chars().count() + 1)
+    });
     ConfigError::Syntax {
-        path: guess_path(source, line_start),
+        path,
         line,
         column,
-        message,
+        message: err.message().trim().to_string(),
     }
 }
 
-/// The field path of the line starting at `line_start`: the nearest table
-/// header at or above it, plus the key on the line when it is `key = value`.
-/// Best effort (inline tables and multi-line values can fool it), only
-/// used to make error messages easier to act on.
-fn guess_path(source: &str, line_start: usize) -> Option<String> {
-    let line_end = source[line_start..]
-        .find('\n')
-        .map_or(source.len(), |i| line_start + i);
-    let this_line = source[line_start..line_end].trim();
-    if let Some(header) = table_header(this_line) {
-        return Some(header);
+/// A serde path written the way the file writes it, e.g.
+/// `commands."/build".components[1]`; `None` for the document itself.
+fn toml_path(path: &Path) -> Option<String> {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&toml_key(key));
+            }
+            Segment::Unknown => out.push_str(if out.is_empty() { "?" } else { ".?" }),
+        }
     }
-    let table = source[..line_start]
-        .lines()
-        .rev()
-        .find_map(|l| table_header(l.trim()));
-    let key = this_line
-        .split_once('=')
-        .map(|(k, _)| k.trim())
-        .filter(|k| !k.is_empty());
-    match (table, key) {
-        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
-        (Some(t), None) => Some(t),
-        (None, Some(k)) => Some(k.to_string()),
-        (None, None) => None,
-    }
-}
-
-fn table_header(line: &str) -> Option<String> {
-    let inner = line.strip_prefix('[')?;
-    let inner = inner.strip_prefix('[').unwrap_or(inner);
-    let end = inner.find(']')?;
-    Some(inner[..end].trim().to_string())
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -766,7 +700,7 @@ workflow = "build.yml"
         ];
         for (scope, want) in cases {
             b.lock_scope = scope;
-            assert_eq!(b.lock_key("/build", "Router", "PLT"), want, "{scope}");
+            assert_eq!(b.lock_key("/build", "Router", "PLT"), want, "{scope:?}");
         }
     }
 
@@ -781,9 +715,17 @@ workflow = "build.yml"
         let src = build_only().replace("lock_ttl", "lock_scope = \"team\"\nlock_ttl");
         let e = err_text(&src);
         assert!(
-            e.starts_with(r#"commands."/build".lock_scope: unknown lock scope "team""#),
+            e.starts_with(r#"commands."/build".lock_scope: line 3, column 14: unknown variant `team`, expected one of"#),
             "{e}"
         );
+        for known in [
+            "component-environment",
+            "component",
+            "environment",
+            "command",
+        ] {
+            assert!(e.contains(&format!("`{known}`")), "{e}");
+        }
     }
 
     #[test]
@@ -852,6 +794,12 @@ workflow = "build.yml"
         assert!(e.contains(r#"commands."/build".pipeline"#), "{e}");
         let e = err_text("[commands.\n");
         assert!(e.contains("line 1"), "{e}");
+        let e = err_text(&build_only().replace("\"api\"", "3"));
+        assert!(
+            e.starts_with(r#"commands."/build".components[1]: line 4"#)
+                && e.contains("invalid type: integer `3`, expected a string"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -859,10 +807,18 @@ workflow = "build.yml"
         let src = build_only().replace("lock_ttl", "on_conflict = \"queue\"\nlock_ttl");
         assert_eq!(
             err_text(&src),
-            r#"commands."/build".on_conflict: "queue" is not supported yet; use "reject""#
+            r#"commands."/build".on_conflict: line 3, column 15: "queue" is not supported yet; use "reject""#
         );
         let src = build_only().replace("lock_ttl", "on_conflict = \"wait\"\nlock_ttl");
-        assert!(err_text(&src).contains("unknown value \"wait\""));
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/build".on_conflict: line 3"#)
+                && e.ends_with("unknown variant `wait`, expected `reject`"),
+            "{e}"
+        );
+        let src = build_only().replace("lock_ttl", "on_conflict = \"reject\"\nlock_ttl");
+        let c = Config::from_toml_str(&src).unwrap();
+        assert_eq!(c.command("/build").unwrap().on_conflict, OnConflict::Reject);
     }
 
     #[test]

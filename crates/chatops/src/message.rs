@@ -8,12 +8,17 @@
 //! a `command` field is read as a command, so a raw Slack-field JSON object
 //! (handy when testing by hand) works too.
 //!
-//! Parsing is done field by field rather than through a derived
-//! `Deserialize`, so that every error names the exact field that is missing
-//! or malformed; a message the worker cannot read ends up in the dead-letter
-//! queue, and whoever looks at it there deserves a precise reason.
+//! The shapes are read by their `Deserialize` derives; the few wire rules
+//! serde has no attribute for (non-empty strings, numbers that may arrive
+//! quoted, `null` for an empty `text`) live in the `wire` readers below.
+//! Reading goes through `serde_path_to_error`, so every error names the
+//! field that is missing or malformed: a message the worker cannot read ends
+//! up in the dead-letter queue, and whoever looks at it there deserves a
+//! precise reason.
 
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
 use serde_json::{Map, Value};
 
 /// Why a queue body (or a Slack form body) could not be turned into a message.
@@ -29,10 +34,10 @@ pub enum MessageError {
         detail: String,
     },
     /// The body is JSON but not an object (e.g. an array or a string).
-    #[error("message body must be a JSON object, got {found}")]
+    #[error("message body must be a JSON object: {detail}")]
     NotAnObject {
-        /// The JSON type that was found instead.
-        found: &'static str,
+        /// What was found instead, as the JSON reader words it.
+        detail: String,
     },
     /// The body has no `kind` and no `command` field, so its meaning is unknown.
     #[error(
@@ -51,7 +56,7 @@ pub enum MessageError {
         /// Which message shape was being read: `command` or `completion`.
         kind: &'static str,
         /// The missing field's name.
-        field: &'static str,
+        field: String,
     },
     /// A field is present but holds the wrong type or an unacceptable value.
     #[error("{kind} message field `{field}` is invalid: {problem}")]
@@ -59,8 +64,8 @@ pub enum MessageError {
         /// Which message shape was being read: `command` or `completion`.
         kind: &'static str,
         /// The offending field's name.
-        field: &'static str,
-        /// What was expected and what was found.
+        field: String,
+        /// What was found and what was expected instead.
         problem: String,
     },
 }
@@ -75,21 +80,25 @@ pub enum MessageError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandMessage {
     /// The slash command itself, e.g. `/build`.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub command: String,
     /// Everything the user typed after the command; may be empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::text")]
     pub text: String,
     /// The Slack user id of the person who ran the command, e.g. `U2CERLKJA`.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub user_id: String,
     /// The (deprecated, but still sent) Slack user name, shown in lock records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     /// The channel the command was run in; replies and completions go there.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub channel_id: String,
     /// The channel's name, for logs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_name: Option<String>,
     /// The Slack workspace id.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub team_id: String,
     /// The Slack workspace's domain, for logs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,20 +107,24 @@ pub struct CommandMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enterprise_id: Option<String>,
     /// Where replies to this command are posted (up to 5 times in 30 minutes).
+    #[serde(deserialize_with = "wire::non_empty")]
     pub response_url: String,
     /// Slack's unique id for this invocation; a natural deduplication key.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub trigger_id: String,
     /// The Slack app the command was sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_app_id: Option<String>,
     /// When the router received the command, in epoch milliseconds.
+    #[serde(deserialize_with = "wire::integer")]
     pub received_at: u64,
 }
 
 /// How a pipeline run ended, in GitHub Actions' vocabulary.
 ///
 /// Only `success` counts as success; every other conclusion releases the
-/// lock as failed.
+/// lock as failed. The wire names come from the serde renames alone, for
+/// reading, writing and [`Conclusion::as_str`] alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Conclusion {
@@ -126,30 +139,15 @@ pub enum Conclusion {
 }
 
 impl Conclusion {
-    /// Every conclusion with its wire name, so parsing and error messages agree.
-    const ALL: [(Conclusion, &'static str); 4] = [
-        (Conclusion::Success, "success"),
-        (Conclusion::Failure, "failure"),
-        (Conclusion::Cancelled, "cancelled"),
-        (Conclusion::TimedOut, "timed_out"),
-    ];
-
     /// Whether the run should be reported (and its lock released) as successful.
     pub fn succeeded(self) -> bool {
         matches!(self, Conclusion::Success)
     }
 
-    /// The wire name (`success`, `failure`, `cancelled`, `timed_out`).
+    /// The wire name (`success`, `failure`, `cancelled`, `timed_out`), for
+    /// logs and replies that show the conclusion as the queue body spells it.
     pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(c, _)| *c == self)
-            .map_or("failure", |(_, name)| name)
-    }
-
-    /// Reads a wire name; `None` for anything this version does not know.
-    pub fn from_name(name: &str) -> Option<Conclusion> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+        serde_variant::to_variant_name(&self).expect("a unit variant always has a serde name")
     }
 }
 
@@ -162,10 +160,13 @@ impl Conclusion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletionMessage {
     /// The lock the run held, e.g. `build-router-plt`.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub lock_key: String,
     /// The unique id of that lock acquisition.
+    #[serde(deserialize_with = "wire::non_empty")]
     pub lock_id: String,
     /// The fencing token of that acquisition.
+    #[serde(deserialize_with = "wire::integer")]
     pub fence: u64,
     /// How the run ended.
     pub conclusion: Conclusion,
@@ -174,7 +175,11 @@ pub struct CompletionMessage {
     pub run_url: Option<String>,
     /// The GitHub Actions run id. A completion ends a chatops grant only
     /// when it names the run recorded on that grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "wire::optional_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub run_id: Option<u64>,
     /// The repository the run belongs to, `owner/name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,35 +218,44 @@ pub enum QueueMessage {
     Completion(CompletionMessage),
 }
 
+/// The values of the `kind` tag, named by the same rule as [`QueueMessage`]'s.
+///
+/// `parse` reads the tag on its own, then the chosen shape straight from the
+/// object: serde's internally tagged enums buffer the body first, which would
+/// lose the field paths its errors need.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Command,
+    Completion,
+}
+
 impl QueueMessage {
     /// Reads a queue body, naming precisely what is wrong when it can't.
     pub fn parse(body: &str) -> Result<QueueMessage, MessageError> {
-        let value: Value = serde_json::from_str(body).map_err(|e| MessageError::NotJson {
-            detail: e.to_string(),
+        let obj: Map<String, Value> = serde_json::from_str(body).map_err(|e| {
+            let detail = e.to_string();
+            match e.classify() {
+                Category::Data => MessageError::NotAnObject { detail },
+                _ => MessageError::NotJson { detail },
+            }
         })?;
-        let obj = match &value {
-            Value::Object(obj) => obj,
-            other => {
-                return Err(MessageError::NotAnObject {
-                    found: json_type(other),
+        let kind = match obj.get("kind") {
+            None | Some(Value::Null) if obj.contains_key("command") => Kind::Command,
+            None | Some(Value::Null) => return Err(MessageError::MissingKind),
+            Some(Value::String(tag)) => Kind::deserialize(tag.as_str().into_deserializer())
+                .map_err(|_: serde::de::value::Error| MessageError::UnknownKind {
+                    kind: tag.clone(),
+                })?,
+            Some(other) => {
+                return Err(MessageError::UnknownKind {
+                    kind: other.to_string(),
                 });
             }
         };
-        match obj.get("kind") {
-            Some(Value::String(kind)) if kind == "command" => {
-                CommandMessage::from_json_object(obj).map(QueueMessage::Command)
-            }
-            Some(Value::String(kind)) if kind == "completion" => {
-                CompletionMessage::from_json_object(obj).map(QueueMessage::Completion)
-            }
-            Some(Value::String(kind)) => Err(MessageError::UnknownKind { kind: kind.clone() }),
-            Some(Value::Null) | None if obj.contains_key("command") => {
-                CommandMessage::from_json_object(obj).map(QueueMessage::Command)
-            }
-            Some(Value::Null) | None => Err(MessageError::MissingKind),
-            Some(other) => Err(MessageError::UnknownKind {
-                kind: other.to_string(),
-            }),
+        match kind {
+            Kind::Command => read("command", obj).map(QueueMessage::Command),
+            Kind::Completion => read("completion", obj).map(QueueMessage::Completion),
         }
     }
 
@@ -267,16 +281,6 @@ impl From<CompletionMessage> for QueueMessage {
 }
 
 impl CommandMessage {
-    /// Required fields of a command, in the order they are checked.
-    const REQUIRED: [&'static str; 6] = [
-        "command",
-        "user_id",
-        "channel_id",
-        "team_id",
-        "response_url",
-        "trigger_id",
-    ];
-
     /// The queue body for this command, tagged `"kind": "command"`.
     pub fn to_json(&self) -> String {
         QueueMessage::Command(self.clone()).to_json()
@@ -288,179 +292,121 @@ impl CommandMessage {
     /// Percent-escapes and `+` are decoded. Empty optional fields (Slack sends
     /// `enterprise_id=` outside Enterprise Grid) become `None`; an empty
     /// required field counts as missing, except `text`, which may be empty.
+    /// Of a repeated field, the first non-empty occurrence wins.
     pub fn from_form_urlencoded(
         body: &[u8],
         received_at_ms: u64,
     ) -> Result<CommandMessage, MessageError> {
         let mut fields = Map::new();
         for (key, value) in form_urlencoded::parse(body) {
-            // Keep the first occurrence, like most form readers do.
-            if !fields.contains_key(key.as_ref()) && !value.is_empty() {
+            if !value.is_empty() && !fields.contains_key(key.as_ref()) {
                 fields.insert(key.into_owned(), Value::String(value.into_owned()));
             }
         }
         fields.insert("received_at".into(), Value::from(received_at_ms));
-        CommandMessage::from_json_object(&fields)
-    }
-
-    fn from_json_object(obj: &Map<String, Value>) -> Result<CommandMessage, MessageError> {
-        let f = Fields {
-            kind: "command",
-            obj,
-        };
-        for name in Self::REQUIRED {
-            f.require(name)?;
-        }
-        Ok(CommandMessage {
-            command: f.req_str("command")?,
-            text: f.opt_str("text")?.unwrap_or_default(),
-            user_id: f.req_str("user_id")?,
-            user_name: f.opt_str("user_name")?,
-            channel_id: f.req_str("channel_id")?,
-            channel_name: f.opt_str("channel_name")?,
-            team_id: f.req_str("team_id")?,
-            team_domain: f.opt_str("team_domain")?,
-            enterprise_id: f.opt_str("enterprise_id")?,
-            response_url: f.req_str("response_url")?,
-            trigger_id: f.req_str("trigger_id")?,
-            api_app_id: f.opt_str("api_app_id")?,
-            received_at: f.req_u64("received_at")?,
-        })
+        read("command", fields)
     }
 }
 
 impl CompletionMessage {
-    /// Required fields of a completion report, in the order they are checked.
-    const REQUIRED: [&'static str; 4] = ["lock_key", "lock_id", "fence", "conclusion"];
-
     /// The queue body for this report, tagged `"kind": "completion"`.
     pub fn to_json(&self) -> String {
         QueueMessage::Completion(self.clone()).to_json()
     }
-
-    fn from_json_object(obj: &Map<String, Value>) -> Result<CompletionMessage, MessageError> {
-        let f = Fields {
-            kind: "completion",
-            obj,
-        };
-        for name in Self::REQUIRED {
-            f.require(name)?;
-        }
-        let conclusion_name = f.req_str("conclusion")?;
-        let conclusion = Conclusion::from_name(&conclusion_name).ok_or_else(|| {
-            let known: Vec<&str> = Conclusion::ALL.iter().map(|(_, n)| *n).collect();
-            MessageError::InvalidField {
-                kind: "completion",
-                field: "conclusion",
-                problem: format!(
-                    "unknown conclusion `{conclusion_name}`; expected one of {}",
-                    known.join(", ")
-                ),
-            }
-        })?;
-        Ok(CompletionMessage {
-            lock_key: f.req_str("lock_key")?,
-            lock_id: f.req_str("lock_id")?,
-            fence: f.req_u64("fence")?,
-            conclusion,
-            run_url: f.opt_str("run_url")?,
-            run_id: f.opt_u64("run_id")?,
-            repository: f.opt_str("repository")?,
-            workflow: f.opt_str("workflow")?,
-            channel_id: f.opt_str("channel_id")?,
-            reported_by: f.opt_str("reported_by")?,
-            reason: f.opt_str("reason")?,
-        })
-    }
 }
 
-/// Field-by-field reader over a JSON object that names the field in every error.
-struct Fields<'a> {
+/// Reads one message shape from a JSON object, turning serde's error into a
+/// [`MessageError`] that names the `kind` being read and the field at fault.
+fn read<T: DeserializeOwned>(
     kind: &'static str,
-    obj: &'a Map<String, Value>,
+    obj: Map<String, Value>,
+) -> Result<T, MessageError> {
+    serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        let field = e.path().to_string();
+        let problem = e.into_inner().to_string();
+        // A missing field is reported on the object that lacks it (path `.`),
+        // in serde's own words: "missing field `name`".
+        let missing = problem
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'));
+        match missing {
+            Some(name) if field == "." => MessageError::MissingField {
+                kind,
+                field: name.to_string(),
+            },
+            _ => MessageError::InvalidField {
+                kind,
+                field,
+                problem,
+            },
+        }
+    })
 }
 
-impl Fields<'_> {
-    /// Present and not `null`.
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.obj.get(name).filter(|v| !v.is_null())
+/// Field readers for the wire rules that serde has no attribute for.
+mod wire {
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, Unexpected, Visitor};
+
+    /// A required string that must also not be empty: an empty id or URL is
+    /// as useless to the worker as an absent one.
+    pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Err(de::Error::invalid_value(
+                Unexpected::Str(""),
+                &"a non-empty string",
+            ));
+        }
+        Ok(s)
     }
 
-    fn require(&self, name: &'static str) -> Result<(), MessageError> {
-        match self.get(name) {
-            Some(_) => Ok(()),
-            None => Err(MessageError::MissingField {
-                kind: self.kind,
-                field: name,
-            }),
+    /// Slack's `text`: absent and `null` both mean the user typed nothing.
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Option::<String>::deserialize(d).map(Option::unwrap_or_default)
+    }
+
+    /// A non-negative integer written as a JSON number or as a string of
+    /// digits: workflow inputs are always strings, so a pipeline echoing
+    /// `fence` or `run_id` back may quote it.
+    pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Integer::deserialize(d).map(|n| n.0)
+    }
+
+    /// [`integer`] for an optional field, where `null` means absent.
+    pub fn optional_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<Integer>::deserialize(d).map(|n| n.map(|n| n.0))
+    }
+
+    /// What [`integer`] reads.
+    struct Integer(u64);
+
+    impl<'de> Deserialize<'de> for Integer {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(IntegerVisitor).map(Integer)
         }
     }
 
-    fn invalid(&self, field: &'static str, problem: String) -> MessageError {
-        MessageError::InvalidField {
-            kind: self.kind,
-            field,
-            problem,
+    struct IntegerVisitor;
+
+    impl Visitor<'_> for IntegerVisitor {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer (a number or a string of digits)")
         }
-    }
 
-    fn req_str(&self, name: &'static str) -> Result<String, MessageError> {
-        self.require(name)?;
-        match self.opt_str(name)? {
-            Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(self.invalid(name, "must not be empty".into())),
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
         }
-    }
 
-    fn opt_str(&self, name: &'static str) -> Result<Option<String>, MessageError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => {
-                Err(self.invalid(name, format!("expected a string, got {}", json_type(other))))
-            }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+            s.trim()
+                .parse()
+                .map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
         }
-    }
-
-    fn req_u64(&self, name: &'static str) -> Result<u64, MessageError> {
-        self.require(name)?;
-        self.opt_u64(name)?.ok_or(MessageError::MissingField {
-            kind: self.kind,
-            field: name,
-        })
-    }
-
-    /// Accepts a JSON number or a string of decimal digits: workflow inputs
-    /// are always strings, so a pipeline echoing `fence` back may quote it.
-    fn opt_u64(&self, name: &'static str) -> Result<Option<u64>, MessageError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-                self.invalid(name, format!("expected a non-negative integer, got {n}"))
-            }),
-            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
-                self.invalid(
-                    name,
-                    format!("expected a non-negative integer, got \"{s}\""),
-                )
-            }),
-            Some(other) => Err(self.invalid(
-                name,
-                format!("expected a non-negative integer, got {}", json_type(other)),
-            )),
-        }
-    }
-}
-
-/// A JSON value's type name, for error messages.
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -550,6 +496,23 @@ mod tests {
     }
 
     #[test]
+    fn conclusion_names_are_the_wire_names() {
+        for c in [
+            Conclusion::Success,
+            Conclusion::Failure,
+            Conclusion::Cancelled,
+            Conclusion::TimedOut,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+            assert_eq!(
+                serde_json::from_value::<Conclusion>(json!(c.as_str())).unwrap(),
+                c
+            );
+        }
+        assert_eq!(Conclusion::TimedOut.as_str(), "timed_out");
+    }
+
+    #[test]
     fn not_json_is_named() {
         let err = QueueMessage::parse("kind=command").unwrap_err();
         assert!(matches!(err, MessageError::NotJson { .. }), "{err:?}");
@@ -558,10 +521,15 @@ mod tests {
 
     #[test]
     fn non_object_is_named() {
-        assert_eq!(
-            QueueMessage::parse("[1,2]").unwrap_err(),
-            MessageError::NotAnObject { found: "an array" }
+        let err = QueueMessage::parse("[1,2]").unwrap_err();
+        assert!(matches!(err, MessageError::NotAnObject { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("message body must be a JSON object: invalid type: sequence"),
+            "{text}"
         );
+        let err = QueueMessage::parse(r#""kind""#).unwrap_err();
+        assert!(err.to_string().contains("string \"kind\""), "{err}");
     }
 
     #[test]
@@ -573,7 +541,7 @@ mod tests {
             err,
             MessageError::MissingField {
                 kind: "command",
-                field: "user_id"
+                field: "user_id".into()
             }
         );
         assert_eq!(
@@ -589,7 +557,7 @@ mod tests {
             err,
             MessageError::MissingField {
                 kind: "completion",
-                field: "fence"
+                field: "fence".into()
             }
         );
     }
@@ -601,17 +569,57 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, MessageError::InvalidField { field: "fence", .. }),
+            matches!(&err, MessageError::InvalidField { kind: "completion", field, .. } if field == "fence"),
             "{err:?}"
         );
+        assert!(err.to_string().contains("integer `-3`"), "{err}");
         let err = QueueMessage::parse(
             r#"{"kind":"completion","lock_key":5,"lock_id":"i","fence":3,"conclusion":"success"}"#,
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "completion message field `lock_key` is invalid: expected a string, got a number"
+            "completion message field `lock_key` is invalid: invalid type: integer `5`, expected a string"
         );
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":"3x","conclusion":"success"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, MessageError::InvalidField { field, .. } if field == "fence"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(r#"string "3x""#), "{err}");
+    }
+
+    #[test]
+    fn empty_required_string_is_invalid() {
+        let mut v = serde_json::to_value(QueueMessage::from(completion())).unwrap();
+        v["lock_id"] = json!("");
+        let err = QueueMessage::parse(&v.to_string()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "completion message field `lock_id` is invalid: invalid value: string \"\", expected a non-empty string"
+        );
+    }
+
+    #[test]
+    fn null_means_absent_for_optional_fields() {
+        let mut v = serde_json::to_value(QueueMessage::from(completion())).unwrap();
+        v["run_id"] = Value::Null;
+        v["run_url"] = Value::Null;
+        let QueueMessage::Completion(c) = QueueMessage::parse(&v.to_string()).unwrap() else {
+            panic!("expected a completion");
+        };
+        assert_eq!((c.run_id, c.run_url), (None, None));
+
+        let mut v = serde_json::to_value(QueueMessage::from(command())).unwrap();
+        v["text"] = Value::Null;
+        v["user_name"] = Value::Null;
+        let QueueMessage::Command(c) = QueueMessage::parse(&v.to_string()).unwrap() else {
+            panic!("expected a command");
+        };
+        assert_eq!((c.text.as_str(), c.user_name), ("", None));
     }
 
     #[test]
@@ -620,10 +628,17 @@ mod tests {
             r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":3,"conclusion":"neutral"}"#,
         )
         .unwrap_err();
+        assert!(
+            matches!(&err, MessageError::InvalidField { field, .. } if field == "conclusion"),
+            "{err:?}"
+        );
         let text = err.to_string();
         assert!(text.contains("`conclusion`"), "{text}");
         assert!(
-            text.contains("neutral") && text.contains("timed_out"),
+            text.contains("neutral")
+                && ["success", "failure", "cancelled", "timed_out"]
+                    .iter()
+                    .all(|known| text.contains(known)),
             "{text}"
         );
     }
@@ -652,6 +667,13 @@ mod tests {
         assert_eq!(
             QueueMessage::parse(r#"{"kind":3}"#).unwrap_err(),
             MessageError::UnknownKind { kind: "3".into() }
+        );
+        // Only a plain string names a kind, not serde's `{"variant": null}` form.
+        assert_eq!(
+            QueueMessage::parse(r#"{"kind":{"command":null},"command":"/build"}"#).unwrap_err(),
+            MessageError::UnknownKind {
+                kind: r#"{"command":null}"#.into()
+            }
         );
     }
 
@@ -724,7 +746,7 @@ mod tests {
             CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap_err(),
             MessageError::MissingField {
                 kind: "command",
-                field: "trigger_id"
+                field: "trigger_id".into()
             }
         );
         let body = SLACK_TEST_BODY.replace("user_id=U2CERLKJA", "user_id=");
@@ -732,20 +754,30 @@ mod tests {
             CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap_err(),
             MessageError::MissingField {
                 kind: "command",
-                field: "user_id"
+                field: "user_id".into()
             }
         );
     }
 
     #[test]
+    fn form_first_occurrence_wins_and_empty_optionals_are_none() {
+        let body = format!("{SLACK_TEST_BODY}&user_id=U-LATER&enterprise_id=&api_app_id=A1");
+        let c = CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap();
+        assert_eq!(c.user_id, "U2CERLKJA");
+        assert_eq!(c.enterprise_id, None);
+        assert_eq!(c.api_app_id.as_deref(), Some("A1"));
+        // An empty first occurrence counts as absent, so a later one is read.
+        let body = SLACK_TEST_BODY.replace("user_id=U2CERLKJA", "user_id=&user_id=U2");
+        let c = CommandMessage::from_form_urlencoded(body.as_bytes(), 0).unwrap();
+        assert_eq!(c.user_id, "U2");
+    }
+
+    #[test]
     fn garbage_form_does_not_panic() {
         let err = CommandMessage::from_form_urlencoded(b"%zz&&==&\xff\xfe=%", 0).unwrap_err();
-        assert!(matches!(
-            err,
-            MessageError::MissingField {
-                field: "command",
-                ..
-            }
-        ));
+        assert!(
+            matches!(&err, MessageError::MissingField { kind: "command", field } if field == "command"),
+            "{err:?}"
+        );
     }
 }

@@ -1,15 +1,15 @@
 //! Request signatures: Slack's v0 scheme and GitHub's `X-Hub-Signature-256`.
 //!
 //! Both are HMAC-SHA256 over the raw request body bytes, hex-encoded, and
-//! both are compared in constant time (`subtle`): the MAC is recomputed and
-//! the two digests compared byte by byte without early exit, so response
+//! both are checked with `Mac::verify_slice`: the MAC is recomputed and the
+//! two digests compared in constant time, without early exit, so response
 //! timing says nothing about how much of a forged signature was right.
 //! Always verify the bytes as received (after undoing a transport's base64);
 //! never a re-serialised, parsed form.
 
+use hmac::digest::OutputSizeUser;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -36,35 +36,40 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Hex HMAC-SHA256 of `parts` concatenated, keyed with `secret`.
-fn mac(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 of `parts` concatenated, keyed with `secret`, ready to be
+/// finalised (to sign) or verified (to check a header).
+fn mac(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     for p in parts {
         m.update(p);
     }
-    m.finalize().into_bytes().into()
+    m
 }
 
-/// Compares a hex digest from a header against the expected MAC in constant
-/// time (for a given length; a wrong length is refused outright, which only
-/// reveals that the header was not a SHA-256 digest).
-fn hex_matches(expected: &[u8; 32], given_hex: &str) -> Result<(), SignatureError> {
+/// Hex digest of `mac`, as the signature headers carry it.
+fn hex_digest(mac: HmacSha256) -> String {
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a hex digest from a header against `expected`. `verify_slice`
+/// compares in constant time; a digest of the wrong length is refused before
+/// that as malformed, which only reveals that the header was not a SHA-256
+/// digest.
+fn hex_matches(expected: HmacSha256, given_hex: &str) -> Result<(), SignatureError> {
     let given = hex::decode(given_hex).map_err(|_| SignatureError::Malformed)?;
-    if given.len() != expected.len() {
+    if given.len() != HmacSha256::output_size() {
         return Err(SignatureError::Malformed);
     }
-    if bool::from(expected.ct_eq(given.as_slice())) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    expected
+        .verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// Slack's `v0=<hex>` signature over `v0:{timestamp}:{body}`.
 pub fn slack_signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    let digest = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
-    format!("v0={}", hex::encode(digest))
+    let mac = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
+    format!("v0={}", hex_digest(mac))
 }
 
 /// Verifies a Slack request: `timestamp` and `signature` are the
@@ -95,12 +100,12 @@ pub fn verify_slack(
         .strip_prefix("v0=")
         .ok_or(SignatureError::Malformed)?;
     let expected = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
-    hex_matches(&expected, given)
+    hex_matches(expected, given)
 }
 
 /// GitHub's `sha256=<hex>` signature of `body`.
 pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, &[body])))
+    format!("sha256={}", hex_digest(mac(secret, &[body])))
 }
 
 /// Verifies GitHub's `X-Hub-Signature-256` header over the raw body. GitHub
@@ -116,7 +121,7 @@ pub fn verify_github(
         .trim()
         .strip_prefix("sha256=")
         .ok_or(SignatureError::Malformed)?;
-    hex_matches(&mac(secret, &[body]), given)
+    hex_matches(mac(secret, &[body]), given)
 }
 
 #[cfg(test)]
