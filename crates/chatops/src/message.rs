@@ -169,6 +169,7 @@ pub struct CompletionMessage {
     #[serde(deserialize_with = "wire::integer")]
     pub fence: u64,
     /// How the run ended.
+    #[serde(deserialize_with = "wire::name")]
     pub conclusion: Conclusion,
     /// Link to the run, shown in the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -348,7 +349,7 @@ mod wire {
     use std::fmt;
 
     use serde::Deserialize;
-    use serde::de::{self, Deserializer, Unexpected, Visitor};
+    use serde::de::{self, Deserializer, IntoDeserializer, Unexpected, Visitor};
 
     /// A required string that must also not be empty: an empty id or URL is
     /// as useless to the worker as an absent one.
@@ -366,6 +367,13 @@ mod wire {
     /// Slack's `text`: absent and `null` both mean the user typed nothing.
     pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Option::<String>::deserialize(d).map(Option::unwrap_or_default)
+    }
+
+    /// A unit-variant enum written as its name alone: serde's own enum
+    /// reading would also take `{"success": null}`, which no producer sends.
+    pub fn name<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+        let name = String::deserialize(d)?;
+        T::deserialize(name.as_str().into_deserializer())
     }
 
     /// A non-negative integer written as a JSON number or as a string of
@@ -640,6 +648,15 @@ mod tests {
                     .iter()
                     .all(|known| text.contains(known)),
             "{text}"
+        );
+        // Only the plain name, not serde's `{"variant": null}` form.
+        let err = QueueMessage::parse(
+            r#"{"kind":"completion","lock_key":"k","lock_id":"i","fence":3,"conclusion":{"success":null}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "completion message field `conclusion` is invalid: invalid type: map, expected a string"
         );
     }
 
