@@ -89,8 +89,13 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             }
         }
         report.active = grants.len();
-        let results: Vec<Settled> = futures_util::stream::iter(grants.iter())
+        // The futures are made before they are streamed (not in a `map`
+        // closure), so the pass's own future stays `Send` and can be spawned.
+        let checks: Vec<_> = grants
+            .iter()
             .map(|grant| self.settle(grant, deadline))
+            .collect();
+        let results: Vec<Settled> = futures_util::stream::iter(checks)
             .buffer_unordered(CONCURRENT_RUNS)
             .collect()
             .await;
@@ -236,4 +241,14 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             warn!(lock_key = %grant.lock_key, reason = %why, "the channel was not told");
         }
     }
+}
+
+/// Compile-time checks: a pass and a batch can be spawned on a
+/// multi-threaded runtime (their futures are `Send`).
+#[cfg(test)]
+#[allow(dead_code)]
+fn futures_are_send(worker: &Worker, event: aws_lambda_events::event::sqs::SqsEvent) {
+    fn send<T: Send>(_: T) {}
+    send(worker.reconcile(Instant::now()));
+    send(worker.handle_until(event, Instant::now()));
 }
