@@ -13,9 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -47,21 +45,10 @@ impl RuntimeApi {
         let state = Arc::new(Mutex::new(State::default()));
         let changed = Arc::new(Notify::new());
         let (task_state, task_changed) = (Arc::clone(&state), Arc::clone(&changed));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (state, changed) = (Arc::clone(&task_state), Arc::clone(&task_changed));
-                tokio::spawn(async move {
-                    let service =
-                        service_fn(move |req| serve(req, Arc::clone(&state), Arc::clone(&changed)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(baton_runtime::serve::serve(listener, move || {
+            let (state, changed) = (Arc::clone(&task_state), Arc::clone(&task_changed));
+            move |req| serve(req, Arc::clone(&state), Arc::clone(&changed))
+        }));
         Ok(RuntimeApi {
             addr,
             state,

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -90,31 +89,20 @@ impl TimingProxy {
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let task_log = Arc::clone(&log);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let (log, upstream) = (Arc::clone(&task_log), upstream.clone());
-                let conn: Arc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>> =
-                    Arc::default();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        forward(
-                            req,
-                            upstream.clone(),
-                            latency,
-                            Arc::clone(&conn),
-                            Arc::clone(&log),
-                        )
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let task = tokio::spawn(baton_runtime::serve::serve(listener, move || {
+            let (log, upstream) = (Arc::clone(&task_log), upstream.clone());
+            // One upstream connection per client connection, kept alive.
+            let conn: Arc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>> = Arc::default();
+            move |req| {
+                forward(
+                    req,
+                    upstream.clone(),
+                    latency,
+                    Arc::clone(&conn),
+                    Arc::clone(&log),
+                )
             }
-        });
+        }));
         Ok(TimingProxy { addr, log, task })
     }
 

@@ -11,12 +11,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use lambda_http::http::{self, StatusCode};
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::queue::Enqueue;
 use crate::routes::{MAX_BODY, Router};
@@ -47,26 +44,15 @@ pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ListenError> {
 }
 
 /// Serves `router` on `listener` until the task is dropped.
-pub async fn serve<Q: Enqueue + 'static>(
-    listener: TcpListener,
-    router: Arc<Router<Q>>,
-) -> std::io::Result<()> {
-    loop {
-        let (stream, peer) = listener.accept().await?;
+pub async fn serve<Q: Enqueue + 'static>(listener: TcpListener, router: Arc<Router<Q>>) {
+    baton_runtime::serve::serve(listener, || {
         let router = router.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let router = router.clone();
-                async move { Ok::<_, Infallible>(handle(&router, req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+        move |req| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(handle(&router, req).await) }
+        }
+    })
+    .await;
 }
 
 async fn handle<Q: Enqueue>(

@@ -87,7 +87,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
             // tests that asked for port 0.
             println!("listening on http://{}", listener.local_addr()?);
             tokio::select! {
-                r = local::serve(listener, router) => r?,
+                () = local::serve(listener, router) => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             Ok(())

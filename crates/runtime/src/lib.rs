@@ -3,7 +3,8 @@
 //! What every baton binary does at its edge, written once: build the AWS SDK
 //! config, read settings from the environment (naming what a missing or
 //! wrong one should hold), fetch secrets from SSM or the environment into a
-//! type that never prints, load the command config and set up logging.
+//! type that never prints, load the command config, set up logging, and
+//! serve HTTP on loopback.
 //!
 //! The domain crates (`baton-lock`, `baton-chatops`) know none of this; the
 //! binaries call it once at start-up.
@@ -12,6 +13,7 @@ pub mod config;
 pub mod logging;
 pub mod sdk;
 pub mod secret;
+pub mod serve;
 pub mod settings;
 
 pub use secret::{Secret, SecretSource};

@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -92,23 +91,11 @@ impl FaultProxy {
         let log = Arc::new(Mutex::new(Vec::new()));
         let rule: Arc<Rule> = Arc::new(rule);
         let task_log = Arc::clone(&log);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (log, rule, upstream) =
-                    (Arc::clone(&task_log), Arc::clone(&rule), upstream.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        handle(req, Arc::clone(&log), Arc::clone(&rule), upstream.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(baton_runtime::serve::serve(listener, move || {
+            let (log, rule, upstream) =
+                (Arc::clone(&task_log), Arc::clone(&rule), upstream.clone());
+            move |req| handle(req, Arc::clone(&log), Arc::clone(&rule), upstream.clone())
+        }));
         Ok(FaultProxy { addr, log, task })
     }
 

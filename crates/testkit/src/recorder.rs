@@ -12,9 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -117,22 +115,10 @@ impl HttpRecorder {
         let state = Arc::new(Mutex::new(State::default()));
         let arrived = Arc::new(Notify::new());
         let (task_state, task_arrived) = (Arc::clone(&state), Arc::clone(&arrived));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (state, arrived) = (Arc::clone(&task_state), Arc::clone(&task_arrived));
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        answer(req, Arc::clone(&state), Arc::clone(&arrived))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(baton_runtime::serve::serve(listener, move || {
+            let (state, arrived) = (Arc::clone(&task_state), Arc::clone(&task_arrived));
+            move |req| answer(req, Arc::clone(&state), Arc::clone(&arrived))
+        }));
         Ok(HttpRecorder {
             addr,
             state,

@@ -1,0 +1,42 @@
+//! One HTTP/1.1 accept loop for every local server baton runs: the router's
+//! `--listen` mode and the stand-ins tests and benchmarks put on loopback.
+//! Each connection gets its own handler from `connection()`, so a handler
+//! can keep per-connection state (a proxy's upstream connection).
+
+use std::future::Future;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped. A failed accept
+/// (the peer left before it was taken, too many open files) is skipped;
+/// a connection that ends with an error ends alone.
+pub async fn serve<C, H, F, B, E>(listener: TcpListener, connection: C)
+where
+    C: Fn() -> H,
+    H: Fn(Request<Incoming>) -> F + Send + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = connection();
+        tokio::spawn(async move {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(handler))
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
