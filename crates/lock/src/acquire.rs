@@ -108,15 +108,7 @@ impl LockClient {
     /// - our own write landed but its response was lost and the SDK's retry
     ///   failed the condition: recognised by lock id and returned as granted.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
-        validate_key(&request.key)?;
-        if request.owner.trim().is_empty() {
-            return Err(LockError::InvalidInput("owner must not be empty".into()));
-        }
-        if request.ttl < Duration::from_secs(1) {
-            return Err(LockError::InvalidInput(
-                "ttl must be at least one second".into(),
-            ));
-        }
+        validate_acquire(request)?;
 
         let now_millis = now_epoch_millis();
         let now_secs = now_millis / 1000;
@@ -265,12 +257,7 @@ impl LockClient {
                     status: p.status,
                     expires_at: p.expires_at,
                 });
-                let kind = match &previous {
-                    Some(p) if p.status == LockStatus::InProgress => {
-                        GrantKind::TakenOver { from: p.clone() }
-                    }
-                    _ => GrantKind::New,
-                };
+                let kind = grant_kind(previous.as_ref());
                 let record = LockRecord {
                     lock_key: request.key.clone(),
                     lock_id,
@@ -317,33 +304,68 @@ impl LockClient {
                     // Our first attempt landed; its response was lost and the
                     // SDK's retry met our own grant (dynamolock #280).
                     tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
-                    let kind = match &current.previous {
-                        Some(p) if p.status == LockStatus::InProgress => {
-                            GrantKind::TakenOver { from: p.clone() }
-                        }
-                        _ => GrantKind::New,
-                    };
+                    let kind = grant_kind(current.previous.as_ref());
                     return Ok(Grant {
                         record: current,
                         kind,
                     });
                 }
-                if current.request_id.as_deref() == Some(request_id.as_str()) {
-                    return same_request(request, current, now_secs);
-                }
                 let earlier = |name: &&str| matches!(ccf_item.as_ref().and_then(|i| i.get(*name)), Some(AttributeValue::S(r)) if *r == request_id);
-                if attr::REQUEST_HISTORY.iter().any(earlier) {
-                    return Err(LockError::RequestSuperseded {
-                        request_id,
-                        current: Box::new(current),
-                    });
-                }
-                Err(LockError::Held {
-                    holder: Box::new(current),
-                })
+                let seen_earlier = attr::REQUEST_HISTORY.iter().any(earlier);
+                refused(request, request_id, current, seen_earlier, now_secs)
             }
         }
     }
+}
+
+/// The checks every adapter makes before it touches its store, so a bad
+/// request fails the same way (and costs no request) wherever it is sent.
+pub(crate) fn validate_acquire(request: &AcquireRequest) -> Result<(), LockError> {
+    validate_key(&request.key)?;
+    if request.owner.trim().is_empty() {
+        return Err(LockError::InvalidInput("owner must not be empty".into()));
+    }
+    if request.ttl < Duration::from_secs(1) {
+        return Err(LockError::InvalidInput(
+            "ttl must be at least one second".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A grant replacing a still-`IN_PROGRESS` record took over an expired
+/// lease; anything else (no record, an ended one) was a plain new grant.
+pub(crate) fn grant_kind(previous: Option<&PreviousGrant>) -> GrantKind {
+    match previous {
+        Some(p) if p.status == LockStatus::InProgress => GrantKind::TakenOver { from: p.clone() },
+        _ => GrantKind::New,
+    }
+}
+
+/// Why an acquire that was not granted failed, decided from the key's
+/// current record (not our own grant) alone, so every adapter answers alike:
+/// the request that made the current grant is handed to [`same_request`],
+/// one of the key's earlier requests (`seen_earlier`) is a late duplicate,
+/// anything else meets a holder.
+pub(crate) fn refused(
+    request: &AcquireRequest,
+    request_id: String,
+    current: LockRecord,
+    seen_earlier: bool,
+    now_secs: u64,
+) -> Result<Grant, LockError> {
+    if current.request_id.as_deref() == Some(request_id.as_str()) {
+        return same_request(request, current, now_secs);
+    }
+    if seen_earlier {
+        return Err(LockError::RequestSuperseded {
+            request_id,
+            current: Box::new(current),
+        });
+    }
+    Err(LockError::Held {
+        holder: Box::new(current),
+    })
 }
 
 /// The current grant was made by this request id: hand it back only to the

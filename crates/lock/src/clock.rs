@@ -27,6 +27,12 @@ pub(crate) fn now_iso() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// [`now_iso`] for a clock reading in epoch milliseconds, for stores whose
+/// clock is not the wall clock.
+pub(crate) fn iso_at_millis(millis: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(millis)).to_string()
+}
+
 /// Lease end for a lease of `ttl` starting now: rounded up to a whole second.
 pub(crate) fn lease_end(now_millis: u64, ttl: Duration) -> u64 {
     let end_millis = now_millis.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));

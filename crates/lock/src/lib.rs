@@ -13,6 +13,13 @@
 //! - **ambiguous writes resolved**: a retry that meets its own earlier write
 //!   is recognised as success, not reported as a conflict.
 //!
+//! The operations are also a port, [`LockStore`], with two adapters:
+//! [`LockClient`] on DynamoDB, and [`MemoryStore`], records in memory for
+//! fast tests of code that decides what to do with a lock (no DynamoDB
+//! Local needed). The memory adapter is proved equivalent, promise by
+//! promise, by one conformance suite run against both
+//! (`tests/conformance.rs`).
+//!
 //! This crate knows DynamoDB and nothing of Slack, SQS or CI systems.
 
 mod acquire;
@@ -20,17 +27,21 @@ mod client;
 pub mod clock;
 mod error;
 mod expr;
+mod memory;
 mod ownership;
 mod record;
 pub mod schema;
+mod store;
 mod table;
 mod wait;
 
 pub use acquire::{AcquireRequest, Grant, GrantKind, Takeover};
 pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
+pub use memory::MemoryStore;
 pub use ownership::{ReleaseRequest, RunCheck};
 pub use record::{LockRecord, LockState, LockStatus, PipelineRun, PreviousGrant};
+pub use store::LockStore;
 pub use table::TableCreation;
 pub use tokio_util::sync::CancellationToken;
 pub use wait::Backoff;

@@ -63,12 +63,7 @@ impl LockClient {
     /// Ends the grant `lock_id` as COMPLETED or FAILED. The item stays as the
     /// audit trail (and keeps the fence counter). One `UpdateItem`.
     pub async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
-        validate_key(&request.key)?;
-        if request.outcome == LockStatus::InProgress {
-            return Err(LockError::InvalidInput(
-                "release outcome must be COMPLETED or FAILED".into(),
-            ));
-        }
+        validate_release(request)?;
         let now = now_epoch_secs();
         let mut e = Expr::default();
         e.set_string(attr::STATUS, request.outcome.as_str());
@@ -111,28 +106,13 @@ impl LockClient {
         }
 
         let result = self.conditional_update(&request.key, e, condition).await;
-        let finished = self
-            .finish(result, &request.key, &request.lock_id, |current| {
-                current.status == request.outcome
-                    && !current.forced
-                    && request
-                        .actor
-                        .as_ref()
-                        .is_none_or(|a| current.released_by.as_ref() == Some(a))
-            })
-            .await;
-        match finished {
-            // Our release landed, its answer was lost, and the key was granted
-            // again before the SDK's retry: the new grant names ours, ended
-            // with the outcome we asked for, as its predecessor.
-            Err(LockError::NotOwner {
-                current: Some(current),
-                ..
-            }) if released_then_replaced(request, &current) => {
-                Ok(ended_predecessor(request, &current))
-            }
-            other => other,
-        }
+        let finished = self.finish(
+            result,
+            &request.key,
+            &request.lock_id,
+            release_already_done(request),
+        );
+        settle_release(request, finished)
     }
 
     /// Extends the lease of grant `lock_id` to `ttl` from now. One `UpdateItem`.
@@ -144,12 +124,7 @@ impl LockClient {
         lock_id: &str,
         ttl: Duration,
     ) -> Result<LockRecord, LockError> {
-        validate_key(key)?;
-        if ttl < Duration::from_secs(1) {
-            return Err(LockError::InvalidInput(
-                "ttl must be at least one second".into(),
-            ));
-        }
+        validate_renew(key, ttl)?;
         let expires_at = lease_end(now_epoch_millis(), ttl);
         let mut e = Expr::default();
         e.set_number(attr::EXPIRES_AT, expires_at);
@@ -160,7 +135,7 @@ impl LockClient {
         let condition = ownership_condition(&mut e, lock_id, None);
         let result = self.conditional_update(key, e, condition).await;
         // A renew is never "already done": a retry simply writes again.
-        self.finish(result, key, lock_id, |_| false).await
+        self.finish(result, key, lock_id, |_| false)
     }
 
     /// Records the pipeline run that works under grant `lock_id` (its link,
@@ -181,11 +156,7 @@ impl LockClient {
         }
         let condition = ownership_condition(&mut e, lock_id, None);
         let result = self.conditional_update(key, e, condition).await;
-        self.finish(result, key, lock_id, |current| {
-            current.run_url.as_deref() == Some(run_url)
-                && (run_id.is_none() || current.pipeline.as_ref().and_then(|p| p.run_id) == run_id)
-        })
-        .await
+        self.finish(result, key, lock_id, set_run_already_done(run_id, run_url))
     }
 
     /// Ends whatever grant holds `key` as FAILED, recording `actor`, the
@@ -225,17 +196,7 @@ impl LockClient {
         only_lock_id: Option<&str>,
         granted_by: Option<u64>,
     ) -> Result<LockRecord, LockError> {
-        validate_key(key)?;
-        if actor.trim().is_empty() {
-            return Err(LockError::InvalidInput(
-                "force unlock needs an actor".into(),
-            ));
-        }
-        if reason.trim().is_empty() {
-            return Err(LockError::InvalidInput(
-                "force unlock needs a reason".into(),
-            ));
-        }
+        validate_force_unlock(key, actor, reason)?;
         let now = now_epoch_secs();
         let mut e = Expr::default();
         e.set_string(attr::STATUS, LockStatus::Failed.as_str());
@@ -256,11 +217,7 @@ impl LockClient {
             condition.push_str(&format!(" AND {name} = {value}"));
         }
         if let Some(secs) = granted_by {
-            // `lockedAt` is fixed-width RFC 3339 UTC, so it orders as text.
-            let by = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_secs(secs),
-            )
-            .to_string();
+            let by = granted_by_bound(secs);
             let (name, value) = (e.name(attr::LOCKED_AT), e.string("grantedBy", by));
             condition.push_str(&format!(" AND {name} <= {value}"));
         }
@@ -268,20 +225,7 @@ impl LockClient {
             Ok(out) => parse_new(key, out),
             Err(err) => {
                 let current = current_from_failure(&self.table, err)?;
-                // A retried force unlock that already landed looks like ours.
-                match current {
-                    Some(c)
-                        if c.forced
-                            && c.released_by.as_deref() == Some(actor)
-                            && c.release_reason.as_deref() == Some(reason) =>
-                    {
-                        Ok(c)
-                    }
-                    current => Err(LockError::NotHeld {
-                        key: key.to_owned(),
-                        current: current.map(Box::new),
-                    }),
-                }
+                force_unlock_refused(key, actor, reason, current)
             }
         }
     }
@@ -312,7 +256,7 @@ impl LockClient {
     /// Turns the result of an ownership-checked write into a record or a typed
     /// error. `already_done` recognises an item that already shows this very
     /// write (a retry after a lost response), which counts as success.
-    async fn finish(
+    fn finish(
         &self,
         result: Result<
             UpdateItemOutput,
@@ -330,19 +274,142 @@ impl LockClient {
             Err(err) => err,
         };
         let current = current_from_failure(&self.table, err)?;
-        match current {
-            Some(c) if c.lock_id == lock_id && already_done(&c) => Ok(c),
-            Some(c) if c.lock_id == lock_id && c.status != LockStatus::InProgress => {
-                Err(LockError::AlreadyEnded {
-                    record: Box::new(c),
-                })
-            }
-            current => Err(LockError::NotOwner {
-                key: key.to_owned(),
-                lock_id: lock_id.to_owned(),
-                current: current.map(Box::new),
-            }),
+        ownership_refused(key, lock_id, current, already_done)
+    }
+}
+
+/// Checks made before a release is sent, shared by every adapter.
+pub(crate) fn validate_release(request: &ReleaseRequest) -> Result<(), LockError> {
+    validate_key(&request.key)?;
+    if request.outcome == LockStatus::InProgress {
+        return Err(LockError::InvalidInput(
+            "release outcome must be COMPLETED or FAILED".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks made before a renew is sent, shared by every adapter.
+pub(crate) fn validate_renew(key: &str, ttl: Duration) -> Result<(), LockError> {
+    validate_key(key)?;
+    if ttl < Duration::from_secs(1) {
+        return Err(LockError::InvalidInput(
+            "ttl must be at least one second".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks made before a force unlock is sent, shared by every adapter: a
+/// forced end must always say who did it and why.
+pub(crate) fn validate_force_unlock(key: &str, actor: &str, reason: &str) -> Result<(), LockError> {
+    validate_key(key)?;
+    if actor.trim().is_empty() {
+        return Err(LockError::InvalidInput(
+            "force unlock needs an actor".into(),
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(LockError::InvalidInput(
+            "force unlock needs a reason".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The latest `lockedAt` a `force_unlock_seen` may end. `lockedAt` is
+/// fixed-width RFC 3339 UTC, so it orders as text.
+pub(crate) fn granted_by_bound(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// A release that finds its grant already ended exactly as it asked (same
+/// outcome, not forced, same actor) already happened: a repeat is a success.
+pub(crate) fn release_already_done(request: &ReleaseRequest) -> impl Fn(&LockRecord) -> bool {
+    move |current| {
+        current.status == request.outcome
+            && !current.forced
+            && request
+                .actor
+                .as_ref()
+                .is_none_or(|a| current.released_by.as_ref() == Some(a))
+    }
+}
+
+/// A `set_run` that finds the run already recorded on its grant already happened.
+pub(crate) fn set_run_already_done(
+    run_id: Option<u64>,
+    run_url: &str,
+) -> impl Fn(&LockRecord) -> bool {
+    move |current| {
+        current.run_url.as_deref() == Some(run_url)
+            && (run_id.is_none() || current.pipeline.as_ref().and_then(|p| p.run_id) == run_id)
+    }
+}
+
+/// Turns an ownership-checked write that was refused into a record or a
+/// typed error, from the key's current record alone, so every adapter
+/// answers alike. `already_done` recognises a record that already shows this
+/// very write (a repeat, or a retry after a lost response): a success.
+pub(crate) fn ownership_refused(
+    key: &str,
+    lock_id: &str,
+    current: Option<LockRecord>,
+    already_done: impl Fn(&LockRecord) -> bool,
+) -> Result<LockRecord, LockError> {
+    match current {
+        Some(c) if c.lock_id == lock_id && already_done(&c) => Ok(c),
+        Some(c) if c.lock_id == lock_id && c.status != LockStatus::InProgress => {
+            Err(LockError::AlreadyEnded {
+                record: Box::new(c),
+            })
         }
+        current => Err(LockError::NotOwner {
+            key: key.to_owned(),
+            lock_id: lock_id.to_owned(),
+            current: current.map(Box::new),
+        }),
+    }
+}
+
+/// The outcome of a release once refusals are resolved: a release that
+/// meets a newer grant naming ours, ended with the outcome we asked for, as
+/// its predecessor already happened (our release landed, then the key was
+/// granted again before we heard back or asked again).
+pub(crate) fn settle_release(
+    request: &ReleaseRequest,
+    finished: Result<LockRecord, LockError>,
+) -> Result<LockRecord, LockError> {
+    match finished {
+        Err(LockError::NotOwner {
+            current: Some(current),
+            ..
+        }) if released_then_replaced(request, &current) => Ok(ended_predecessor(request, &current)),
+        other => other,
+    }
+}
+
+/// Why a force unlock was refused, from the key's current record: a record
+/// that already shows this very force unlock (same actor and reason) is a
+/// repeat and a success; anything else is not held.
+pub(crate) fn force_unlock_refused(
+    key: &str,
+    actor: &str,
+    reason: &str,
+    current: Option<LockRecord>,
+) -> Result<LockRecord, LockError> {
+    match current {
+        Some(c)
+            if c.forced
+                && c.released_by.as_deref() == Some(actor)
+                && c.release_reason.as_deref() == Some(reason) =>
+        {
+            Ok(c)
+        }
+        current => Err(LockError::NotHeld {
+            key: key.to_owned(),
+            current: current.map(Box::new),
+        }),
     }
 }
 

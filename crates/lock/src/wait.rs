@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acquire::{AcquireRequest, Grant};
 use crate::client::LockClient;
-use crate::clock::now_epoch_secs;
 use crate::error::LockError;
 use crate::record::{LockRecord, LockState};
+use crate::store::LockStore;
 
 /// Delay schedule between polls: doubles from `initial` up to `max`, each
 /// delay drawn uniformly from its upper half so that many waiters spread out.
@@ -47,17 +47,7 @@ impl LockClient {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<LockRecord>, LockError> {
-        let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::new(self.options.poll_initial, self.options.poll_max);
-        loop {
-            let current = self.status(key).await?;
-            let holder = match current {
-                Some(r) if self.blocks(&r) => r,
-                other => return Ok(other),
-            };
-            self.pause(key, &holder, deadline, &mut backoff, cancel)
-                .await?;
-        }
+        wait_until_free(self, key, timeout, cancel).await
     }
 
     /// [`LockClient::acquire`], retried while the key is held until `wait`
@@ -69,57 +59,89 @@ impl LockClient {
         request: &AcquireRequest,
         wait: Duration,
         cancel: &CancellationToken,
-        mut on_held: impl FnMut(&LockRecord),
+        on_held: impl FnMut(&LockRecord),
     ) -> Result<Grant, LockError> {
-        let deadline = Instant::now() + wait;
-        let mut backoff = Backoff::new(self.options.poll_initial, self.options.poll_max);
-        loop {
-            match self.acquire(request).await {
-                Err(LockError::Held { holder }) if !wait.is_zero() => {
-                    on_held(&holder);
-                    self.pause(&request.key, &holder, deadline, &mut backoff, cancel)
-                        .await?;
-                }
-                other => return other,
+        acquire_with_wait(self, request, wait, cancel, on_held).await
+    }
+}
+
+/// [`LockClient::wait_until_free`] on any store, deciding expiry by the
+/// store's own clock.
+pub(crate) async fn wait_until_free<S: LockStore>(
+    store: &S,
+    key: &str,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Option<LockRecord>, LockError> {
+    let deadline = Instant::now() + timeout;
+    let options = store.options();
+    let mut backoff = Backoff::new(options.poll_initial, options.poll_max);
+    loop {
+        let current = store.status(key).await?;
+        let holder = match current {
+            Some(r) if blocks(store, &r) => r,
+            other => return Ok(other),
+        };
+        pause(store, key, &holder, deadline, &mut backoff, cancel).await?;
+    }
+}
+
+/// [`LockClient::acquire_with_wait`] on any store.
+pub(crate) async fn acquire_with_wait<S: LockStore>(
+    store: &S,
+    request: &AcquireRequest,
+    wait: Duration,
+    cancel: &CancellationToken,
+    mut on_held: impl FnMut(&LockRecord),
+) -> Result<Grant, LockError> {
+    let deadline = Instant::now() + wait;
+    let options = store.options();
+    let mut backoff = Backoff::new(options.poll_initial, options.poll_max);
+    loop {
+        match store.acquire(request).await {
+            Err(LockError::Held { holder }) if !wait.is_zero() => {
+                on_held(&holder);
+                pause(store, &request.key, &holder, deadline, &mut backoff, cancel).await?;
             }
+            other => return other,
         }
     }
+}
 
-    /// True while `record` keeps others out: held, or expired but still inside
-    /// the clock-skew margin.
-    fn blocks(&self, record: &LockRecord) -> bool {
-        let now = now_epoch_secs();
-        match record.state_at(now) {
-            LockState::Held => true,
-            LockState::Expired => now < record.expires_at + self.options.clock_skew.as_secs(),
-            LockState::Ended => false,
-        }
+/// True while `record` keeps others out: held, or expired but still inside
+/// the clock-skew margin.
+fn blocks<S: LockStore>(store: &S, record: &LockRecord) -> bool {
+    let now = store.now_millis() / 1000;
+    match record.state_at(now) {
+        LockState::Held => true,
+        LockState::Expired => now < record.expires_at + store.options().clock_skew.as_secs(),
+        LockState::Ended => false,
     }
+}
 
-    /// Sleeps the next backoff delay, but never past the moment the holder's
-    /// lease can be taken over nor past the deadline.
-    async fn pause(
-        &self,
-        key: &str,
-        holder: &LockRecord,
-        deadline: Instant,
-        backoff: &mut Backoff,
-        cancel: &CancellationToken,
-    ) -> Result<(), LockError> {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(LockError::WaitTimedOut {
-                key: key.to_owned(),
-                holder: Some(Box::new(holder.clone())),
-            });
-        }
-        let takeover_at = holder.expires_at + self.options.clock_skew.as_secs();
-        let until_takeover = Duration::from_secs(takeover_at.saturating_sub(now_epoch_secs()))
-            .max(Duration::from_millis(50));
-        let delay = backoff.next_delay().min(until_takeover).min(deadline - now);
-        tokio::select! {
-            () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),
-            () = tokio::time::sleep(delay) => Ok(()),
-        }
+/// Sleeps the next backoff delay, but never past the moment the holder's
+/// lease can be taken over nor past the deadline.
+async fn pause<S: LockStore>(
+    store: &S,
+    key: &str,
+    holder: &LockRecord,
+    deadline: Instant,
+    backoff: &mut Backoff,
+    cancel: &CancellationToken,
+) -> Result<(), LockError> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(LockError::WaitTimedOut {
+            key: key.to_owned(),
+            holder: Some(Box::new(holder.clone())),
+        });
+    }
+    let takeover_at = holder.expires_at + store.options().clock_skew.as_secs();
+    let until_takeover = Duration::from_secs(takeover_at.saturating_sub(store.now_millis() / 1000))
+        .max(Duration::from_millis(50));
+    let delay = backoff.next_delay().min(until_takeover).min(deadline - now);
+    tokio::select! {
+        () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),
+        () = tokio::time::sleep(delay) => Ok(()),
     }
 }

@@ -1,0 +1,429 @@
+//! [`MemoryStore`]: the lock operations on records held in memory, for tests
+//! of code that decides what to do with a lock (workers, chatops, the CLI)
+//! without DynamoDB Local. It mirrors the DynamoDB adapter's condition
+//! expressions one by one, shares its refusal decisions (`refused`,
+//! `ownership_refused`, …) and is held to the same behaviour by the
+//! conformance suite (`crates/lock/tests/conformance.rs`).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::acquire::{AcquireRequest, Grant, Takeover, grant_kind, refused, validate_acquire};
+use crate::client::{ListQuery, LockOptions, LockPage, validate_key};
+use crate::clock::{self, iso_at_millis, lease_end};
+use crate::error::LockError;
+use crate::ownership::{
+    ReleaseRequest, RunCheck, force_unlock_refused, granted_by_bound, ownership_refused,
+    release_already_done, set_run_already_done, settle_release, validate_force_unlock,
+    validate_release, validate_renew,
+};
+use crate::record::{LockRecord, LockStatus, PreviousGrant};
+use crate::schema::attr;
+use crate::store::LockStore;
+
+/// A lock store in this process's memory, with the semantics of the DynamoDB
+/// adapter: fences that only grow per key, leases decided by `expires_at`,
+/// takeover of expired grants, re-entry and late-duplicate refusal by request
+/// id, pipeline binding, ended grants kept as status records.
+///
+/// Clones share the same records (an `Arc`), as clones of a
+/// [`crate::LockClient`] share one table, so a test can hand one clone to
+/// the code under test and inspect the store through another. Records are
+/// never collected: a memory store lives only as long as its test.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+    options: LockOptions,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    /// How far this store's clock runs ahead of the wall clock, in milliseconds.
+    ahead_millis: AtomicU64,
+}
+
+/// One key's item. The record is what `status` returns; the rest are the
+/// attributes of the DynamoDB item that a [`LockRecord`] does not show but
+/// conditions read.
+#[derive(Debug, Clone)]
+struct Entry {
+    record: LockRecord,
+    /// `prevRequestId` … `prevRequestId7`: the request ids of the seven
+    /// grants before this one, newest first, `""` where there was none.
+    earlier_requests: [String; attr::REQUEST_HISTORY.len()],
+    /// The `runId` attribute. A [`LockRecord`] shows a run id only inside its
+    /// pipeline binding, but `set_run` records one on any grant, and a
+    /// recorded run spares an expired grant from
+    /// [`Takeover::UnlessRunRecorded`] even without a binding.
+    run_id: Option<u64>,
+}
+
+impl Entry {
+    /// The condition every ownership-checked write puts on the item:
+    /// `lockId = :lockId AND status = IN_PROGRESS [AND fence = :fence]`.
+    fn owned_by(&self, lock_id: &str, fence: Option<u64>) -> bool {
+        self.record.lock_id == lock_id
+            && self.record.status == LockStatus::InProgress
+            && fence.is_none_or(|f| self.record.fence == f)
+    }
+
+    /// Whether this grant's request id, or one of the seven before it, is `request_id`.
+    fn has_seen(&self, request_id: &str) -> bool {
+        self.record.request_id.as_deref() == Some(request_id)
+            || self.earlier_requests.iter().any(|r| r == request_id)
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with the default [`LockOptions`], like
+    /// [`crate::LockClient::new`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store deciding with `options` (clock-skew margin, retention,
+    /// poll schedule), like [`crate::LockClient::with_options`].
+    pub fn with_options(options: LockOptions) -> Self {
+        MemoryStore {
+            shared: Arc::default(),
+            options,
+        }
+    }
+
+    /// Moves this store's clock (shared by all its clones) `by` ahead, so a
+    /// test can let leases expire without waiting for them.
+    pub fn advance_clock(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.shared.ahead_millis.fetch_add(by, Ordering::SeqCst);
+    }
+
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        // No operation leaves an entry half-written, so a panic elsewhere
+        // while the lock was held cannot have corrupted the records.
+        self.shared
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn retention_secs(&self) -> u64 {
+        self.options.retention.as_secs()
+    }
+
+    fn acquire_now(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
+        validate_acquire(request)?;
+        let now_millis = self.now_millis();
+        let now_secs = now_millis / 1000;
+        let lock_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| lock_id.clone());
+        let expires_at = lease_end(now_millis, request.ttl);
+        let takeover_before = now_secs.saturating_sub(self.options.clock_skew.as_secs());
+
+        let mut entries = self.entries();
+        let old = entries.get(&request.key);
+        if let Some(old) = old {
+            // (status <> IN_PROGRESS OR expired) AND the request id is not
+            // the current one nor one of the seven before it.
+            let current = &old.record;
+            let expired = current.expires_at <= takeover_before
+                && match request.takeover {
+                    Takeover::Expired => true,
+                    Takeover::UnlessRunRecorded => old.run_id.is_none(),
+                };
+            let free = current.status != LockStatus::InProgress || expired;
+            if !free || old.has_seen(&request_id) {
+                let seen_earlier = old.earlier_requests.contains(&request_id);
+                return refused(request, request_id, current.clone(), seen_earlier, now_secs);
+            }
+        }
+
+        // The request-id shift register, and the copy of the replaced grant,
+        // as `if_not_exists(…, "")` builds them on the item.
+        let mut earlier_requests: [String; attr::REQUEST_HISTORY.len()] = Default::default();
+        if let Some(old) = old {
+            earlier_requests[0] = old.record.request_id.clone().unwrap_or_default();
+            earlier_requests[1..].clone_from_slice(&old.earlier_requests[..6]);
+        }
+        let previous = old.map(|old| PreviousGrant {
+            lock_id: old.record.lock_id.clone(),
+            request_id: old.record.request_id.clone().filter(|r| !r.is_empty()),
+            locked_by: old.record.locked_by.clone(),
+            status: old.record.status,
+            expires_at: old.record.expires_at,
+        });
+        // A key without history starts at the clock's epoch milliseconds,
+        // as on DynamoDB.
+        let fence = old.map_or(now_millis, |old| old.record.fence) + 1;
+        let kind = grant_kind(previous.as_ref());
+        let record = LockRecord {
+            lock_key: request.key.clone(),
+            lock_id,
+            request_id: Some(request_id),
+            fence,
+            status: LockStatus::InProgress,
+            locked_by: request.owner.clone(),
+            locked_by_name: request.owner_name.clone(),
+            locked_at: iso_at_millis(now_millis),
+            expires_at,
+            ttl: Some(expires_at.saturating_add(self.retention_secs())),
+            component: request.component.clone(),
+            environment: request.environment.clone(),
+            correlation_id: request.correlation_id.clone(),
+            purpose: request.purpose.clone(),
+            host: request.host.clone(),
+            pid: request.pid,
+            run_url: request.run_url.clone(),
+            pipeline: request.pipeline.clone(),
+            ended_at: None,
+            released_by: None,
+            release_reason: None,
+            forced: false,
+            previous,
+        };
+        let entry = Entry {
+            record: record.clone(),
+            earlier_requests,
+            run_id: request.pipeline.as_ref().and_then(|p| p.run_id),
+        };
+        entries.insert(request.key.clone(), entry);
+        tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted (memory)");
+        Ok(Grant { record, kind })
+    }
+
+    fn release_now(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+        validate_release(request)?;
+        let now_millis = self.now_millis();
+        let mut entries = self.entries();
+        let entry = entries.get_mut(&request.key).filter(|e| {
+            e.owned_by(&request.lock_id, request.fence) && run_matches(e, &request.run)
+        });
+        let Some(entry) = entry else {
+            let current = entries.get(&request.key).map(|e| e.record.clone());
+            let finished = ownership_refused(
+                &request.key,
+                &request.lock_id,
+                current,
+                release_already_done(request),
+            );
+            return settle_release(request, finished);
+        };
+        let record = &mut entry.record;
+        record.status = request.outcome;
+        record.ended_at = Some(iso_at_millis(now_millis));
+        record.released_by = Some(
+            request
+                .actor
+                .clone()
+                .unwrap_or_else(|| record.locked_by.clone()),
+        );
+        record.release_reason.clone_from(&request.reason);
+        record.ttl = Some((now_millis / 1000).saturating_add(self.retention_secs()));
+        Ok(record.clone())
+    }
+
+    fn renew_now(&self, key: &str, lock_id: &str, ttl: Duration) -> Result<LockRecord, LockError> {
+        validate_renew(key, ttl)?;
+        let expires_at = lease_end(self.now_millis(), ttl);
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(key).filter(|e| e.owned_by(lock_id, None)) else {
+            let current = entries.get(key).map(|e| e.record.clone());
+            return ownership_refused(key, lock_id, current, |_| false);
+        };
+        entry.record.expires_at = expires_at;
+        entry.record.ttl = Some(expires_at.saturating_add(self.retention_secs()));
+        Ok(entry.record.clone())
+    }
+
+    fn set_run_now(
+        &self,
+        key: &str,
+        lock_id: &str,
+        run_id: Option<u64>,
+        run_url: &str,
+    ) -> Result<LockRecord, LockError> {
+        validate_key(key)?;
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(key).filter(|e| e.owned_by(lock_id, None)) else {
+            let current = entries.get(key).map(|e| e.record.clone());
+            return ownership_refused(key, lock_id, current, set_run_already_done(run_id, run_url));
+        };
+        entry.record.run_url = Some(run_url.to_owned());
+        if let Some(id) = run_id {
+            entry.run_id = Some(id);
+            if let Some(pipeline) = entry.record.pipeline.as_mut() {
+                pipeline.run_id = Some(id);
+            }
+        }
+        Ok(entry.record.clone())
+    }
+
+    fn force_unlock_now(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        only_lock_id: Option<&str>,
+        granted_by: Option<u64>,
+    ) -> Result<LockRecord, LockError> {
+        validate_force_unlock(key, actor, reason)?;
+        let now_millis = self.now_millis();
+        let granted_by = granted_by.map(granted_by_bound);
+        let mut entries = self.entries();
+        let entry = entries.get_mut(key).filter(|e| {
+            let r = &e.record;
+            r.status == LockStatus::InProgress
+                && only_lock_id.is_none_or(|id| r.lock_id == id)
+                && granted_by
+                    .as_deref()
+                    .is_none_or(|by| r.locked_at.as_str() <= by)
+        });
+        let Some(entry) = entry else {
+            let current = entries.get(key).map(|e| e.record.clone());
+            return force_unlock_refused(key, actor, reason, current);
+        };
+        let record = &mut entry.record;
+        record.status = LockStatus::Failed;
+        record.ended_at = Some(iso_at_millis(now_millis));
+        record.released_by = Some(actor.to_owned());
+        record.release_reason = Some(reason.to_owned());
+        record.forced = true;
+        record.ttl = Some((now_millis / 1000).saturating_add(self.retention_secs()));
+        Ok(record.clone())
+    }
+
+    fn status_now(&self, key: &str) -> Result<Option<LockRecord>, LockError> {
+        validate_key(key)?;
+        Ok(self.entries().get(key).map(|e| e.record.clone()))
+    }
+
+    /// Reads the way the active index is queried: `IN_PROGRESS` records in
+    /// key order after the page token; `page_size` records are read (matching
+    /// the key prefix) before the environment filter drops any, and a page
+    /// that read that many names its last key as the next token.
+    fn list_now(&self, query: &ListQuery) -> LockPage {
+        let limit = usize::try_from(query.page_size.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
+        let prefix = query.prefix.as_deref().unwrap_or_default();
+        let start = match query.page_token.as_deref() {
+            Some(token) => Bound::Excluded(token),
+            None => Bound::Unbounded,
+        };
+        let entries = self.entries();
+        let read: Vec<&LockRecord> = entries
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(_, e)| &e.record)
+            .filter(|r| r.status == LockStatus::InProgress && r.lock_key.starts_with(prefix))
+            .take(limit)
+            .collect();
+        let next_page_token = (read.len() == limit)
+            .then(|| read.last().map(|r| r.lock_key.clone()))
+            .flatten();
+        let locks = read
+            .into_iter()
+            .filter(|r| {
+                query
+                    .environment
+                    .as_deref()
+                    .is_none_or(|env| r.environment.as_deref() == Some(env))
+            })
+            .cloned()
+            .collect();
+        LockPage {
+            locks,
+            next_page_token,
+        }
+    }
+}
+
+/// The run condition of a completion: the grant's pipeline binding and its
+/// recorded run id must be exactly the ones the completion names.
+fn run_matches(entry: &Entry, run: &RunCheck) -> bool {
+    match run {
+        RunCheck::Unchecked => true,
+        RunCheck::Recorded {
+            repository,
+            workflow,
+            run_id,
+        } => {
+            entry
+                .record
+                .pipeline
+                .as_ref()
+                .is_some_and(|p| p.repository == *repository && p.workflow == *workflow)
+                && entry.run_id == Some(*run_id)
+        }
+    }
+}
+
+/// The memory adapter: every operation is decided under the store's lock
+/// and is complete when its future is first polled.
+impl LockStore for MemoryStore {
+    fn options(&self) -> &LockOptions {
+        &self.options
+    }
+
+    fn now_millis(&self) -> u64 {
+        clock::now_epoch_millis().saturating_add(self.shared.ahead_millis.load(Ordering::SeqCst))
+    }
+
+    async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
+        self.acquire_now(request)
+    }
+
+    async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+        self.release_now(request)
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        lock_id: &str,
+        ttl: Duration,
+    ) -> Result<LockRecord, LockError> {
+        self.renew_now(key, lock_id, ttl)
+    }
+
+    async fn set_run(
+        &self,
+        key: &str,
+        lock_id: &str,
+        run_id: Option<u64>,
+        run_url: &str,
+    ) -> Result<LockRecord, LockError> {
+        self.set_run_now(key, lock_id, run_id, run_url)
+    }
+
+    async fn force_unlock(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> Result<LockRecord, LockError> {
+        self.force_unlock_now(key, actor, reason, only_lock_id, None)
+    }
+
+    async fn force_unlock_seen(
+        &self,
+        key: &str,
+        actor: &str,
+        reason: &str,
+        granted_by: u64,
+    ) -> Result<LockRecord, LockError> {
+        self.force_unlock_now(key, actor, reason, None, Some(granted_by))
+    }
+
+    async fn status(&self, key: &str) -> Result<Option<LockRecord>, LockError> {
+        self.status_now(key)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<LockPage, LockError> {
+        Ok(self.list_now(query))
+    }
+}
