@@ -18,6 +18,7 @@
 use std::fmt::Write as _;
 
 use crate::config::{CommandConfig, Config};
+use crate::target::Target;
 
 /// What a user asked for, checked against the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +26,8 @@ pub enum Request {
     /// Take the lock and dispatch the pipeline (or, with `dry_run`, only
     /// say what would happen).
     Run {
-        /// The command, e.g. `/build`.
-        command: String,
-        /// The component, lowercase.
-        component: String,
-        /// The environment, lowercase.
-        environment: String,
+        /// What to run.
+        target: Target,
         /// The lock this run takes, per the command's lock scope.
         lock_key: String,
         /// Whether to only report what would happen.
@@ -43,12 +40,8 @@ pub enum Request {
     },
     /// Release a lock by force (for admins, when a run died holding it).
     Unlock {
-        /// The command, e.g. `/build`.
-        command: String,
-        /// The component, lowercase.
-        component: String,
-        /// The environment, lowercase.
-        environment: String,
+        /// Whose lock to release.
+        target: Target,
         /// The lock to release.
         lock_key: String,
         /// Why, as the user wrote it; recorded and posted to the channel.
@@ -59,12 +52,8 @@ pub enum Request {
     /// The holder ends their own run: the lock is released and the run
     /// cancelled.
     Cancel {
-        /// The command, e.g. `/build`.
-        command: String,
-        /// The component, lowercase.
-        component: String,
-        /// The environment, lowercase.
-        environment: String,
+        /// Whose run to stop.
+        target: Target,
         /// The lock to release.
         lock_key: String,
     },
@@ -79,11 +68,10 @@ impl Request {
     /// The slash command this request is for.
     pub fn command(&self) -> &str {
         match self {
-            Request::Run { command, .. }
-            | Request::Status { command }
-            | Request::Unlock { command, .. }
-            | Request::Cancel { command, .. }
-            | Request::Help { command } => command,
+            Request::Run { target, .. }
+            | Request::Unlock { target, .. }
+            | Request::Cancel { target, .. } => &target.command,
+            Request::Status { command } | Request::Help { command } => command,
         }
     }
 
@@ -92,29 +80,26 @@ impl Request {
     pub fn text(&self) -> String {
         match self {
             Request::Run {
-                component,
-                environment,
-                dry_run,
-                ..
+                target, dry_run, ..
             } => {
                 let flag = if *dry_run { " --dry-run" } else { "" };
-                format!("{component} {environment}{flag}")
+                format!("{} {}{flag}", target.component, target.environment)
             }
             Request::Unlock {
-                component,
-                environment,
+                target,
                 reason,
                 keep_run,
                 ..
             } => {
                 let flag = if *keep_run { " --keep-run" } else { "" };
-                format!("unlock {component} {environment}{flag} {reason}")
+                format!(
+                    "unlock {} {}{flag} {reason}",
+                    target.component, target.environment
+                )
             }
-            Request::Cancel {
-                component,
-                environment,
-                ..
-            } => format!("cancel {component} {environment}"),
+            Request::Cancel { target, .. } => {
+                format!("cancel {} {}", target.component, target.environment)
+            }
             Request::Status { .. } => "status".into(),
             Request::Help { .. } => "help".into(),
         }
@@ -353,7 +338,7 @@ pub fn parse_request(
                     "`unlock` has no dry run; `status` shows what is locked.".into(),
                 ));
             }
-            let (component, environment) = check_target(cmd_config, component, environment)?;
+            let target = check_target(cmd_config, component, environment)?;
             let rest = words.get(3..).unwrap_or_default();
             let keep_run = rest.iter().any(|w| w.eq_ignore_ascii_case("--keep-run"));
             let reason = rest
@@ -365,15 +350,13 @@ pub fn parse_request(
             if reason.is_empty() {
                 return Err(CommandError::MissingReason {
                     command,
-                    component,
-                    environment,
+                    component: target.component,
+                    environment: target.environment,
                 });
             }
-            let lock_key = cmd_config.lock_key(&command, &component, &environment);
+            let lock_key = cmd_config.lock_key(&target);
             Ok(Request::Unlock {
-                command,
-                component,
-                environment,
+                target,
                 lock_key,
                 reason,
                 keep_run,
@@ -387,14 +370,9 @@ pub fn parse_request(
                     "`{command} cancel` takes a component and an environment: the run of yours to stop."
                 )));
             };
-            let (component, environment) = check_target(cmd_config, component, environment)?;
-            let lock_key = cmd_config.lock_key(&command, &component, &environment);
-            Ok(Request::Cancel {
-                command,
-                component,
-                environment,
-                lock_key,
-            })
+            let target = check_target(cmd_config, component, environment)?;
+            let lock_key = cmd_config.lock_key(&target);
+            Ok(Request::Cancel { target, lock_key })
         }
         _ => {
             let dry_run = words.iter().any(|w| is_dry_run(w));
@@ -415,24 +393,22 @@ pub fn parse_request(
                     )
                 }));
             };
-            let (component, environment) = check_target(cmd_config, component, environment)?;
-            if !cmd_config.user_may_run(user_id, &environment) {
+            let target = check_target(cmd_config, component, environment)?;
+            if !cmd_config.user_may_run(user_id, &target.environment) {
                 return Err(CommandError::NotAllowed {
                     command,
                     user: user_id.to_string(),
                     allowed_users: cmd_config
                         .allowed_users
-                        .get(&environment)
+                        .get(&target.environment)
                         .cloned()
                         .unwrap_or_default(),
-                    environment,
+                    environment: target.environment,
                 });
             }
-            let lock_key = cmd_config.lock_key(&command, &component, &environment);
+            let lock_key = cmd_config.lock_key(&target);
             Ok(Request::Run {
-                command,
-                component,
-                environment,
+                target,
                 lock_key,
                 dry_run,
             })
@@ -440,29 +416,28 @@ pub fn parse_request(
     }
 }
 
-/// Lowercases and checks a component/environment pair against the config.
+/// The target `component environment` names, checked against the config.
 fn check_target(
     config: &CommandConfig,
     component: &str,
     environment: &str,
-) -> Result<(String, String), CommandError> {
-    let component = component.to_lowercase();
-    let environment = environment.to_lowercase();
-    if !config.components.contains(&component) {
+) -> Result<Target, CommandError> {
+    let target = Target::new(&config.name, component, environment);
+    if !config.components.contains(&target.component) {
         return Err(CommandError::UnknownComponent {
-            command: config.name.clone(),
-            component,
+            command: target.command,
+            component: target.component,
             allowed: config.components.clone(),
         });
     }
-    if !config.environments.contains(&environment) {
+    if !config.environments.contains(&target.environment) {
         return Err(CommandError::UnknownEnvironment {
-            command: config.name.clone(),
-            environment,
+            command: target.command,
+            environment: target.environment,
             allowed: config.environments.clone(),
         });
     }
-    Ok((component, environment))
+    Ok(target)
 }
 
 /// `--dry-run`, also as typed by clients that turn `--` into an en or em dash.
@@ -540,9 +515,7 @@ workflow = "deploy.yml"
 
     fn run(component: &str, env: &str, key: &str, dry_run: bool) -> Request {
         Request::Run {
-            command: "/build".into(),
-            component: component.into(),
-            environment: env.into(),
+            target: Target::new("/build", component, env),
             lock_key: key.into(),
             dry_run,
         }
@@ -569,9 +542,7 @@ workflow = "deploy.yml"
         assert_eq!(
             parse("/deploy", "api prod").unwrap(),
             Request::Run {
-                command: "/deploy".into(),
-                component: "api".into(),
-                environment: "prod".into(),
+                target: Target::new("/deploy", "api", "prod"),
                 lock_key: "deploy-prod".into(),
                 dry_run: false,
             }
@@ -736,9 +707,7 @@ workflow = "deploy.yml"
             )
             .unwrap(),
             Request::Unlock {
-                command: "/build".into(),
-                component: "router".into(),
-                environment: "plt".into(),
+                target: Target::new("/build", "router", "plt"),
                 lock_key: "build-router-plt".into(),
                 reason: "run died at step 3".into(),
                 keep_run: false,

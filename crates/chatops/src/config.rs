@@ -36,6 +36,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IntoDeserializer};
 use serde_path_to_error::{Path, Segment};
 
+use crate::target::Target;
+
 /// The workflow inputs baton always sends with a dispatch, so a pipeline can
 /// report its completion back with the lock identity it was given.
 pub const BATON_INPUTS: [&str; 6] = [
@@ -172,19 +174,10 @@ pub struct CommandConfig {
 }
 
 impl CommandConfig {
-    /// The lock key for a run of `command` on `component` in `environment`,
-    /// according to this command's [`LockScope`]: `/build router plt` gives
-    /// `build-router-plt`, `build-router`, `build-plt` or `build`.
-    pub fn lock_key(&self, command: &str, component: &str, environment: &str) -> String {
-        let base = command.trim_start_matches('/').to_lowercase();
-        let component = component.to_lowercase();
-        let environment = environment.to_lowercase();
-        match self.lock_scope {
-            LockScope::ComponentEnvironment => format!("{base}-{component}-{environment}"),
-            LockScope::Component => format!("{base}-{component}"),
-            LockScope::Environment => format!("{base}-{environment}"),
-            LockScope::Command => base,
-        }
+    /// The lock key for a run of `target`, according to this command's
+    /// [`LockScope`].
+    pub fn lock_key(&self, target: &Target) -> String {
+        target.lock_key(self.lock_scope)
     }
 
     /// Whether `user_id` may run this command in `environment`.
@@ -670,10 +663,13 @@ workflow = "build.yml"
         assert_eq!(build.pipeline.git_ref, "main");
         assert!(build.unlock_users.is_empty() && build.allowed_users.is_empty());
         assert_eq!(
-            build.lock_key("/build", "router", "plt"),
+            build.lock_key(&Target::new("/build", "router", "plt")),
             "build-router-plt"
         );
-        assert_eq!(deploy.lock_key("/deploy", "api", "prod"), "deploy-api-prod");
+        assert_eq!(
+            deploy.lock_key(&Target::new("/deploy", "api", "prod")),
+            "deploy-api-prod"
+        );
         assert!(c.command("/echo").is_none());
     }
 
@@ -700,7 +696,11 @@ workflow = "build.yml"
         ];
         for (scope, want) in cases {
             b.lock_scope = scope;
-            assert_eq!(b.lock_key("/build", "Router", "PLT"), want, "{scope:?}");
+            assert_eq!(
+                b.lock_key(&Target::new("/build", "Router", "PLT")),
+                want,
+                "{scope:?}"
+            );
         }
     }
 

@@ -11,6 +11,7 @@
 //!   scope and TTL, permissions, the pipeline to dispatch), validated once.
 //! * [`command`]: the command grammar, turning `/build router plt` into a
 //!   [`Request`] or a [`CommandError`] that says what would have worked.
+//! * [`target`]: what a run is for, and its lock key.
 //! * [`render`]: the Slack replies, as Block Kit JSON.
 //!
 //! Nothing here touches the network, the clock or AWS: callers pass `now`
@@ -20,6 +21,7 @@ pub mod command;
 pub mod config;
 pub mod message;
 pub mod render;
+pub mod target;
 
 pub use command::{CommandError, Request, help_text, parse_request, usage_lines};
 pub use config::{
@@ -28,3 +30,4 @@ pub use config::{
 };
 pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
 pub use render::{Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType};
+pub use target::{Target, is_key_of, key_base};

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::command::{CommandError, escape, help_text, usage_lines};
 use crate::config::CommandConfig;
+use crate::target::Target;
 
 /// Slack's limit on a section block's text.
 const MAX_SECTION_CHARS: usize = 3000;
@@ -243,25 +244,23 @@ fn emoji_for(cmd: &str) -> &'static str {
     }
 }
 
-/// The run as a user would type it: `/build router plt`.
-fn invocation(cmd: &str, component: &str, env: &str) -> String {
-    escape(&format!("{cmd} {component} {env}"))
+/// The run as a user would type it, escaped: `/build router plt`.
+fn invocation(target: &Target) -> String {
+    escape(&target.invocation())
 }
 
 /// Posted to the channel when a run has its lock and its pipeline started.
 pub fn started(
-    cmd: &str,
-    component: &str,
-    env: &str,
+    target: &Target,
     requester_id: &str,
     lock: &LockView,
     run_url: Option<&str>,
 ) -> Reply {
     Reply::in_channel(format!(
         "{} {} started `{}` (fence {}).{} Lock `{}` held until {}.",
-        emoji_for(cmd),
+        emoji_for(&target.command),
         mention(requester_id),
-        invocation(cmd, component, env),
+        invocation(target),
         lock.fence,
         run_link(run_url),
         escape(&lock.lock_key),
@@ -270,10 +269,10 @@ pub fn started(
 }
 
 /// Told only to the requester when someone else holds the lock.
-pub fn held(cmd: &str, component: &str, env: &str, holder: &LockView, now: u64) -> Reply {
+pub fn held(target: &Target, holder: &LockView, now: u64) -> Reply {
     Reply::ephemeral(format!(
         "⏳ `{}` is already running: {} holds `{}`{} since {} ({} ago), until {} (in {}). Try again once it's done or expired, or check `{} status`.",
-        invocation(cmd, component, env),
+        invocation(target),
         holder.holder(),
         escape(&holder.lock_key),
         holder.purpose_suffix(),
@@ -281,15 +280,15 @@ pub fn held(cmd: &str, component: &str, env: &str, holder: &LockView, now: u64) 
         short_duration(now.saturating_sub(holder.locked_at)),
         clock(holder.expires_at),
         short_duration(holder.expires_at.saturating_sub(now)),
-        escape(cmd),
+        escape(&target.command),
     ))
 }
 
 /// Told to the requester when the pipeline could not be dispatched.
-pub fn dispatch_failed(cmd: &str, component: &str, env: &str, reason: &str) -> Reply {
+pub fn dispatch_failed(target: &Target, reason: &str) -> Reply {
     Reply::ephemeral(format!(
         "⚠️ I couldn't start the pipeline for `{}`: {}\nThe lock was released (marked FAILED), so you can try again.",
-        invocation(cmd, component, env),
+        invocation(target),
         escape(reason.trim()),
     ))
 }
@@ -297,16 +296,10 @@ pub fn dispatch_failed(cmd: &str, component: &str, env: &str, reason: &str) -> R
 /// Told to the requester when GitHub never answered the dispatch and its
 /// runs list could not say whether the run started: the lock is kept until
 /// `expires_at` so no second pipeline can start beside one that may run.
-pub fn dispatch_unconfirmed(
-    cmd: &str,
-    component: &str,
-    env: &str,
-    reason: &str,
-    expires_at: u64,
-) -> Reply {
+pub fn dispatch_unconfirmed(target: &Target, reason: &str, expires_at: u64) -> Reply {
     Reply::ephemeral(format!(
         "⚠️ GitHub didn't confirm the pipeline for `{}`: {}\nIt may have started, so the lock stays until {} to keep a second run out. Check the workflow's runs in GitHub Actions.",
-        invocation(cmd, component, env),
+        invocation(target),
         escape(reason.trim()),
         clock(expires_at),
     ))
@@ -415,18 +408,12 @@ pub fn unlocked(
 /// Posted to the channel when a command dispatched its pipeline with no
 /// lock (the command needs none, or locking is switched off): nothing about a
 /// lock is claimed, because there is none.
-pub fn started_unlocked(
-    cmd: &str,
-    component: &str,
-    env: &str,
-    requester_id: &str,
-    run_url: Option<&str>,
-) -> Reply {
+pub fn started_unlocked(target: &Target, requester_id: &str, run_url: Option<&str>) -> Reply {
     Reply::in_channel(format!(
         "{} {} started `{}` without a lock.{}",
-        emoji_for(cmd),
+        emoji_for(&target.command),
         mention(requester_id),
-        invocation(cmd, component, env),
+        invocation(target),
         run_link(run_url),
     ))
 }
@@ -444,10 +431,10 @@ pub fn request_expired(cmd: &str, text: &str, waited_secs: u64) -> Reply {
 
 /// Told to the requester when the lock of an earlier attempt of this very
 /// request lapsed before its pipeline started: nothing runs under it.
-pub fn lapsed_before_start(cmd: &str, component: &str, env: &str) -> Reply {
+pub fn lapsed_before_start(target: &Target) -> Reply {
     Reply::ephemeral(format!(
         "⚠️ The lock taken for `{}` lapsed before its pipeline started, so nothing was started. Run the command again to take a fresh lock.",
-        invocation(cmd, component, env),
+        invocation(target),
     ))
 }
 
@@ -586,9 +573,7 @@ pub fn accepted(cmd: &str, text: &str) -> Reply {
 /// What `cmd component env --dry-run` would do, told only to the requester.
 /// `current` is the lock's present holder, if any.
 pub fn dry_run(
-    cmd: &str,
-    component: &str,
-    env: &str,
+    target: &Target,
     lock_key: &str,
     config: &CommandConfig,
     current: Option<&LockView>,
@@ -602,7 +587,7 @@ pub fn dry_run(
         escape(&p.git_ref)
     );
     let ttl = ttl_display(config.lock_ttl);
-    let inv = invocation(cmd, component, env);
+    let inv = invocation(target);
     let text = match current {
         _ if !config.requires_lock => {
             format!("🧪 Dry run of `{inv}`: takes no lock; would {dispatch}.")
@@ -693,9 +678,7 @@ mod tests {
     #[test]
     fn started_is_in_channel_with_link_and_expiry() {
         let v = started(
-            "/build",
-            "router",
-            "plt",
+            &Target::new("/build", "router", "plt"),
             "U1",
             &lock(),
             Some("https://github.com/acme/platform/actions/runs/9"),
@@ -710,7 +693,7 @@ mod tests {
         assert_eq!(v["blocks"][0]["type"], "section");
         assert_eq!(v["blocks"][0]["text"]["type"], "mrkdwn");
         assert_eq!(section_text(&v, 0), text);
-        let no_link = started("/deploy", "api", "prod", "U1", &lock(), None).text;
+        let no_link = started(&Target::new("/deploy", "api", "prod"), "U1", &lock(), None).text;
         assert!(
             no_link.starts_with("🚀 <@U1> started `/deploy api prod` (fence 7). Lock"),
             "{no_link}"
@@ -719,7 +702,7 @@ mod tests {
 
     #[test]
     fn held_is_ephemeral_and_says_who_and_when() {
-        let r = held("/build", "router", "plt", &lock(), T0 + 240);
+        let r = held(&Target::new("/build", "router", "plt"), &lock(), T0 + 240);
         assert_eq!(r.response_type, ResponseType::Ephemeral);
         assert_eq!(r.to_json()["response_type"], "ephemeral");
         assert!(
@@ -740,9 +723,7 @@ mod tests {
     #[test]
     fn dispatch_failed_explains() {
         let r = dispatch_failed(
-            "/build",
-            "router",
-            "plt",
+            &Target::new("/build", "router", "plt"),
             "GitHub said 422: workflow not found on main",
         );
         assert_eq!(r.response_type, ResponseType::Ephemeral);
@@ -868,9 +849,7 @@ mod tests {
         let cfg = Config::builtin();
         let build = cfg.command("/build").unwrap();
         let r = dry_run(
-            "/build",
-            "router",
-            "plt",
+            &Target::new("/build", "router", "plt"),
             "build-router-plt",
             build,
             None,
@@ -883,9 +862,7 @@ mod tests {
             r.text
         );
         let r = dry_run(
-            "/build",
-            "router",
-            "plt",
+            &Target::new("/build", "router", "plt"),
             "build-router-plt",
             build,
             Some(&lock()),
@@ -898,9 +875,7 @@ mod tests {
             r.text
         );
         let r = dry_run(
-            "/build",
-            "router",
-            "plt",
+            &Target::new("/build", "router", "plt"),
             "build-router-plt",
             build,
             Some(&lock()),
@@ -915,8 +890,8 @@ mod tests {
 
     #[test]
     fn notices_and_internal_error() {
-        let r =
-            started("/build", "router", "plt", "U1", &lock(), None).with_locking_disabled_notice();
+        let r = started(&Target::new("/build", "router", "plt"), "U1", &lock(), None)
+            .with_locking_disabled_notice();
         assert_eq!(r.blocks.len(), 2);
         assert_eq!(r.blocks[1], Block::context(locking_disabled_notice()));
         assert!(r.text.ends_with(locking_disabled_notice()));
@@ -940,7 +915,7 @@ mod tests {
     fn long_text_is_truncated_to_slack_limit() {
         let mut l = lock();
         l.purpose = Some("é".repeat(5000));
-        let r = held("/build", "router", "plt", &l, T0);
+        let r = held(&Target::new("/build", "router", "plt"), &l, T0);
         let Block::Section { text } = &r.blocks[0] else {
             panic!("expected a section");
         };

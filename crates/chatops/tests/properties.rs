@@ -10,7 +10,7 @@
 
 use baton_chatops::{
     CommandError, CommandMessage, CompletionMessage, Conclusion, Config, ConfigError, MessageError,
-    QueueMessage, Request, parse_request,
+    QueueMessage, Request, Target, parse_request,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -140,12 +140,13 @@ proptest! {
             Ok(request) => {
                 let cmd = config.command(request.command()).expect("requests are for configured commands");
                 match &request {
-                    Request::Run { component, environment, lock_key, .. }
-                    | Request::Unlock { component, environment, lock_key, .. }
-                    | Request::Cancel { component, environment, lock_key, .. } => {
-                        prop_assert!(cmd.components.contains(component), "{request:?}");
-                        prop_assert!(cmd.environments.contains(environment), "{request:?}");
-                        prop_assert_eq!(lock_key, &cmd.lock_key(&cmd.name, component, environment));
+                    Request::Run { target, lock_key, .. }
+                    | Request::Unlock { target, lock_key, .. }
+                    | Request::Cancel { target, lock_key, .. } => {
+                        prop_assert!(cmd.components.contains(&target.component), "{request:?}");
+                        prop_assert!(cmd.environments.contains(&target.environment), "{request:?}");
+                        prop_assert_eq!(&target.command, &cmd.name);
+                        prop_assert_eq!(lock_key, &cmd.lock_key(target));
                     }
                     Request::Status { .. } | Request::Help { .. } => {}
                 }
@@ -153,8 +154,8 @@ proptest! {
                     prop_assert!(!reason.trim().is_empty(), "an unlock always carries its reason");
                     prop_assert!(cmd.user_may_unlock(&user));
                 }
-                if let Request::Run { environment, .. } = &request {
-                    prop_assert!(cmd.user_may_run(&user, environment));
+                if let Request::Run { target, .. } = &request {
+                    prop_assert!(cmd.user_may_run(&user, &target.environment));
                 }
                 // Written out the way a user would type it, it reads the same.
                 let again = parse_request(&config, request.command(), &request.text(), &user);
@@ -621,7 +622,10 @@ fn check_accepted(config: &Config) -> Result<(), TestCaseError> {
         if c.user_may_run("U-anyone", environment) {
             match parse_request(config, &c.name, &text, "U-anyone") {
                 Ok(Request::Run { lock_key, .. }) => {
-                    prop_assert_eq!(lock_key, c.lock_key(&c.name, component, environment))
+                    prop_assert_eq!(
+                        lock_key,
+                        c.lock_key(&Target::new(&c.name, component, environment))
+                    )
                 }
                 other => prop_assert!(false, "`{} {text}` was not a run: {other:?}", c.name),
             }

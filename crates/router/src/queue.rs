@@ -23,7 +23,7 @@ use std::time::Duration;
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use baton_chatops::{CommandMessage, CompletionMessage, QueueMessage, Request};
+use baton_chatops::{CommandMessage, CompletionMessage, QueueMessage, Request, key_base};
 use sha2::{Digest, Sha256};
 
 /// SQS's limit on group and deduplication ids.
@@ -47,9 +47,7 @@ impl Outgoing {
             Request::Run { lock_key, .. }
             | Request::Unlock { lock_key, .. }
             | Request::Cancel { lock_key, .. } => lock_key.as_str(),
-            Request::Status { command } | Request::Help { command } => {
-                command.trim_start_matches('/')
-            }
+            Request::Status { command } | Request::Help { command } => &key_base(command),
         };
         Outgoing {
             body: QueueMessage::Command(msg.clone()).to_json(),
@@ -164,7 +162,7 @@ pub fn retry_config() -> RetryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_chatops::Conclusion;
+    use baton_chatops::{Conclusion, Target};
 
     fn command_msg() -> CommandMessage {
         CommandMessage {
@@ -187,9 +185,7 @@ mod tests {
     #[test]
     fn run_and_unlock_group_by_lock_key_status_and_help_by_command() {
         let run = Request::Run {
-            command: "/build".into(),
-            component: "router".into(),
-            environment: "plt".into(),
+            target: Target::new("/build", "router", "plt"),
             lock_key: "build-router-plt".into(),
             dry_run: false,
         };
@@ -199,9 +195,7 @@ mod tests {
         assert!(o.body.contains(r#""kind":"command""#), "{}", o.body);
 
         let unlock = Request::Unlock {
-            command: "/build".into(),
-            component: "router".into(),
-            environment: "plt".into(),
+            target: Target::new("/build", "router", "plt"),
             lock_key: "build-router-plt".into(),
             reason: "stuck".into(),
             keep_run: false,

@@ -2,7 +2,7 @@
 //! `cancel`, and stopping the run of a grant they end.
 
 use baton_chatops::render::{self, RunStop};
-use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig};
+use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig, is_key_of, key_base};
 use baton_lock::clock::now_epoch_secs;
 use baton_lock::{ListQuery, LockError, LockRecord, LockStatus, ReleaseRequest};
 use tokio::time::Instant;
@@ -18,9 +18,8 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         command: &str,
         deadline: Instant,
     ) -> Outcome {
-        let base = command.trim_start_matches('/').to_lowercase();
         let mut query = ListQuery {
-            prefix: Some(base.clone()),
+            prefix: Some(key_base(command)),
             ..Default::default()
         };
         let mut locks = Vec::new();
@@ -36,7 +35,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             locks.extend(
                 page.locks
                     .iter()
-                    .filter(|r| r.lock_key == base || r.lock_key.starts_with(&format!("{base}-")))
+                    .filter(|r| is_key_of(command, &r.lock_key))
                     .map(view),
             );
             match page.next_page_token {

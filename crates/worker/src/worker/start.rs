@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton_chatops::render;
-use baton_chatops::{CommandConfig, CommandMessage, Request};
+use baton_chatops::{CommandConfig, CommandMessage, Request, Target};
 use baton_lock::clock::{now_epoch_millis, now_epoch_secs};
 use baton_lock::{
     AcquireRequest, Grant, GrantKind, LockError, LockRecord, LockState, LockStatus, PipelineRun,
@@ -59,9 +59,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
                 self.cancel(message, config, lock_key, deadline).await
             }
             Request::Run {
-                command,
-                component,
-                environment,
+                target,
                 lock_key,
                 dry_run,
             } => {
@@ -71,9 +69,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
                     receive_count,
                     message,
                     config,
-                    command,
-                    component,
-                    environment,
+                    target,
                     lock_key,
                     key: if locked {
                         lock_key.clone()
@@ -133,9 +129,9 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
                 GrantKind::Existing => return self.redelivered(run, grant, deadline).await,
                 GrantKind::TakenOver { ref from } => {
                     warn!(lock_key = %run.key, previous = %from.locked_by, "took over an expired lock");
-                    emf::emit(Metric::LockAcquired, run.command, 1.0);
+                    emf::emit(Metric::LockAcquired, &run.target.command, 1.0);
                 }
-                GrantKind::New => emf::emit(Metric::LockAcquired, run.command, 1.0),
+                GrantKind::New => emf::emit(Metric::LockAcquired, &run.target.command, 1.0),
             }
             info!(lock_key = %run.key, fence = grant.fence(), locked = run.locked, "grant taken");
             return self.dispatch(run, &grant, deadline).await;
@@ -150,9 +146,9 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         let mut request = AcquireRequest::new(&run.key, &message.user_id, run.config.lock_ttl);
         request.request_id = Some(request_id(message));
         request.owner_name = message.user_name.clone();
-        request.purpose = Some(run.invocation());
-        request.component = Some(run.component.to_owned());
-        request.environment = Some(run.environment.to_owned());
+        request.purpose = Some(run.target.invocation());
+        request.component = Some(run.target.component.clone());
+        request.environment = Some(run.target.environment.clone());
         request.correlation_id = Some(slack_correlation(message));
         request.pipeline = Some(PipelineRun {
             repository: run.config.pipeline.repository(),
@@ -164,20 +160,14 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
     }
 
     async fn held(&self, run: &Run<'_>, holder: &LockRecord, deadline: Instant) -> Outcome {
-        emf::emit(Metric::LockHeld, run.command, 1.0);
+        emf::emit(Metric::LockHeld, &run.target.command, 1.0);
         info!(lock_key = %run.key, holder = %holder.locked_by, "lock held; telling the requester");
         // The settle above may have renewed the holder: show the lease it has now.
         let holder = match self.locks.status(&run.key).await {
             Ok(Some(current)) if current.lock_id == holder.lock_id => current,
             _ => holder.clone(),
         };
-        let reply = render::held(
-            run.command,
-            run.component,
-            run.environment,
-            &view(&holder),
-            now_epoch_secs(),
-        );
+        let reply = render::held(run.target, &view(&holder), now_epoch_secs());
         self.reply(run.message, &reply, deadline).await
     }
 
@@ -188,8 +178,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         info!(lock_key = %run.key, status = %record.status, "redelivered after the run ended");
         match (&record.release_reason, record.status, record.forced) {
             (Some(reason), LockStatus::Failed, false) if reason.starts_with(DISPATCH_FAILED) => {
-                let reply =
-                    render::dispatch_failed(run.command, run.component, run.environment, reason);
+                let reply = render::dispatch_failed(run.target, reason);
                 self.reply(run.message, &reply, deadline).await
             }
             _ => Outcome::Done,
@@ -214,7 +203,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             }
             info!(lock_key = %run.key, error = %e, "the lapsed grant was already replaced");
         }
-        let reply = render::lapsed_before_start(run.command, run.component, run.environment);
+        let reply = render::lapsed_before_start(run.target);
         self.reply(run.message, &reply, deadline).await
     }
 
@@ -254,7 +243,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         let inputs = run.inputs(grant.lock_id(), grant.fence());
         match self.pipeline.dispatch(&run.config.pipeline, &inputs).await {
             Ok(dispatched) => {
-                emf::emit(Metric::Dispatched, run.command, 1.0);
+                emf::emit(Metric::Dispatched, &run.target.command, 1.0);
                 info!(lock_key = %run.key, run_url = %dispatched.run_url, run_id = ?dispatched.run_id, "pipeline dispatched");
                 // Mark the grant as dispatched before telling anyone, so a
                 // redelivery can never dispatch again.
@@ -289,22 +278,9 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
     ) -> Outcome {
         let link = dispatched.exact.then_some(dispatched.run_url.as_str());
         let reply = if run.locked {
-            render::started(
-                run.command,
-                run.component,
-                run.environment,
-                &run.message.user_id,
-                &view(&grant.record),
-                link,
-            )
+            render::started(run.target, &run.message.user_id, &view(&grant.record), link)
         } else {
-            let reply = render::started_unlocked(
-                run.command,
-                run.component,
-                run.environment,
-                &run.message.user_id,
-                link,
-            );
+            let reply = render::started_unlocked(run.target, &run.message.user_id, link);
             if self.settings.locking_enabled {
                 reply
             } else {
@@ -321,7 +297,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         error: DispatchError,
         deadline: Instant,
     ) -> Outcome {
-        emf::emit(Metric::DispatchFailed, run.command, 1.0);
+        emf::emit(Metric::DispatchFailed, &run.target.command, 1.0);
         if let DispatchError::Unavailable(why) = &error {
             if run.receive_count < self.settings.max_receives {
                 // Keep the lock (same request id finds it again) and retry via the queue.
@@ -342,13 +318,8 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
                 Ok(None) => {}
                 Err(e) => {
                     warn!(lock_key = %run.key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
-                    let reply = render::dispatch_unconfirmed(
-                        run.command,
-                        run.component,
-                        run.environment,
-                        why,
-                        grant.record.expires_at,
-                    );
+                    let reply =
+                        render::dispatch_unconfirmed(run.target, why, grant.record.expires_at);
                     return self.reply(run.message, &reply, deadline).await;
                 }
             }
@@ -364,7 +335,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             }
             error!(lock_key = %run.key, error = %e, "could not release after a failed dispatch");
         }
-        let reply = render::dispatch_failed(run.command, run.component, run.environment, &reason);
+        let reply = render::dispatch_failed(run.target, &reason);
         self.reply(run.message, &reply, deadline).await
     }
 
@@ -380,9 +351,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             None
         };
         let mut reply = render::dry_run(
-            run.command,
-            run.component,
-            run.environment,
+            run.target,
             run.lock_key,
             run.config,
             current.as_ref(),
@@ -409,9 +378,7 @@ struct Run<'a> {
     receive_count: u32,
     message: &'a CommandMessage,
     config: &'a CommandConfig,
-    command: &'a str,
-    component: &'a str,
-    environment: &'a str,
+    target: &'a Target,
     /// The target's lock key.
     lock_key: &'a str,
     /// The key the run's grant is on: the lock key, or this request's own
@@ -422,15 +389,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn invocation(&self) -> String {
-        format!("{} {} {}", self.command, self.component, self.environment)
-    }
-
     /// `workflow_dispatch` inputs: baton's own, then the configured extras.
     fn inputs(&self, lock_id: &str, fence: u64) -> BTreeMap<String, String> {
         let mut inputs = self.config.pipeline.inputs.clone();
-        inputs.insert("component".into(), self.component.to_owned());
-        inputs.insert("environment".into(), self.environment.to_owned());
+        inputs.insert("component".into(), self.target.component.clone());
+        inputs.insert("environment".into(), self.target.environment.clone());
         inputs.insert("lock_key".into(), self.key.clone());
         inputs.insert("lock_id".into(), lock_id.to_owned());
         inputs.insert("fence".into(), fence.to_string());
