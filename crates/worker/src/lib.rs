@@ -3,7 +3,10 @@
 //! The SQS-triggered Lambda at the heart of baton: each queued Slack command
 //! takes its lock, dispatches its GitHub Actions workflow and tells the
 //! channel; each completion record ends the lock and reports the outcome.
-//! Decisions live in [`worker`]; Slack and GitHub are thin HTTP adapters.
+//! Decisions live in [`worker`] and [`reconcile`](ReconcileReport); the lock
+//! store, the chat and the pipeline are ports ([`ports`], `baton_lock::LockStore`)
+//! with DynamoDB, Slack and GitHub adapters for production and in-memory ones
+//! ([`fakes`], `baton_lock::MemoryStore`) for fast decision tests.
 
 pub mod emf;
 pub mod fakes;

@@ -14,7 +14,6 @@
 //! key, so a late reconciler never lets a second run in.
 
 use baton_chatops::render;
-use baton_lock::clock::now_epoch_secs;
 use baton_lock::{
     ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck,
 };
@@ -28,6 +27,7 @@ use crate::ports::{Chat, Pipeline};
 #[cfg(doc)]
 use crate::worker::WorkerSettings;
 use crate::worker::{Outcome, Worker, channel_from_correlation};
+use baton_lock::LockStore;
 
 /// How many runs one pass asks about at the same time.
 const CONCURRENT_RUNS: usize = 8;
@@ -66,7 +66,7 @@ pub struct ReconcileReport {
     pub incomplete: bool,
 }
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// One reconciler pass over every active grant.
     pub async fn reconcile(&self, deadline: Instant) -> ReconcileReport {
         let mut report = ReconcileReport::default();
@@ -149,7 +149,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
     /// The run is still queued or working: renew its lease once less than
     /// half is left, and tell the channel if it had already lapsed.
     async fn keep_alive(&self, grant: &LockRecord, run_id: u64, deadline: Instant) -> Settled {
-        let now = now_epoch_secs();
+        let now = self.now_secs();
         let lapsed = grant.state_at(now) == LockState::Expired;
         let lease = self.settings.reconcile_lease;
         if !lapsed && grant.expires_at.saturating_sub(now) > lease.as_secs() / 2 {
@@ -188,7 +188,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         run: &WorkflowRun,
         deadline: Instant,
     ) -> Settled {
-        let now = now_epoch_secs();
+        let now = self.now_secs();
         let run_id = run.id;
         let succeeded = run.conclusion.as_deref() == Some("success");
         let outcome = if succeeded {

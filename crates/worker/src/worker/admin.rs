@@ -3,15 +3,15 @@
 
 use baton_chatops::render::{self, RunStop};
 use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig, is_key_of, key_base};
-use baton_lock::clock::now_epoch_secs;
 use baton_lock::{ListQuery, LockError, LockRecord, LockStatus, ReleaseRequest};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Outcome, Worker, view};
 use crate::ports::{Chat, Pipeline};
+use baton_lock::LockStore;
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     pub(super) async fn status(
         &self,
         message: &CommandMessage,
@@ -45,7 +45,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
         }
         self.reply(
             message,
-            &render::status(command, &locks, now_epoch_secs()),
+            &render::status(command, &locks, self.now_secs()),
             deadline,
         )
         .await

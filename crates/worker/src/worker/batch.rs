@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use super::{Outcome, Worker};
 use crate::ports::{Chat, Pipeline};
+use baton_lock::LockStore;
 
 /// A record, parsed once before the batch is scheduled.
 enum Work {
@@ -23,7 +24,7 @@ enum Work {
     Malformed(MessageError),
 }
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// Handles a batch within the default budget (for `--event` replays).
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         self.handle_until(event, Instant::now() + self.settings.default_budget)

@@ -12,8 +12,9 @@ use crate::github::DispatchError;
 
 use super::{Outcome, Worker, channel_from_correlation, held_for};
 use crate::ports::{Chat, Pipeline};
+use baton_lock::LockStore;
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// A pipeline reported its end. It ends the grant only if it is the run
     /// recorded on that grant (or, while no run id is recorded yet, a run
     /// GitHub confirms was dispatched for it); anything else leaves the lock

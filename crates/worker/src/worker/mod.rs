@@ -6,7 +6,7 @@ use std::time::Duration;
 use baton_chatops::Config;
 use baton_chatops::render::LockView;
 use baton_lock::clock::now_epoch_secs;
-use baton_lock::{LockClient, LockRecord};
+use baton_lock::{LockClient, LockRecord, LockStore};
 use baton_runtime::Secret;
 use tracing::warn;
 
@@ -84,10 +84,11 @@ pub(crate) enum Outcome {
 
 /// The SQS-triggered worker. Build once per cold start; `handle` each batch.
 ///
-/// Its chat and pipeline are ports: Slack and GitHub Actions in production
-/// ([`Worker::new`]), in-memory fakes in decision tests ([`Worker::with_parts`]).
-pub struct Worker<C = Slack, P = GitHub> {
-    pub(crate) locks: LockClient,
+/// Its lock store, chat and pipeline are ports: DynamoDB, Slack and GitHub
+/// Actions in production ([`Worker::new`]); in-memory adapters in decision
+/// tests ([`Worker::with_parts`]).
+pub struct Worker<S = LockClient, C = Slack, P = GitHub> {
+    pub(crate) locks: S,
     pub(crate) settings: WorkerSettings,
     pub(crate) chat: C,
     pub(crate) pipeline: P,
@@ -119,9 +120,9 @@ impl Worker {
     }
 }
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
-    /// A worker on the given chat and pipeline adapters.
-    pub fn with_parts(locks: LockClient, settings: WorkerSettings, chat: C, pipeline: P) -> Self {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
+    /// A worker on the given store, chat and pipeline adapters.
+    pub fn with_parts(locks: S, settings: WorkerSettings, chat: C, pipeline: P) -> Self {
         if !settings.locking_enabled {
             warn!(
                 switch = "ENABLE_DISTRIBUTED_LOCK",
@@ -134,6 +135,12 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             chat,
             pipeline,
         }
+    }
+
+    /// The store's clock, in epoch seconds: every lease decision the worker
+    /// makes reads the same clock the store judges leases by.
+    pub(crate) fn now_secs(&self) -> u64 {
+        self.locks.now_millis() / 1000
     }
 }
 

@@ -11,8 +11,9 @@ use crate::slack::SlackError;
 
 use super::{Outcome, Worker};
 use crate::ports::{Chat, Pipeline};
+use baton_lock::LockStore;
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// Posts a notice to a channel; Slack being down sends the record back.
     pub(crate) async fn post(
         &self,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use baton_chatops::render;
 use baton_chatops::{CommandConfig, CommandMessage, Request, Target};
-use baton_lock::clock::{now_epoch_millis, now_epoch_secs};
 use baton_lock::{
     AcquireRequest, Grant, GrantKind, LockError, LockRecord, LockState, LockStatus, PipelineRun,
     ReleaseRequest, Takeover,
@@ -21,8 +20,9 @@ use crate::reconcile::Settled;
 
 use super::{Outcome, Worker, view};
 use crate::ports::{Chat, Pipeline};
+use baton_lock::LockStore;
 
-impl<C: Chat, P: Pipeline> Worker<C, P> {
+impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     pub(super) async fn command(
         &self,
         id: &str,
@@ -36,7 +36,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             error!(message_id = %id, command = %request.command(), "command vanished from config");
             return Outcome::Done;
         };
-        let waited = now_epoch_millis().saturating_sub(message.received_at);
+        let waited = self.locks.now_millis().saturating_sub(message.received_at);
         let acts = !matches!(request, Request::Help { .. } | Request::Status { .. });
         if acts && Duration::from_millis(waited) > self.settings.max_command_age {
             info!(message_id = %id, user = %message.user_id, waited_ms = waited, "command expired in the queue; not run");
@@ -102,7 +102,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             let grant = match self.locks.acquire(&request).await {
                 Ok(grant) => grant,
                 Err(LockError::Held { holder }) => {
-                    let now = now_epoch_secs();
+                    let now = self.now_secs();
                     if attempt == 0
                         && holder.state_at(now) == LockState::Expired
                         && matches!(self.settle(&holder, deadline).await, Settled::Ended)
@@ -167,7 +167,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             Ok(Some(current)) if current.lock_id == holder.lock_id => current,
             _ => holder.clone(),
         };
-        let reply = render::held(run.target, &view(&holder), now_epoch_secs());
+        let reply = render::held(run.target, &view(&holder), self.now_secs());
         self.reply(run.message, &reply, deadline).await
     }
 
@@ -355,7 +355,7 @@ impl<C: Chat, P: Pipeline> Worker<C, P> {
             run.lock_key,
             run.config,
             current.as_ref(),
-            now_epoch_secs(),
+            self.now_secs(),
         );
         if !self.settings.locking_enabled {
             reply = reply.with_locking_disabled_notice();
