@@ -146,6 +146,16 @@ impl LockRecord {
             .is_some_and(|p| p.status == LockStatus::InProgress)
     }
 
+    /// When the grant was made, in epoch seconds (`lockedAt` is stored as
+    /// RFC 3339 for people reading the table); `None` if it is unreadable.
+    pub fn locked_at_secs(&self) -> Option<u64> {
+        humantime::parse_rfc3339(&self.locked_at)
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+
     /// Human label for the holder: name when known, id otherwise.
     pub fn holder_label(&self) -> &str {
         self.locked_by_name.as_deref().unwrap_or(&self.locked_by)

@@ -129,14 +129,13 @@ impl Pipeline for GitHub {
             .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
-            let details: serde_json::Value = response.json().await.unwrap_or_default();
-            let run_id = details
-                .get("workflow_run_id")
-                .and_then(serde_json::Value::as_u64);
-            return Ok(match details.get("html_url").and_then(|u| u.as_str()) {
+            // Without run details (204, an older GitHub) the body is empty.
+            let details: DispatchAnswer = response.json().await.unwrap_or_default();
+            let run_id = details.workflow_run_id;
+            return Ok(match details.html_url {
                 Some(url) => DispatchedRun {
                     run_id,
-                    run_url: url.to_owned(),
+                    run_url: url,
                     exact: true,
                 },
                 None => DispatchedRun {
@@ -198,23 +197,24 @@ impl Pipeline for GitHub {
                     message,
                 });
             }
-            let runs: serde_json::Value = response.json().await.unwrap_or_default();
-            let found = runs
-                .get("workflow_runs")
-                .and_then(|r| r.as_array())
+            // An answer that cannot be read says nothing about whether the
+            // run started: unknown, never "not started".
+            let page: RunsPage = match response.json().await {
+                Ok(page) => page,
+                Err(e) => {
+                    return Attempt::Transient {
+                        error: DispatchError::Unavailable(format!("unreadable runs list: {e}")),
+                        after: None,
+                    };
+                }
+            };
+            let found = page
+                .workflow_runs
                 .into_iter()
-                .flatten()
-                .find(|run| {
-                    run.get("display_title")
-                        .and_then(|t| t.as_str())
-                        .is_some_and(|t| t.contains(lock_id))
-                })
+                .find(|run| run.display_title.contains(lock_id))
                 .map(|run| DispatchedRun {
-                    run_id: run.get("id").and_then(serde_json::Value::as_u64),
-                    run_url: run
-                        .get("html_url")
-                        .and_then(|u| u.as_str())
-                        .map_or_else(|| self.workflow_page(pipeline), str::to_owned),
+                    run_id: Some(run.id),
+                    run_url: run.html_url.unwrap_or_else(|| self.workflow_page(pipeline)),
                     exact: true,
                 });
             Attempt::Done(found)
@@ -308,10 +308,39 @@ impl Pipeline for GitHub {
     }
 }
 
+/// GitHub's answer to a dispatch asked to `return_run_details`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DispatchAnswer {
+    workflow_run_id: Option<u64>,
+    html_url: Option<String>,
+}
+
+/// A page of a workflow's runs.
+#[derive(Debug, serde::Deserialize)]
+struct RunsPage {
+    #[serde(default)]
+    workflow_runs: Vec<ListedRun>,
+}
+
+/// What the runs list tells of one run that finding a dispatch needs.
+#[derive(Debug, serde::Deserialize)]
+struct ListedRun {
+    id: u64,
+    #[serde(default)]
+    display_title: String,
+    html_url: Option<String>,
+}
+
+/// The body of a GitHub error answer.
+#[derive(Debug, serde::Deserialize)]
+struct ErrorAnswer {
+    message: String,
+}
+
+/// GitHub's error message, else the start of the body.
 async fn error_message(response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect())
+    serde_json::from_str::<ErrorAnswer>(&text)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| text.chars().take(200).collect())
 }

@@ -11,6 +11,7 @@
 pub mod emf;
 pub mod fakes;
 pub mod github;
+pub mod origin;
 pub mod ports;
 mod reconcile;
 mod retry;

@@ -27,6 +27,14 @@ pub enum SlackError {
     ForeignResponseUrl(String),
 }
 
+/// The envelope of every Slack Web API answer.
+#[derive(Debug, Default, serde::Deserialize)]
+struct WebApiAnswer {
+    #[serde(default)]
+    ok: bool,
+    error: Option<String>,
+}
+
 /// A Slack Web API client with the bot token, plus the `response_url` rules.
 #[derive(Debug, Clone)]
 pub struct Slack {
@@ -152,12 +160,9 @@ async fn classify(
         )));
     }
     if web_api {
-        let json: serde_json::Value = response.json().await.unwrap_or_default();
-        if json.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
-            let error = json
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("unknown error");
+        let answer: WebApiAnswer = response.json().await.unwrap_or_default();
+        if !answer.ok {
+            let error = answer.error.as_deref().unwrap_or("unknown error");
             if error == "ratelimited" {
                 return Attempt::Transient {
                     error: SlackError::Unavailable(error.to_owned()),

@@ -11,6 +11,7 @@ use baton_runtime::Secret;
 use tracing::warn;
 
 use crate::github::GitHub;
+use crate::origin::SlackOrigin;
 use crate::ports::{Chat, Pipeline};
 use crate::slack::Slack;
 
@@ -144,12 +145,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     }
 }
 
+/// The Slack channel a grant's notices go to, if it came from Slack.
 pub(crate) fn channel_from_correlation(record: &LockRecord) -> Option<String> {
-    let rest = record.correlation_id.as_deref()?.strip_prefix("slack:")?;
-    rest.split(':')
-        .nth(1)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
+    let origin: SlackOrigin = record.correlation_id.as_deref()?.parse().ok()?;
+    Some(origin.channel)
 }
 
 /// How long a grant has been (or was) held, in seconds.
@@ -157,11 +156,9 @@ fn held_for(record: &LockRecord) -> u64 {
     now_epoch_secs().saturating_sub(epoch_of(record))
 }
 
+/// When a grant was made, in epoch seconds (its lease end if unreadable).
 pub(crate) fn epoch_of(record: &LockRecord) -> u64 {
-    humantime::parse_rfc3339(&record.locked_at)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(record.expires_at, |d| d.as_secs())
+    record.locked_at_secs().unwrap_or(record.expires_at)
 }
 
 /// A lock record as the chatops renderer sees it.

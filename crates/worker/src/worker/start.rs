@@ -19,6 +19,7 @@ use crate::github::{DispatchError, DispatchedRun};
 use crate::reconcile::Settled;
 
 use super::{Outcome, Worker, view};
+use crate::origin::SlackOrigin;
 use crate::ports::{Chat, Pipeline};
 use baton_lock::LockStore;
 
@@ -177,7 +178,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     async fn ended_before(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
         info!(lock_key = %run.key, status = %record.status, "redelivered after the run ended");
         match (&record.release_reason, record.status, record.forced) {
-            (Some(reason), LockStatus::Failed, false) if reason.starts_with(DISPATCH_FAILED) => {
+            (Some(reason), LockStatus::Failed, false)
+                if record.released_by.as_deref() == Some(DISPATCHER) =>
+            {
                 let reply = render::dispatch_failed(run.target, reason);
                 self.reply(run.message, &reply, deadline).await
             }
@@ -325,8 +328,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             }
         }
         error!(lock_key = %run.key, error = %error, receive_count = run.receive_count, "dispatch failed; releasing the lock");
-        let reason = format!("{DISPATCH_FAILED}{error}");
+        let reason = error.to_string();
         let mut release = ReleaseRequest::new(&run.key, grant.lock_id(), LockStatus::Failed);
+        release.actor = Some(DISPATCHER.to_owned());
         release.reason = Some(reason.clone());
         release.fence = Some(grant.fence());
         if let Err(e) = self.locks.release(&release).await {
@@ -364,9 +368,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     }
 }
 
-/// Prefix of the release reason when a dispatch failed, so a redelivery can
-/// tell the user again.
-const DISPATCH_FAILED: &str = "dispatch failed: ";
+/// Who ends a grant whose dispatch failed (its `releasedBy`), so a
+/// redelivery can tell the user again why nothing started.
+const DISPATCHER: &str = "baton:dispatch";
 
 /// Unlocked runs take a grant on `request#<trigger_id>`: a key of their
 /// own, so a redelivery finds its dispatch while nobody else is blocked.
@@ -411,5 +415,9 @@ fn request_id(message: &CommandMessage) -> String {
 /// Where a command came from, stored as the lock's `correlationId` so a
 /// completion can be posted back to the same channel.
 fn slack_correlation(message: &CommandMessage) -> String {
-    format!("slack:{}:{}", message.team_id, message.channel_id)
+    SlackOrigin {
+        team: message.team_id.clone(),
+        channel: message.channel_id.clone(),
+    }
+    .to_string()
 }
