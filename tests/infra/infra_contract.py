@@ -5,14 +5,35 @@ root and returning the problems it found (empty list = infra and code agree).
 test_contract.py runs each one on the real tree and on mutated copies, to
 prove that each check can fail.
 
-Everything here is offline: HCL is read with python-hcl2, Rust with regular
-expressions. Nothing is planned, applied or downloaded.
+HCL is read with python-hcl2. Rust is read by tests/infra/sdk-calls, a small
+program of its own that parses each source file with syn (the parser Rust's
+own macros use) and prints, as JSON, the zero-argument method calls that may
+be AWS SDK operations (`client.get_item()` and the like: an SDK client's
+operation methods take no argument and return a fluent builder), the
+`Put::builder()`-style calls of transaction items and the `&str` constants.
+Which of those calls are AWS requests, and which IAM action each needs, is
+decided here (SDK_CALLS). A parser rather than patterns over the text,
+because the text has comments, string and raw string literals, char literals
+next to lifetimes, `#[cfg(test)]` items and out-of-line test modules, builders
+held in variables and sent later, and calls inside macros: a parser sees them
+as the compiler does, and a file it cannot parse is a problem, not a silent
+miss. Rather than markers at each call site (`// iam: dynamodb:UpdateItem`),
+because a marker is a second copy of what the call already says, and checking
+it both ways would need this same parser to find the unmarked calls.
+
+The lister is built with cargo the first time a check needs it (its Cargo.lock
+pins syn; it is a workspace of its own, outside the Lambda crates' builds).
+Nothing is planned, applied or sent to AWS.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +92,9 @@ EVENT_SOURCE_SQS_ACTIONS = {
     "sqs:GetQueueAttributes",
 }
 
-# AWS SDK for Rust fluent operations -> IAM actions.
+# AWS SDK for Rust fluent operations -> IAM actions. A call the lister finds
+# sent like an SDK request (`x.op()...send()`) whose name is not here is a
+# problem: its IAM action would otherwise go unchecked.
 SDK_CALLS = {
     # DynamoDB
     "get_item": "dynamodb:GetItem",
@@ -104,14 +127,21 @@ SDK_CALLS = {
     "get_parameters_by_path": "ssm:GetParametersByPath",
 }
 # Names common enough outside the SDK (Uri::query(), iterator scans) that a
-# call only counts when the rest of its statement shows a DynamoDB request
-# builder: .send(), .into_paginator(), .table_name(), .index_name(), ...
-# (the builder may be stored in a variable and sent later).
+# call only counts when its builder is sent (`.send()` or `.into_paginator()`,
+# also after being kept in a variable) or set up with one of these DynamoDB
+# request methods in the same expression (a builder handed to a caller).
 AMBIGUOUS_CALLS = {"query", "scan"}
-_SDK_BUILDER_HINT = re.compile(
-    r"\.\s*(send|into_paginator|table_name|index_name|key_condition_expression|"
-    r"filter_expression|exclusive_start_key|segment|total_segments)\s*\("
-)
+SDK_BUILDER_METHODS = {
+    "send",
+    "into_paginator",
+    "table_name",
+    "index_name",
+    "key_condition_expression",
+    "filter_expression",
+    "exclusive_start_key",
+    "segment",
+    "total_segments",
+}
 # IAM has no TransactWriteItems action: each item of the transaction is
 # authorized as its own action. The item kinds are found from the SDK types the
 # code builds.
@@ -121,8 +151,8 @@ TRANSACT_ITEM_TYPES = {
     "Delete": "dynamodb:DeleteItem",
     "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
-# A line carrying this marker is not an AWS call (escape hatch for a
-# same-named method of another client; say why next to it).
+# A call on a line carrying this marker is not an AWS call (escape hatch for
+# a same-named method of another client; say why next to it).
 NOT_AWS_MARKER = "iam-contract: not-aws"
 
 
@@ -326,94 +356,72 @@ def as_number(value: Any) -> float | None:
 # Rust helpers
 # --------------------------------------------------------------------------
 
+SDK_LISTER = Path(__file__).resolve().parent / "sdk-calls"
+
+
+@functools.cache
+def _lister() -> str:
+    """The sdk-calls executable, built (or found up to date) once per process."""
+    cargo = os.environ.get("CARGO") or shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
+    command = [
+        cargo, "build", "--quiet", "--locked",
+        "--manifest-path", str(SDK_LISTER / "Cargo.toml"),
+        "--message-format=json-render-diagnostics",
+    ]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise RuntimeError(f"cargo is needed to build {SDK_LISTER} ({e})") from e
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr}")
+    for line in proc.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            return message["executable"]
+    raise RuntimeError(f"{' '.join(command)} named no executable")
+
+
+def read_rust(root: Path, files: list[Path]) -> tuple[list[dict], list[str]]:
+    """What sdk-calls reports for each file (same order), and a problem for
+    each file it could not parse: its calls would be missing."""
+    if not files:
+        return [], []
+    command = [
+        _lister(),
+        "--methods", ",".join(sorted(SDK_CALLS)),
+        "--builders", ",".join(sorted(TRANSACT_ITEM_TYPES)),
+        "--", *map(str, files),
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sdk-calls failed ({proc.returncode}):\n{proc.stderr}")
+    reports = json.loads(proc.stdout)["files"]
+    problems = [
+        f"{path.relative_to(root)}: cannot be parsed as Rust ({report['error']}): what it calls and defines is unknown"
+        for path, report in zip(files, reports)
+        if report["error"]
+    ]
+    return reports, problems
+
 
 def rust_constants(root: Path) -> tuple[dict[str, str], list[str]]:
     path = root / SCHEMA_RS
     if not path.is_file():
         return {}, [f"{SCHEMA_RS} is missing: it must define {', '.join(SCHEMA_CONSTANTS)}"]
-    text = strip_rust_comments(path.read_text(encoding="utf-8"))
-    found, problems = {}, []
+    reports, problems = read_rust(root, [path])
+    if problems:
+        return {}, problems
+    consts = {}
+    for const in reports[0]["consts"]:
+        consts.setdefault(const["name"], const)
+    found = {}
     for name in SCHEMA_CONSTANTS:
-        m = re.search(
-            rf"\bpub(?:\([a-z]+\))?\s+const\s+{name}\s*:\s*&\s*(?:'static\s+)?str\s*=\s*\"([^\"]*)\"\s*;",
-            text,
-        )
-        if m:
-            found[name] = m.group(1)
+        const = consts.get(name)
+        if const and const["public"] and const["value"] is not None:
+            found[name] = const["value"]
         else:
             problems.append(f"{SCHEMA_RS}: no `pub const {name}: &str = \"...\";`")
     return found, problems
-
-
-_RUST_TOKEN = re.compile(
-    r"""
-      (?P<line_comment>//[^\n]*)
-    | (?P<block_comment>/\*)
-    | (?P<raw_string>b?r(?P<hashes>\#*)")
-    | (?P<string>b?"(?:\\.|[^"\\])*")
-    | (?P<char>b?'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|.)|[^'\\\n])')
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _blank(text: str) -> str:
-    """Same length and line breaks, no content (keeps offsets and line numbers)."""
-    return re.sub(r"[^\n]", " ", text)
-
-
-def strip_rust_comments(text: str, blank_strings: bool = False) -> str:
-    """Blank out comments (and optionally string/char literals), keeping offsets."""
-    out, i = [], 0
-    while True:
-        m = _RUST_TOKEN.search(text, i)
-        if not m:
-            out.append(text[i:])
-            break
-        out.append(text[i : m.start()])
-        if m.group("line_comment"):
-            out.append(_blank(m.group(0)))
-            i = m.end()
-        elif m.group("block_comment"):
-            depth, j = 1, m.end()
-            while depth and j < len(text):
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            out.append(_blank(text[m.start() : j]))
-            i = j
-        elif m.group("raw_string"):
-            end = text.find('"' + m.group("hashes"), m.end())
-            end = len(text) if end < 0 else end + 1 + len(m.group("hashes"))
-            chunk = text[m.start() : end]
-            out.append(_blank(chunk) if blank_strings else chunk)
-            i = end
-        else:  # string or char literal
-            out.append(_blank(m.group(0)) if blank_strings else m.group(0))
-            i = m.end()
-    return "".join(out)
-
-
-_CFG_TEST_MOD = re.compile(r"#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+\w+\s*\{")
-
-
-def strip_test_modules(code: str) -> str:
-    """Blank out `#[cfg(test)] mod x { ... }` (code must be comment/string-free)."""
-    while True:
-        m = _CFG_TEST_MOD.search(code)
-        if not m:
-            return code
-        depth, j = 1, m.end()
-        while depth and j < len(code):
-            if code[j] == "{":
-                depth += 1
-            elif code[j] == "}":
-                depth -= 1
-            j += 1
-        code = code[: m.start()] + _blank(code[m.start() : j]) + code[j:]
 
 
 @dataclass
@@ -426,50 +434,35 @@ class Call:
         return f"{self.file}:{self.line}"
 
 
-def _statement_tail(code: str, start: int) -> str:
-    """Text from `start` to the end of the enclosing statement (`;` at depth 0)."""
-    depth, j = 0, start
-    while j < len(code):
-        c = code[j]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth < 0:
-                break
-        elif c == ";" and depth == 0:
-            break
-        j += 1
-    return code[start:j]
-
-
-_CALL_RE = re.compile(r"\.\s*(" + "|".join(sorted(SDK_CALLS, key=len, reverse=True)) + r")\s*\(\s*\)")
-
-
 def sdk_calls_in(root: Path, files: Iterable[Path]) -> tuple[list[Call], list[str]]:
-    calls, problems = [], []
+    files = list(files)
+    reports, problems = read_rust(root, files)
+    calls: list[Call] = []
     transact_sites: list[Call] = []
     item_types_seen: set[str] = set()
-    for path in files:
+    for path, report in zip(files, reports):
+        if report["error"] or report["test_only"]:
+            continue
         rel = str(path.relative_to(root))
-        raw = path.read_text(encoding="utf-8")
-        raw_lines = raw.splitlines()
-        code = strip_test_modules(strip_rust_comments(raw, blank_strings=True))
-        for m in _CALL_RE.finditer(code):
-            name = m.group(1)
-            line = code.count("\n", 0, m.start()) + 1
-            if NOT_AWS_MARKER in raw_lines[line - 1]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for call in report["calls"]:
+            name, line = call["method"], call["line"]
+            if NOT_AWS_MARKER in lines[line - 1]:
                 continue
-            if name in AMBIGUOUS_CALLS:
-                if not _SDK_BUILDER_HINT.search(_statement_tail(code, m.end())):
-                    continue
+            if name not in SDK_CALLS:  # listed because its builder is sent
+                problems.append(
+                    f"{rel}:{line}: {call['receiver']}.{name}() is sent like an AWS SDK request but "
+                    f"{name} is not in SDK_CALLS: add the IAM action it needs there (or, if it is "
+                    f"no AWS call, mark the line `// {NOT_AWS_MARKER}` and say why)"
+                )
+                continue
+            if name in AMBIGUOUS_CALLS and not (call["sent"] or SDK_BUILDER_METHODS & set(call["then"])):
+                continue
             if SDK_CALLS[name] is None:
                 transact_sites.append(Call("dynamodb:TransactWriteItems", rel, line))
             else:
                 calls.append(Call(SDK_CALLS[name], rel, line))
-        for type_name in TRANSACT_ITEM_TYPES:
-            if re.search(rf"\b{type_name}\s*::\s*builder\s*\(", code):
-                item_types_seen.add(type_name)
+        item_types_seen |= {b["type"] for b in report["builders"]}
     if transact_sites:
         if not item_types_seen:
             problems.append(
@@ -537,15 +530,15 @@ def role_crates(root: Path, crate: str) -> list[Path]:
 
 
 def deployed_sources(root: Path, crates: Iterable[Path]) -> list[Path]:
-    """src/**/*.rs of the crates (tests/, benches/, examples/ are not under src)."""
+    """src/**/*.rs of the crates (tests/, benches/, examples/ are not under
+    src; sdk-calls leaves out the test-only modules among these files)."""
     excluded = {(root / f).resolve() for f in EXCLUDED_SOURCES}
-    files = []
-    for crate_dir in crates:
-        for path in sorted((crate_dir / "src").rglob("*.rs")):
-            if path.resolve() in excluded or "tests" in path.relative_to(crate_dir / "src").parts[:-1]:
-                continue
-            files.append(path)
-    return files
+    return [
+        path
+        for crate_dir in crates
+        for path in sorted((crate_dir / "src").rglob("*.rs"))
+        if path.resolve() not in excluded
+    ]
 
 
 # --------------------------------------------------------------------------

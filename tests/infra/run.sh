@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Offline infrastructure checks for baton:
 #   1. checkov (static IaC analysis) on infra/ -- zero failed checks allowed;
-#   2. pytest tests/infra -- contract tests between infra/ and the Rust code.
-# Needs only Python 3.11+ and PyPI (first run). No terraform binary, no
-# provider download, no AWS credentials. Exits non-zero on any failure.
+#   2. pytest tests/infra -- contract tests between infra/ and the Rust code,
+#      which read the Rust code with tests/infra/sdk-calls (built here first).
+# Needs Python 3.11+, cargo, and PyPI and crates.io on a cold cache. No
+# terraform binary, no provider download, no AWS credentials. Exits non-zero
+# on any failure.
 #
 # Venvs (both under the gitignored /.venv of the repo):
 #   .venv                  pytest + python-hcl2   (tests/infra/requirements.txt)
@@ -67,6 +69,15 @@ BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false \
     --download-external-modules false \
     --compact --quiet
 echo "run.sh: checkov passed in $(elapsed "$t1") s"
+
+# The contract tests' Rust reader (its own small cargo workspace: syn and
+# three dependencies). infra_contract.py builds it too when run without this
+# script; building it here shows its time and any build error on their own.
+[[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+t2=$(now)
+echo "run.sh: cargo build tests/infra/sdk-calls"
+cargo build --quiet --locked --manifest-path "$HERE/sdk-calls/Cargo.toml"
+echo "run.sh: sdk-calls built in $(elapsed "$t2") s"
 
 # pytest's summary stays the last line of output; no __pycache__ in the tree
 # (it is not gitignored).

@@ -115,7 +115,10 @@ SYNTHETIC = {
             request.send().await;
         }
         // A comment is not a call: .delete_item()
+        /* nor a /* nested */ block comment: c.delete_item().send() */
         const DOC: &str = "neither is a string: .scan()";
+        const RAW: &str = r#"nor a raw "string": c.delete_item().send()"#;
+        fn quoted<'a>(s: &'a str) -> (char, &'a str) { ('"', s) }
         #[cfg(test)]
         mod tests {
             fn setup(c: &Client) { let _ = c.put_item().send(); }
@@ -230,8 +233,11 @@ LOCK_TABLE_TF = "infra/modules/lock-table/main.tf"
         ("crates/lock/src/schema.rs", '"lockKey"', '"pk"', "TABLE_PARTITION_KEY"),
         ("crates/lock/src/schema.rs", 'TTL_ATTRIBUTE: &str = "ttl"', 'TTL_ATTRIBUTE: &str = "expires"', "TTL_ATTRIBUTE"),
         ("crates/lock/src/schema.rs", '"active-locks"', '"held-locks"', "ACTIVE_INDEX_NAME"),
-        # a constant the check cannot find
+        # a constant the check cannot find: renamed, commented out, not a literal, private
         ("crates/lock/src/schema.rs", "pub const TTL_ATTRIBUTE", "pub const TTL_ATTR", "TTL_ATTRIBUTE"),
+        ("crates/lock/src/schema.rs", 'pub const TTL_ATTRIBUTE: &str = "ttl";', '// pub const TTL_ATTRIBUTE: &str = "ttl";', "TTL_ATTRIBUTE"),
+        ("crates/lock/src/schema.rs", '"ttl"', 'concat!("t", "tl")', "TTL_ATTRIBUTE"),
+        ("crates/lock/src/schema.rs", "pub const TTL_ATTRIBUTE", "const TTL_ATTRIBUTE", "TTL_ATTRIBUTE"),
     ],
 )
 def test_table_check_fails_on_renamed_name(tree, rel, old, new, expect):
@@ -324,6 +330,96 @@ def test_actions_check_expands_transactions(tree):
     )
     problems, _ = contract.check_role_actions(tree, "worker")
     assert any("code calls dynamodb:PutItem" in p for p in problems), problems
+
+
+# --- how the Rust code is read (tests/infra/sdk-calls) ------------------------
+
+LOCK_LIB = "crates/lock/src/lib.rs"
+
+
+def add_lock_fn(root: Path, code: str) -> None:
+    """Put `code` (one line) at line 1 of the lock crate, which the worker links."""
+    edit(root, LOCK_LIB, "pub async fn acquire", code + "\npub async fn acquire")
+
+
+def test_actions_check_fails_on_unparsable_source(tree):
+    """A file the parser cannot read is a problem, not a file without calls."""
+    add_lock_fn(tree, "pub async fn forget(c: &Client) { c.delete_item().send().await }}")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any(LOCK_LIB in p and "cannot be parsed as Rust" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # a macro whose body is expressions
+        "pub async fn forget(c: &Client) { let _ = tokio::join!(c.delete_item().table_name(\"t\").send(), ready()); }",
+        # one whose body no parser takes: its tokens are scanned
+        "pub async fn forget(c: &Client) { tokio::select! { r = c.delete_item().send() => r, _ = tick() => {} } }",
+    ],
+)
+def test_actions_check_finds_calls_inside_macros(tree, code):
+    add_lock_fn(tree, code)
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:DeleteItem" in p and f"{LOCK_LIB}:1" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        '#[cfg(test)] fn wipe(c: &Client) { c.delete_item().send(); }',
+        '#[cfg(all(test, feature = "local"))] fn wipe(c: &Client) { c.delete_item().send(); }',
+        "#[tokio::test] async fn wipe() { client().delete_item().send().await; }",
+        "fn f(c: &Client) { #[cfg(test)] let _ = c.delete_item().send(); }",
+    ],
+)
+def test_actions_check_skips_test_only_code(tree, code):
+    add_lock_fn(tree, code)
+    assert contract.check_role_actions(tree, "worker") == ([], None)
+    # ...but not code that is also built outside tests
+    edit(tree, LOCK_LIB, code, code.replace("test", "not(test)").replace("tokio::not(test)", "tokio::main"))
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:DeleteItem" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("cfg", ["#[cfg(test)]\n", ""])
+def test_actions_check_skips_out_of_line_test_modules(tree, cfg):
+    """`#[cfg(test)] mod tests;` and the modules it declares are not deployed."""
+    with (tree / LOCK_LIB).open("a") as fh:
+        fh.write(f"{cfg}mod tests;\n")
+    (tree / "crates/lock/src/tests.rs").write_text("mod helpers;\nfn a(c: &Client) { c.delete_item().send(); }\n")
+    (tree / "crates/lock/src/tests").mkdir()
+    (tree / "crates/lock/src/tests/helpers.rs").write_text("fn b(c: &Client) { c.scan().send(); }\n")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    if cfg:
+        assert problems == []
+    else:
+        assert any("code calls dynamodb:DeleteItem" in p and "src/tests.rs:2" in p for p in problems), problems
+        assert any("code calls dynamodb:Scan" in p and "src/tests/helpers.rs:1" in p for p in problems), problems
+
+
+def test_actions_check_follows_a_builder_sent_later(tree):
+    """query/scan count only as a DynamoDB request: here, once it is sent."""
+    add_lock_fn(tree, "pub async fn all(c: &Client) { let request = c.scan(); request.send().await; }")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:Scan" in p for p in problems), problems
+    edit(tree, LOCK_LIB, "request.send().await", "request.len()")
+    assert contract.check_role_actions(tree, "worker") == ([], None)
+
+
+def test_actions_check_fails_on_a_sent_operation_it_does_not_know(tree):
+    """An SDK-shaped request missing from SDK_CALLS is reported, not ignored."""
+    add_lock_fn(tree, 'pub async fn sql(c: &Client) { let s = c.execute_statement().statement("SELECT"); s.send().await; }')
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any(f"{LOCK_LIB}:1: c.execute_statement() is sent like an AWS SDK request" in p for p in problems), problems
+
+
+def test_actions_check_honours_the_not_aws_marker(tree):
+    add_lock_fn(tree, "pub async fn evict(cache: &Cache) { cache.delete_item().send().await; } // iam-contract: not-aws: the local cache")
+    assert contract.check_role_actions(tree, "worker") == ([], None)
+    edit(tree, LOCK_LIB, " // iam-contract: not-aws: the local cache", "")
+    problems, _ = contract.check_role_actions(tree, "worker")
+    assert any("code calls dynamodb:DeleteItem" in p for p in problems), problems
 
 
 def test_actions_check_skips_missing_crate(tree):
