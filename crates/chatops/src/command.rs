@@ -15,8 +15,6 @@
 //! checked here too, so the worker never starts a pipeline for a request
 //! that was not allowed.
 
-use std::fmt::Write as _;
-
 use crate::config::{CommandConfig, Config};
 use crate::target::Target;
 
@@ -106,8 +104,34 @@ impl Request {
     }
 }
 
+/// How a command's text fails the grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformation {
+    /// `status` followed by more words.
+    #[error("status takes no arguments")]
+    StatusTakesNothing,
+    /// `unlock` without a component, an environment and a reason.
+    #[error("unlock needs a component, an environment and a reason")]
+    UnlockNeedsTarget,
+    /// `unlock … --dry-run`.
+    #[error("unlock has no dry run")]
+    UnlockHasNoDryRun,
+    /// `cancel` without exactly a component and an environment.
+    #[error("cancel takes a component and an environment")]
+    CancelNeedsTarget,
+    /// An option other than `--dry-run`.
+    #[error("unknown option {0}")]
+    UnknownOption(String),
+    /// A run with fewer than two words.
+    #[error("a run needs a component and an environment")]
+    RunNeedsTarget,
+    /// A run with more than two words.
+    #[error("a run takes two words, got {0}")]
+    TooManyWords(usize),
+}
+
 /// Why a command could not be accepted. Every variant carries what the user
-/// needs to fix it; [`CommandError::user_message`] renders that for Slack.
+/// needs to fix it; `render` words it for Slack ([`CommandError::user_message`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// The slash command is not configured (a Slack app set up with more
@@ -144,10 +168,8 @@ pub enum CommandError {
     Malformed {
         /// The command, e.g. `/build`.
         command: String,
-        /// What is wrong, in a short sentence.
-        problem: String,
-        /// The usage lines for this command.
-        usage: String,
+        /// What is wrong.
+        problem: Malformation,
     },
     /// The user may not run this command in this environment.
     #[error("user {user} may not run `{command}` in `{environment}`")]
@@ -184,107 +206,6 @@ pub enum CommandError {
     },
 }
 
-impl CommandError {
-    /// A short Slack mrkdwn message that says what went wrong and what is
-    /// allowed instead.
-    pub fn user_message(&self) -> String {
-        match self {
-            CommandError::UnknownCommand { command, known } => format!(
-                "baton isn't set up for `{}`. It knows: {}.",
-                escape(command),
-                code_list(known)
-            ),
-            CommandError::UnknownComponent {
-                command,
-                component,
-                allowed,
-            } => format!(
-                "`{command}` doesn't know component `{}`. Try one of: {}.\n{}",
-                escape(component),
-                code_list(allowed),
-                usage_lines(command)
-            ),
-            CommandError::UnknownEnvironment {
-                command,
-                environment,
-                allowed,
-            } => format!(
-                "`{command}` doesn't know environment `{}`. Try one of: {}.\n{}",
-                escape(environment),
-                code_list(allowed),
-                usage_lines(command)
-            ),
-            CommandError::Malformed { problem, usage, .. } => format!("{problem}\n{usage}"),
-            CommandError::NotAllowed {
-                command,
-                environment,
-                allowed_users,
-                ..
-            } => format!(
-                "You're not on the list of people who can run `{command}` in `{environment}`. Ask {} to run it, or to add you.",
-                people(allowed_users)
-            ),
-            CommandError::NotAllowedToUnlock {
-                command,
-                unlock_users,
-                ..
-            } => {
-                if unlock_users.is_empty() {
-                    format!(
-                        "Force-unlocking `{command}` locks isn't enabled for anyone. Locks expire on their own; `{command} status` shows when."
-                    )
-                } else {
-                    format!(
-                        "Only {} can force-unlock `{command}` locks. Locks also expire on their own; `{command} status` shows when.",
-                        people(unlock_users)
-                    )
-                }
-            }
-            CommandError::MissingReason {
-                command,
-                component,
-                environment,
-            } => format!(
-                "Please say why you're unlocking, e.g. `{command} unlock {component} {environment} run died mid-deploy`. The reason is posted to the channel."
-            ),
-        }
-    }
-}
-
-/// The usage lines for a command, as Slack mrkdwn.
-pub fn usage_lines(command: &str) -> String {
-    format!(
-        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
-    )
-}
-
-/// Help text for a command: usage plus its components and environments.
-pub fn help_text(config: &CommandConfig) -> String {
-    let c = &config.name;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "*{c}* starts the pipeline for a component in an environment."
-    );
-    let _ = writeln!(out, "• `{c} <component> <environment>` to run it");
-    let _ = writeln!(
-        out,
-        "• `{c} <component> <environment> --dry-run` to see what would happen"
-    );
-    let _ = writeln!(out, "• `{c} status` to see who holds which lock");
-    let _ = writeln!(
-        out,
-        "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock and cancel its run (`--keep-run` leaves the run going)"
-    );
-    let _ = writeln!(
-        out,
-        "• `{c} cancel <component> <environment>` to stop your own run and release its lock"
-    );
-    let _ = writeln!(out, "Components: {}", code_list(&config.components));
-    let _ = write!(out, "Environments: {}", code_list(&config.environments));
-    out
-}
-
 /// Parses a slash command's `text` for `msg_command`, on behalf of `user_id`.
 pub fn parse_request(
     config: &Config,
@@ -300,10 +221,9 @@ pub fn parse_request(
             known: config.command_names(),
         })?;
     let command = cmd_config.name.clone();
-    let malformed = |problem: String| CommandError::Malformed {
+    let malformed = |problem: Malformation| CommandError::Malformed {
         command: command.clone(),
         problem,
-        usage: usage_lines(&command),
     };
 
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -314,9 +234,7 @@ pub fn parse_request(
         "help" | "-h" | "--help" => Ok(Request::Help { command }),
         "status" => {
             if words.len() > 1 {
-                return Err(malformed(format!(
-                    "`{command} status` takes nothing after it."
-                )));
+                return Err(malformed(Malformation::StatusTakesNothing));
             }
             Ok(Request::Status { command })
         }
@@ -329,14 +247,10 @@ pub fn parse_request(
                 });
             }
             let (Some(component), Some(environment)) = (words.get(1), words.get(2)) else {
-                return Err(malformed(format!(
-                    "`{command} unlock` needs a component, an environment and a reason."
-                )));
+                return Err(malformed(Malformation::UnlockNeedsTarget));
             };
             if words.iter().any(|w| is_dry_run(w)) {
-                return Err(malformed(
-                    "`unlock` has no dry run; `status` shows what is locked.".into(),
-                ));
+                return Err(malformed(Malformation::UnlockHasNoDryRun));
             }
             let target = check_target(cmd_config, component, environment)?;
             let rest = words.get(3..).unwrap_or_default();
@@ -366,9 +280,7 @@ pub fn parse_request(
             let (Some(component), Some(environment), None) =
                 (words.get(1), words.get(2), words.get(3))
             else {
-                return Err(malformed(format!(
-                    "`{command} cancel` takes a component and an environment: the run of yours to stop."
-                )));
+                return Err(malformed(Malformation::CancelNeedsTarget));
             };
             let target = check_target(cmd_config, component, environment)?;
             let lock_key = cmd_config.lock_key(&target);
@@ -378,19 +290,13 @@ pub fn parse_request(
             let dry_run = words.iter().any(|w| is_dry_run(w));
             let args: Vec<&str> = words.iter().copied().filter(|w| !is_dry_run(w)).collect();
             if let Some(option) = args.iter().find(|w| w.starts_with('-')) {
-                return Err(malformed(format!(
-                    "I don't know the option `{}`; the only option is `--dry-run`.",
-                    escape(option)
-                )));
+                return Err(malformed(Malformation::UnknownOption((*option).to_owned())));
             }
             let [component, environment] = args.as_slice() else {
                 return Err(malformed(if args.len() < 2 {
-                    format!("`{command}` needs a component and an environment.")
+                    Malformation::RunNeedsTarget
                 } else {
-                    format!(
-                        "`{command}` takes a component and an environment, but got {} words.",
-                        args.len()
-                    )
+                    Malformation::TooManyWords(args.len())
                 }));
             };
             let target = check_target(cmd_config, component, environment)?;
@@ -452,35 +358,10 @@ fn is_dry_run(word: &str) -> bool {
     .contains(&lower.as_str())
 }
 
-/// `` `a`, `b`, `c` ``
-fn code_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{}`", escape(i)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `<@U1>`, `<@U1> or <@U2>`, `<@U1>, <@U2> or <@U3>`; "an admin" when empty.
-fn people(users: &[String]) -> String {
-    let mentions: Vec<String> = users.iter().map(|u| format!("<@{}>", escape(u))).collect();
-    match mentions.split_last() {
-        None => "an admin".into(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-    }
-}
-
-/// Escapes the three characters Slack mrkdwn treats as control characters.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::help_text;
 
     fn config() -> Config {
         Config::from_toml_str(

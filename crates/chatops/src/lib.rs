@@ -23,11 +23,13 @@ pub mod message;
 pub mod render;
 pub mod target;
 
-pub use command::{CommandError, Request, help_text, parse_request, usage_lines};
+pub use command::{CommandError, Malformation, Request, parse_request};
 pub use config::{
     BATON_INPUTS, CommandConfig, Config, ConfigError, LockScope, MAX_DISPATCH_INPUTS, OnConflict,
     PipelineConfig,
 };
 pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
-pub use render::{Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType};
+pub use render::{
+    Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType, help_text, usage_lines,
+};
 pub use target::{Target, is_key_of, key_base};

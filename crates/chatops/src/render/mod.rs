@@ -17,9 +17,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::command::{CommandError, escape, help_text, usage_lines};
+use crate::command::CommandError;
+
+mod wording;
+
 use crate::config::CommandConfig;
 use crate::target::Target;
+pub use wording::{help_text, usage_lines};
 
 /// Slack's limit on a section block's text.
 const MAX_SECTION_CHARS: usize = 3000;
@@ -635,6 +639,13 @@ fn truncate(mut s: String, max_chars: usize) -> String {
         s.push('…');
     }
     s
+}
+
+/// Escapes the three characters Slack mrkdwn treats as control characters.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

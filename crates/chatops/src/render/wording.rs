@@ -1,0 +1,161 @@
+//! The words that explain commands: usage, help, and why a command was
+//! refused. The grammar (`crate::command`) decides; this says it in Slack
+//! mrkdwn.
+
+use std::fmt::Write as _;
+
+use super::escape;
+use crate::command::{CommandError, Malformation};
+use crate::config::CommandConfig;
+
+impl CommandError {
+    /// A short Slack mrkdwn message that says what went wrong and what is
+    /// allowed instead.
+    pub fn user_message(&self) -> String {
+        match self {
+            CommandError::UnknownCommand { command, known } => format!(
+                "baton isn't set up for `{}`. It knows: {}.",
+                escape(command),
+                code_list(known)
+            ),
+            CommandError::UnknownComponent {
+                command,
+                component,
+                allowed,
+            } => format!(
+                "`{command}` doesn't know component `{}`. Try one of: {}.\n{}",
+                escape(component),
+                code_list(allowed),
+                usage_lines(command)
+            ),
+            CommandError::UnknownEnvironment {
+                command,
+                environment,
+                allowed,
+            } => format!(
+                "`{command}` doesn't know environment `{}`. Try one of: {}.\n{}",
+                escape(environment),
+                code_list(allowed),
+                usage_lines(command)
+            ),
+            CommandError::Malformed { command, problem } => {
+                format!(
+                    "{}\n{}",
+                    malformation(command, problem),
+                    usage_lines(command)
+                )
+            }
+            CommandError::NotAllowed {
+                command,
+                environment,
+                allowed_users,
+                ..
+            } => format!(
+                "You're not on the list of people who can run `{command}` in `{environment}`. Ask {} to run it, or to add you.",
+                people(allowed_users)
+            ),
+            CommandError::NotAllowedToUnlock {
+                command,
+                unlock_users,
+                ..
+            } => {
+                if unlock_users.is_empty() {
+                    format!(
+                        "Force-unlocking `{command}` locks isn't enabled for anyone. Locks expire on their own; `{command} status` shows when."
+                    )
+                } else {
+                    format!(
+                        "Only {} can force-unlock `{command}` locks. Locks also expire on their own; `{command} status` shows when.",
+                        people(unlock_users)
+                    )
+                }
+            }
+            CommandError::MissingReason {
+                command,
+                component,
+                environment,
+            } => format!(
+                "Please say why you're unlocking, e.g. `{command} unlock {component} {environment} run died mid-deploy`. The reason is posted to the channel."
+            ),
+        }
+    }
+}
+
+/// The usage lines for a command, as Slack mrkdwn.
+pub fn usage_lines(command: &str) -> String {
+    format!(
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
+    )
+}
+
+/// Help text for a command: usage plus its components and environments.
+pub fn help_text(config: &CommandConfig) -> String {
+    let c = &config.name;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "*{c}* starts the pipeline for a component in an environment."
+    );
+    let _ = writeln!(out, "• `{c} <component> <environment>` to run it");
+    let _ = writeln!(
+        out,
+        "• `{c} <component> <environment> --dry-run` to see what would happen"
+    );
+    let _ = writeln!(out, "• `{c} status` to see who holds which lock");
+    let _ = writeln!(
+        out,
+        "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock and cancel its run (`--keep-run` leaves the run going)"
+    );
+    let _ = writeln!(
+        out,
+        "• `{c} cancel <component> <environment>` to stop your own run and release its lock"
+    );
+    let _ = writeln!(out, "Components: {}", code_list(&config.components));
+    let _ = write!(out, "Environments: {}", code_list(&config.environments));
+    out
+}
+
+/// What is wrong with a command's text, in a sentence.
+fn malformation(command: &str, problem: &Malformation) -> String {
+    match problem {
+        Malformation::StatusTakesNothing => format!("`{command} status` takes nothing after it."),
+        Malformation::UnlockNeedsTarget => {
+            format!("`{command} unlock` needs a component, an environment and a reason.")
+        }
+        Malformation::UnlockHasNoDryRun => {
+            "`unlock` has no dry run; `status` shows what is locked.".into()
+        }
+        Malformation::CancelNeedsTarget => format!(
+            "`{command} cancel` takes a component and an environment: the run of yours to stop."
+        ),
+        Malformation::UnknownOption(option) => format!(
+            "I don't know the option `{}`; the only option is `--dry-run`.",
+            escape(option)
+        ),
+        Malformation::RunNeedsTarget => {
+            format!("`{command}` needs a component and an environment.")
+        }
+        Malformation::TooManyWords(n) => {
+            format!("`{command}` takes a component and an environment, but got {n} words.")
+        }
+    }
+}
+
+/// `` `a`, `b`, `c` ``
+fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{}`", escape(i)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `<@U1>`, `<@U1> or <@U2>`, `<@U1>, <@U2> or <@U3>`; "an admin" when empty.
+fn people(users: &[String]) -> String {
+    let mentions: Vec<String> = users.iter().map(|u| format!("<@{}>", escape(u))).collect();
+    match mentions.split_last() {
+        None => "an admin".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
