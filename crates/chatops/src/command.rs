@@ -221,105 +221,123 @@ pub fn parse_request(
             known: config.command_names(),
         })?;
     let command = cmd_config.name.clone();
-    let malformed = |problem: Malformation| CommandError::Malformed {
-        command: command.clone(),
-        problem,
-    };
-
     let words: Vec<&str> = text.split_whitespace().collect();
     let Some(first) = words.first() else {
         return Ok(Request::Help { command });
     };
     match first.to_lowercase().as_str() {
         "help" | "-h" | "--help" => Ok(Request::Help { command }),
-        "status" => {
-            if words.len() > 1 {
-                return Err(malformed(Malformation::StatusTakesNothing));
-            }
-            Ok(Request::Status { command })
-        }
-        "unlock" => {
-            if !cmd_config.user_may_unlock(user_id) {
-                return Err(CommandError::NotAllowedToUnlock {
-                    command,
-                    user: user_id.to_string(),
-                    unlock_users: cmd_config.unlock_users.clone(),
-                });
-            }
-            let (Some(component), Some(environment)) = (words.get(1), words.get(2)) else {
-                return Err(malformed(Malformation::UnlockNeedsTarget));
-            };
-            if words.iter().any(|w| is_dry_run(w)) {
-                return Err(malformed(Malformation::UnlockHasNoDryRun));
-            }
-            let target = check_target(cmd_config, component, environment)?;
-            let rest = words.get(3..).unwrap_or_default();
-            let keep_run = rest.iter().any(|w| w.eq_ignore_ascii_case("--keep-run"));
-            let reason = rest
-                .iter()
-                .filter(|w| !w.eq_ignore_ascii_case("--keep-run"))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if reason.is_empty() {
-                return Err(CommandError::MissingReason {
-                    command,
-                    component: target.component,
-                    environment: target.environment,
-                });
-            }
-            let lock_key = cmd_config.lock_key(&target);
-            Ok(Request::Unlock {
-                target,
-                lock_key,
-                reason,
-                keep_run,
-            })
-        }
-        "cancel" => {
-            let (Some(component), Some(environment), None) =
-                (words.get(1), words.get(2), words.get(3))
-            else {
-                return Err(malformed(Malformation::CancelNeedsTarget));
-            };
-            let target = check_target(cmd_config, component, environment)?;
-            let lock_key = cmd_config.lock_key(&target);
-            Ok(Request::Cancel { target, lock_key })
-        }
-        _ => {
-            let dry_run = words.iter().any(|w| is_dry_run(w));
-            let args: Vec<&str> = words.iter().copied().filter(|w| !is_dry_run(w)).collect();
-            if let Some(option) = args.iter().find(|w| w.starts_with('-')) {
-                return Err(malformed(Malformation::UnknownOption((*option).to_owned())));
-            }
-            let [component, environment] = args.as_slice() else {
-                return Err(malformed(if args.len() < 2 {
-                    Malformation::RunNeedsTarget
-                } else {
-                    Malformation::TooManyWords(args.len())
-                }));
-            };
-            let target = check_target(cmd_config, component, environment)?;
-            if !cmd_config.user_may_run(user_id, &target.environment) {
-                return Err(CommandError::NotAllowed {
-                    command,
-                    user: user_id.to_string(),
-                    allowed_users: cmd_config
-                        .allowed_users
-                        .get(&target.environment)
-                        .cloned()
-                        .unwrap_or_default(),
-                    environment: target.environment,
-                });
-            }
-            let lock_key = cmd_config.lock_key(&target);
-            Ok(Request::Run {
-                target,
-                lock_key,
-                dry_run,
-            })
-        }
+        "status" if words.len() > 1 => Err(malformed(cmd_config, Malformation::StatusTakesNothing)),
+        "status" => Ok(Request::Status { command }),
+        "unlock" => parse_unlock(cmd_config, &words[1..], user_id),
+        "cancel" => parse_cancel(cmd_config, &words[1..]),
+        _ => parse_run(cmd_config, &words, user_id),
     }
+}
+
+fn malformed(config: &CommandConfig, problem: Malformation) -> CommandError {
+    CommandError::Malformed {
+        command: config.name.clone(),
+        problem,
+    }
+}
+
+/// `unlock <component> <environment> [--keep-run] <reason>`, for admins.
+fn parse_unlock(
+    config: &CommandConfig,
+    words: &[&str],
+    user_id: &str,
+) -> Result<Request, CommandError> {
+    if !config.user_may_unlock(user_id) {
+        return Err(CommandError::NotAllowedToUnlock {
+            command: config.name.clone(),
+            user: user_id.to_string(),
+            unlock_users: config.unlock_users.clone(),
+        });
+    }
+    let [component, environment, rest @ ..] = words else {
+        return Err(malformed(config, Malformation::UnlockNeedsTarget));
+    };
+    if words.iter().any(|w| is_dry_run(w)) {
+        return Err(malformed(config, Malformation::UnlockHasNoDryRun));
+    }
+    let target = check_target(config, component, environment)?;
+    let keep_run = rest.iter().any(|w| w.eq_ignore_ascii_case("--keep-run"));
+    let reason = rest
+        .iter()
+        .filter(|w| !w.eq_ignore_ascii_case("--keep-run"))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if reason.is_empty() {
+        return Err(CommandError::MissingReason {
+            command: target.command,
+            component: target.component,
+            environment: target.environment,
+        });
+    }
+    let lock_key = config.lock_key(&target);
+    Ok(Request::Unlock {
+        target,
+        lock_key,
+        reason,
+        keep_run,
+    })
+}
+
+/// `cancel <component> <environment>`: the holder stops their own run.
+fn parse_cancel(config: &CommandConfig, words: &[&str]) -> Result<Request, CommandError> {
+    let [component, environment] = words else {
+        return Err(malformed(config, Malformation::CancelNeedsTarget));
+    };
+    let target = check_target(config, component, environment)?;
+    let lock_key = config.lock_key(&target);
+    Ok(Request::Cancel { target, lock_key })
+}
+
+/// `<component> <environment> [--dry-run]`, for those allowed there.
+fn parse_run(
+    config: &CommandConfig,
+    words: &[&str],
+    user_id: &str,
+) -> Result<Request, CommandError> {
+    let dry_run = words.iter().any(|w| is_dry_run(w));
+    let args: Vec<&str> = words.iter().copied().filter(|w| !is_dry_run(w)).collect();
+    if let Some(option) = args.iter().find(|w| w.starts_with('-')) {
+        return Err(malformed(
+            config,
+            Malformation::UnknownOption((*option).to_owned()),
+        ));
+    }
+    let [component, environment] = args.as_slice() else {
+        return Err(malformed(
+            config,
+            if args.len() < 2 {
+                Malformation::RunNeedsTarget
+            } else {
+                Malformation::TooManyWords(args.len())
+            },
+        ));
+    };
+    let target = check_target(config, component, environment)?;
+    if !config.user_may_run(user_id, &target.environment) {
+        return Err(CommandError::NotAllowed {
+            command: target.command,
+            user: user_id.to_string(),
+            allowed_users: config
+                .allowed_users
+                .get(&target.environment)
+                .cloned()
+                .unwrap_or_default(),
+            environment: target.environment,
+        });
+    }
+    let lock_key = config.lock_key(&target);
+    Ok(Request::Run {
+        target,
+        lock_key,
+        dry_run,
+    })
 }
 
 /// The target `component environment` names, checked against the config.
