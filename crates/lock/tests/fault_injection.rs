@@ -51,12 +51,6 @@ const SDK_ATTEMPTS: u32 = 3;
 /// The seeds run when `BATON_FAULT_SEED` is not set.
 const SEEDS: [u64; 3] = [1, 0x5eed_0002, 0xbad_c0ffee];
 
-/// Finding F3 (pinned by `finding_f3_*` below): a release whose write landed
-/// but whose answer was lost was reported as `NotOwner` when another caller
-/// acquired the key before the SDK's retry. Fixed; while it was open this
-/// switch let the suite tolerate exactly that pattern.
-const TOLERATE_KNOWN_FINDINGS: bool = false;
-
 /// All seeds in one test, one after the other: three at once would load
 /// DynamoDB Local enough to disturb the timing-sensitive tests beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -648,11 +642,8 @@ impl Contender {
                     }
                     // Within our lease only our own release can have freed the
                     // key (a takeover of a valid lease is caught when its
-                    // grantee enters the ledger): known finding F3.
-                    Some(c) if c.fence > fence && TOLERATE_KNOWN_FINDINGS => {
-                        self.stats(|s| s.landed_releases_reported_not_owner += 1);
-                    }
-                    // F3 is fixed for one grant in between (the new item names
+                    // grantee enters the ledger). F3 (pinned by `finding_f3_*`)
+                    // is fixed for one grant in between (the new item names
                     // ours as its predecessor). With two or more full grants
                     // between our lost answer and the SDK's retry, nothing on
                     // the item names our grant any more: the release happened
