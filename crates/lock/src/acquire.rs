@@ -1,13 +1,14 @@
 //! Acquire: one conditional `UpdateItem` that either grants the lock or
 //! returns the holder from the same request.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
 
-use crate::client::{LockClient, validate_key};
+use crate::client::{LockClient, LockOptions, validate_key};
 use crate::clock::{lease_end, now_epoch_millis, now_iso};
 use crate::error::LockError;
 use crate::expr::Expr;
@@ -109,120 +110,8 @@ impl LockClient {
     ///   failed the condition: recognised by lock id and returned as granted.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
         validate_acquire(request)?;
-
-        let now_millis = now_epoch_millis();
-        let now_secs = now_millis / 1000;
-        let lock_id = uuid::Uuid::new_v4().to_string();
-        let request_id = request
-            .request_id
-            .clone()
-            .unwrap_or_else(|| lock_id.clone());
-        let expires_at = lease_end(now_millis, request.ttl);
-        let ttl = expires_at.saturating_add(self.options.retention.as_secs());
-        let locked_at = now_iso();
-        let takeover_before = now_secs.saturating_sub(self.options.clock_skew.as_secs());
-        // A fence for a key without history starts at the current epoch
-        // milliseconds. DynamoDB accepts at most 1000 writes per second on
-        // one item, so no key can have been granted more often than the
-        // milliseconds it existed: a key recreated after TTL collected it
-        // starts above every fence it ever issued.
-        let fence_base = now_millis;
-
-        let mut e = Expr::default();
-        e.set_string(attr::LOCK_ID, &lock_id);
-        e.set_string(attr::REQUEST_ID, &request_id);
-        e.set_string(attr::STATUS, LockStatus::InProgress.as_str());
-        e.set_string(attr::LOCKED_BY, &request.owner);
-        e.set_string(attr::LOCKED_AT, &locked_at);
-        e.set_number(attr::EXPIRES_AT, expires_at);
-        e.set_number(attr::TTL, ttl);
-        e.set_string(attr::ACTIVE, schema::ACTIVE_INDEX_PARTITION_VALUE);
-        let s = |v: &Option<String>| v.clone().map(AttributeValue::S);
-        e.set_or_remove(attr::LOCKED_BY_NAME, s(&request.owner_name));
-        e.set_or_remove(attr::PURPOSE, s(&request.purpose));
-        e.set_or_remove(attr::COMPONENT, s(&request.component));
-        e.set_or_remove(attr::ENVIRONMENT, s(&request.environment));
-        e.set_or_remove(attr::CORRELATION_ID, s(&request.correlation_id));
-        e.set_or_remove(attr::HOST, s(&request.host));
-        e.set_or_remove(
-            attr::PID,
-            request.pid.map(|p| AttributeValue::N(p.to_string())),
-        );
-        e.set_or_remove(attr::RUN_URL, s(&request.run_url));
-        let pipeline = request.pipeline.as_ref();
-        e.set_or_remove(
-            attr::RUN_REPOSITORY,
-            pipeline.map(|p| AttributeValue::S(p.repository.clone())),
-        );
-        e.set_or_remove(
-            attr::RUN_WORKFLOW,
-            pipeline.map(|p| AttributeValue::S(p.workflow.clone())),
-        );
-        e.set_or_remove(
-            attr::RUN_ID,
-            pipeline
-                .and_then(|p| p.run_id)
-                .map(|id| AttributeValue::N(id.to_string())),
-        );
-        for ended in [
-            attr::ENDED_AT,
-            attr::RELEASED_BY,
-            attr::RELEASE_REASON,
-            attr::FORCED,
-        ] {
-            e.remove(ended);
-        }
-        // Copy the grant being replaced (operands read the item before the update).
-        let none = e.string("none", "");
-        let zero = e.number("zero", 0);
-        // Shift the request-id history along: prevRequestId7 <- … <- requestId.
-        let mut history = vec![attr::REQUEST_ID];
-        history.extend(attr::REQUEST_HISTORY);
-        for pair in history.windows(2).rev() {
-            let (older, newer) = (e.name(pair[1]), e.name(pair[0]));
-            e.set_raw(format!("{older} = if_not_exists({newer}, {none})"));
-        }
-        for (prev, cur, default) in [
-            (attr::PREV_LOCK_ID, attr::LOCK_ID, &none),
-            (attr::PREV_LOCKED_BY, attr::LOCKED_BY, &none),
-            (attr::PREV_STATUS, attr::STATUS, &none),
-            (attr::PREV_EXPIRES_AT, attr::EXPIRES_AT, &zero),
-        ] {
-            let (p, c) = (e.name(prev), e.name(cur));
-            e.set_raw(format!("{p} = if_not_exists({c}, {default})"));
-        }
-        let fence = e.name(attr::FENCE);
-        let base = e.number("fenceBase", fence_base);
-        let one = e.number("one", 1);
-        e.set_raw(format!("{fence} = if_not_exists({fence}, {base}) + {one}"));
-
-        let key_name = e.name(attr::LOCK_KEY);
-        let status = e.name(attr::STATUS);
-        let expires = e.name(attr::EXPIRES_AT);
-        let rid = e.string("requestId", &request_id);
-        let not_seen = history
-            .iter()
-            .map(|a| {
-                let n = e.name(a);
-                format!("(attribute_not_exists({n}) OR {n} <> {rid})")
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
-        let before = e.number("takeoverBefore", takeover_before);
-        // Free (absent, ended or expired), and not a request that already had
-        // the current grant or one of the recent ones.
-        let expired = match request.takeover {
-            Takeover::Expired => format!("{expires} <= {before}"),
-            Takeover::UnlessRunRecorded => {
-                let run_id = e.name(attr::RUN_ID);
-                format!("({expires} <= {before} AND attribute_not_exists({run_id}))")
-            }
-        };
-        let condition = format!(
-            "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen}"
-        );
-
+        let plan = Plan::new(request, &self.options);
+        let (e, condition) = grant_update(request, &plan);
         let result = self
             .ddb
             .update_item()
@@ -236,56 +125,8 @@ impl LockClient {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-
         match result {
-            Ok(out) => {
-                let old = out.attributes();
-                let previous = LockRecord::from_optional_item(old)?;
-                let fence = match old.and_then(|o| o.get(attr::FENCE)) {
-                    Some(AttributeValue::N(n)) => {
-                        n.parse::<u64>().map_err(|_| LockError::Corrupt {
-                            key: request.key.clone(),
-                            detail: format!("`fence` is not a whole number: {n}"),
-                        })? + 1
-                    }
-                    _ => fence_base + 1,
-                };
-                let previous = previous.map(|p| PreviousGrant {
-                    lock_id: p.lock_id,
-                    request_id: p.request_id,
-                    locked_by: p.locked_by,
-                    status: p.status,
-                    expires_at: p.expires_at,
-                });
-                let kind = grant_kind(previous.as_ref());
-                let record = LockRecord {
-                    lock_key: request.key.clone(),
-                    lock_id,
-                    request_id: Some(request_id),
-                    fence,
-                    status: LockStatus::InProgress,
-                    locked_by: request.owner.clone(),
-                    locked_by_name: request.owner_name.clone(),
-                    locked_at,
-                    expires_at,
-                    ttl: Some(ttl),
-                    component: request.component.clone(),
-                    environment: request.environment.clone(),
-                    correlation_id: request.correlation_id.clone(),
-                    purpose: request.purpose.clone(),
-                    host: request.host.clone(),
-                    pid: request.pid,
-                    run_url: request.run_url.clone(),
-                    pipeline: request.pipeline.clone(),
-                    ended_at: None,
-                    released_by: None,
-                    release_reason: None,
-                    forced: false,
-                    previous,
-                };
-                tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted");
-                Ok(Grant { record, kind })
-            }
+            Ok(out) => granted(request, plan, out.attributes()),
             Err(err) => {
                 let ccf_item = match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
@@ -293,26 +134,7 @@ impl LockClient {
                     }
                     _ => return Err(LockError::from_sdk("UpdateItem", &self.table, err)),
                 };
-                let current = LockRecord::from_optional_item(ccf_item.as_ref())?;
-                let Some(current) = current else {
-                    return Err(LockError::Corrupt {
-                        key: request.key.clone(),
-                        detail: "condition failed but no current record was returned".into(),
-                    });
-                };
-                if current.lock_id == lock_id {
-                    // Our first attempt landed; its response was lost and the
-                    // SDK's retry met our own grant (dynamolock #280).
-                    tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
-                    let kind = grant_kind(current.previous.as_ref());
-                    return Ok(Grant {
-                        record: current,
-                        kind,
-                    });
-                }
-                let earlier = |name: &&str| matches!(ccf_item.as_ref().and_then(|i| i.get(*name)), Some(AttributeValue::S(r)) if *r == request_id);
-                let seen_earlier = attr::REQUEST_HISTORY.iter().any(earlier);
-                refused(request, request_id, current, seen_earlier, now_secs)
+                not_granted(request, plan, ccf_item.as_ref())
             }
         }
     }
@@ -331,6 +153,265 @@ pub(crate) fn validate_acquire(request: &AcquireRequest) -> Result<(), LockError
         ));
     }
     Ok(())
+}
+
+/// What one acquire decides before it writes: the new grant's identity,
+/// times and the fence a key without history starts from.
+struct Plan {
+    lock_id: String,
+    request_id: String,
+    locked_at: String,
+    expires_at: u64,
+    ttl: u64,
+    now_secs: u64,
+    /// Leases that ended before this (with the allowed clock skew) may be taken over.
+    takeover_before: u64,
+    /// A fence for a key without history starts at the current epoch
+    /// milliseconds. DynamoDB accepts at most 1000 writes per second on one
+    /// item, so no key can have been granted more often than the
+    /// milliseconds it existed: a key recreated after TTL collected it
+    /// starts above every fence it ever issued.
+    fence_base: u64,
+}
+
+impl Plan {
+    fn new(request: &AcquireRequest, options: &LockOptions) -> Plan {
+        let now_millis = now_epoch_millis();
+        let now_secs = now_millis / 1000;
+        let lock_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| lock_id.clone());
+        let expires_at = lease_end(now_millis, request.ttl);
+        Plan {
+            lock_id,
+            request_id,
+            locked_at: now_iso(),
+            expires_at,
+            ttl: expires_at.saturating_add(options.retention.as_secs()),
+            now_secs,
+            takeover_before: now_secs.saturating_sub(options.clock_skew.as_secs()),
+            fence_base: now_millis,
+        }
+    }
+}
+
+/// The single conditional write of an acquire: set the new grant, copy the
+/// one it replaces, shift the request history, bump the fence; only if the
+/// key is free (absent, ended, or expired and takeable) and the request is
+/// not one of the key's recent ones.
+fn grant_update(request: &AcquireRequest, plan: &Plan) -> (Expr, String) {
+    let mut e = Expr::default();
+    set_grant(&mut e, request, plan);
+    carry_over(&mut e, plan);
+    let condition = grant_condition(&mut e, request, plan);
+    (e, condition)
+}
+
+/// The new grant's own attributes; optional ones a predecessor had and this
+/// grant lacks are removed, so a grant never inherits a field.
+fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
+    e.set_string(attr::LOCK_ID, &plan.lock_id);
+    e.set_string(attr::REQUEST_ID, &plan.request_id);
+    e.set_string(attr::STATUS, LockStatus::InProgress.as_str());
+    e.set_string(attr::LOCKED_BY, &request.owner);
+    e.set_string(attr::LOCKED_AT, &plan.locked_at);
+    e.set_number(attr::EXPIRES_AT, plan.expires_at);
+    e.set_number(attr::TTL, plan.ttl);
+    e.set_string(attr::ACTIVE, schema::ACTIVE_INDEX_PARTITION_VALUE);
+    let s = |v: &Option<String>| v.clone().map(AttributeValue::S);
+    e.set_or_remove(attr::LOCKED_BY_NAME, s(&request.owner_name));
+    e.set_or_remove(attr::PURPOSE, s(&request.purpose));
+    e.set_or_remove(attr::COMPONENT, s(&request.component));
+    e.set_or_remove(attr::ENVIRONMENT, s(&request.environment));
+    e.set_or_remove(attr::CORRELATION_ID, s(&request.correlation_id));
+    e.set_or_remove(attr::HOST, s(&request.host));
+    e.set_or_remove(
+        attr::PID,
+        request.pid.map(|p| AttributeValue::N(p.to_string())),
+    );
+    e.set_or_remove(attr::RUN_URL, s(&request.run_url));
+    let pipeline = request.pipeline.as_ref();
+    e.set_or_remove(
+        attr::RUN_REPOSITORY,
+        pipeline.map(|p| AttributeValue::S(p.repository.clone())),
+    );
+    e.set_or_remove(
+        attr::RUN_WORKFLOW,
+        pipeline.map(|p| AttributeValue::S(p.workflow.clone())),
+    );
+    e.set_or_remove(
+        attr::RUN_ID,
+        pipeline
+            .and_then(|p| p.run_id)
+            .map(|id| AttributeValue::N(id.to_string())),
+    );
+    for ended in [
+        attr::ENDED_AT,
+        attr::RELEASED_BY,
+        attr::RELEASE_REASON,
+        attr::FORCED,
+    ] {
+        e.remove(ended);
+    }
+}
+
+/// What passes from the item's previous grant to the new one: the request
+/// history shifted along, a copy of the replaced grant, and the fence plus one.
+fn carry_over(e: &mut Expr, plan: &Plan) {
+    // Copy the grant being replaced (operands read the item before the update).
+    // A key's first grant has nothing to copy and writes these empty: leaving
+    // them out would take a read or a second write, and an acquire is one write.
+    let none = e.string("none", "");
+    let zero = e.number("zero", 0);
+    // Shift the request-id history along: prevRequestId7 <- … <- requestId.
+    let history = request_ids();
+    for pair in history.windows(2).rev() {
+        let (older, newer) = (e.name(pair[1]), e.name(pair[0]));
+        e.set_raw(format!("{older} = if_not_exists({newer}, {none})"));
+    }
+    for (prev, cur, default) in [
+        (attr::PREV_LOCK_ID, attr::LOCK_ID, &none),
+        (attr::PREV_LOCKED_BY, attr::LOCKED_BY, &none),
+        (attr::PREV_STATUS, attr::STATUS, &none),
+        (attr::PREV_EXPIRES_AT, attr::EXPIRES_AT, &zero),
+    ] {
+        let (p, c) = (e.name(prev), e.name(cur));
+        e.set_raw(format!("{p} = if_not_exists({c}, {default})"));
+    }
+    let fence = e.name(attr::FENCE);
+    let base = e.number("fenceBase", plan.fence_base);
+    let one = e.number("one", 1);
+    e.set_raw(format!("{fence} = if_not_exists({fence}, {base}) + {one}"));
+}
+
+/// The key is free (absent, ended, or expired and takeable under
+/// `request.takeover`), and this request is none of the key's recent ones.
+fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> String {
+    let history = request_ids();
+    let key_name = e.name(attr::LOCK_KEY);
+    let status = e.name(attr::STATUS);
+    let expires = e.name(attr::EXPIRES_AT);
+    let rid = e.string("requestId", &plan.request_id);
+    let not_seen = history
+        .iter()
+        .map(|a| {
+            let n = e.name(a);
+            format!("(attribute_not_exists({n}) OR {n} <> {rid})")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
+    let before = e.number("takeoverBefore", plan.takeover_before);
+    // Free (absent, ended or expired), and not a request that already had
+    // the current grant or one of the recent ones.
+    let expired = match request.takeover {
+        Takeover::Expired => format!("{expires} <= {before}"),
+        Takeover::UnlessRunRecorded => {
+            let run_id = e.name(attr::RUN_ID);
+            format!("({expires} <= {before} AND attribute_not_exists({run_id}))")
+        }
+    };
+    format!(
+        "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen}"
+    )
+}
+
+/// `requestId` and the attributes holding the key's earlier request ids, newest first.
+fn request_ids() -> Vec<&'static str> {
+    let mut ids = vec![attr::REQUEST_ID];
+    ids.extend(attr::REQUEST_HISTORY);
+    ids
+}
+
+/// The write landed: the grant, with the fence and predecessor read from
+/// the item as it was before.
+fn granted(
+    request: &AcquireRequest,
+    plan: Plan,
+    old: Option<&HashMap<String, AttributeValue>>,
+) -> Result<Grant, LockError> {
+    let previous = LockRecord::from_optional_item(old)?;
+    let fence = match old.and_then(|o| o.get(attr::FENCE)) {
+        Some(AttributeValue::N(n)) => {
+            n.parse::<u64>().map_err(|_| LockError::Corrupt {
+                key: request.key.clone(),
+                detail: format!("`fence` is not a whole number: {n}"),
+            })? + 1
+        }
+        _ => plan.fence_base + 1,
+    };
+    let previous = previous.map(|p| PreviousGrant {
+        lock_id: p.lock_id,
+        request_id: p.request_id,
+        locked_by: p.locked_by,
+        status: p.status,
+        expires_at: p.expires_at,
+    });
+    let kind = grant_kind(previous.as_ref());
+    let record = LockRecord {
+        lock_key: request.key.clone(),
+        lock_id: plan.lock_id,
+        request_id: Some(plan.request_id),
+        fence,
+        status: LockStatus::InProgress,
+        locked_by: request.owner.clone(),
+        locked_by_name: request.owner_name.clone(),
+        locked_at: plan.locked_at,
+        expires_at: plan.expires_at,
+        ttl: Some(plan.ttl),
+        component: request.component.clone(),
+        environment: request.environment.clone(),
+        correlation_id: request.correlation_id.clone(),
+        purpose: request.purpose.clone(),
+        host: request.host.clone(),
+        pid: request.pid,
+        run_url: request.run_url.clone(),
+        pipeline: request.pipeline.clone(),
+        ended_at: None,
+        released_by: None,
+        release_reason: None,
+        forced: false,
+        previous,
+    };
+    tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted");
+    Ok(Grant { record, kind })
+}
+
+/// The condition failed: our own earlier attempt (its answer lost), or the
+/// refusal the current item explains.
+fn not_granted(
+    request: &AcquireRequest,
+    plan: Plan,
+    ccf_item: Option<&HashMap<String, AttributeValue>>,
+) -> Result<Grant, LockError> {
+    let current = LockRecord::from_optional_item(ccf_item)?;
+    let Some(current) = current else {
+        return Err(LockError::Corrupt {
+            key: request.key.clone(),
+            detail: "condition failed but no current record was returned".into(),
+        });
+    };
+    if current.lock_id == plan.lock_id {
+        // Our first attempt landed; its response was lost and the
+        // SDK's retry met our own grant (dynamolock #280).
+        tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
+        let kind = grant_kind(current.previous.as_ref());
+        return Ok(Grant {
+            record: current,
+            kind,
+        });
+    }
+    let earlier = |name: &&str| matches!(ccf_item.and_then(|i| i.get(*name)), Some(AttributeValue::S(r)) if *r == plan.request_id);
+    let seen_earlier = attr::REQUEST_HISTORY.iter().any(earlier);
+    refused(
+        request,
+        plan.request_id,
+        current,
+        seen_earlier,
+        plan.now_secs,
+    )
 }
 
 /// A grant replacing a still-`IN_PROGRESS` record took over an expired
