@@ -93,6 +93,8 @@ impl Failure {
     }
 }
 
+/// One arm per `LockError` variant, each with its exit code and message:
+/// long because the table is, not because it branches.
 impl From<LockError> for Failure {
     fn from(err: LockError) -> Self {
         // Messages are built here rather than from `LockError`'s Display,

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::Serialize;
 
 use crate::client::{LockClient, LockOptions, validate_key};
-use crate::clock::{lease_end, now_epoch_millis, now_iso};
+use crate::clock::{iso_at_millis, lease_end, now_epoch_millis};
 use crate::error::LockError;
 use crate::expr::Expr;
 use crate::record::{LockRecord, LockState, LockStatus, PipelineRun, PreviousGrant};
@@ -110,7 +110,7 @@ impl LockClient {
     ///   failed the condition: recognised by lock id and returned as granted.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
         validate_acquire(request)?;
-        let plan = Plan::new(request, &self.options);
+        let plan = Plan::at(request, &self.options, now_epoch_millis());
         let (e, condition) = grant_update(request, &plan);
         let result = self
             .ddb
@@ -156,27 +156,63 @@ pub(crate) fn validate_acquire(request: &AcquireRequest) -> Result<(), LockError
 }
 
 /// What one acquire decides before it writes: the new grant's identity,
-/// times and the fence a key without history starts from.
-struct Plan {
-    lock_id: String,
-    request_id: String,
+/// times and the fence a key without history starts from. Both store
+/// adapters make one per acquire, on their own clock.
+pub(crate) struct Plan {
+    pub(crate) lock_id: String,
+    pub(crate) request_id: String,
     locked_at: String,
-    expires_at: u64,
+    pub(crate) expires_at: u64,
     ttl: u64,
-    now_secs: u64,
+    pub(crate) now_secs: u64,
     /// Leases that ended before this (with the allowed clock skew) may be taken over.
-    takeover_before: u64,
+    pub(crate) takeover_before: u64,
     /// A fence for a key without history starts at the current epoch
     /// milliseconds. DynamoDB accepts at most 1000 writes per second on one
     /// item, so no key can have been granted more often than the
     /// milliseconds it existed: a key recreated after TTL collected it
     /// starts above every fence it ever issued.
-    fence_base: u64,
+    pub(crate) fence_base: u64,
 }
 
 impl Plan {
-    fn new(request: &AcquireRequest, options: &LockOptions) -> Plan {
-        let now_millis = now_epoch_millis();
+    /// The record of the grant this plan made, with its fence and the grant
+    /// it replaced.
+    pub(crate) fn into_record(
+        self,
+        request: &AcquireRequest,
+        fence: u64,
+        previous: Option<PreviousGrant>,
+    ) -> LockRecord {
+        LockRecord {
+            lock_key: request.key.clone(),
+            lock_id: self.lock_id,
+            request_id: Some(self.request_id),
+            fence,
+            status: LockStatus::InProgress,
+            locked_by: request.owner.clone(),
+            locked_by_name: request.owner_name.clone(),
+            locked_at: self.locked_at,
+            expires_at: self.expires_at,
+            ttl: Some(self.ttl),
+            component: request.component.clone(),
+            environment: request.environment.clone(),
+            correlation_id: request.correlation_id.clone(),
+            purpose: request.purpose.clone(),
+            host: request.host.clone(),
+            pid: request.pid,
+            run_url: request.run_url.clone(),
+            pipeline: request.pipeline.clone(),
+            ended_at: None,
+            released_by: None,
+            release_reason: None,
+            forced: false,
+            previous,
+        }
+    }
+
+    /// The plan for `request` at `now_millis` on the store's clock.
+    pub(crate) fn at(request: &AcquireRequest, options: &LockOptions, now_millis: u64) -> Plan {
         let now_secs = now_millis / 1000;
         let lock_id = uuid::Uuid::new_v4().to_string();
         let request_id = request
@@ -187,7 +223,7 @@ impl Plan {
         Plan {
             lock_id,
             request_id,
-            locked_at: now_iso(),
+            locked_at: iso_at_millis(now_millis),
             expires_at,
             ttl: expires_at.saturating_add(options.retention.as_secs()),
             now_secs,
@@ -350,31 +386,7 @@ fn granted(
         expires_at: p.expires_at,
     });
     let kind = grant_kind(previous.as_ref());
-    let record = LockRecord {
-        lock_key: request.key.clone(),
-        lock_id: plan.lock_id,
-        request_id: Some(plan.request_id),
-        fence,
-        status: LockStatus::InProgress,
-        locked_by: request.owner.clone(),
-        locked_by_name: request.owner_name.clone(),
-        locked_at: plan.locked_at,
-        expires_at: plan.expires_at,
-        ttl: Some(plan.ttl),
-        component: request.component.clone(),
-        environment: request.environment.clone(),
-        correlation_id: request.correlation_id.clone(),
-        purpose: request.purpose.clone(),
-        host: request.host.clone(),
-        pid: request.pid,
-        run_url: request.run_url.clone(),
-        pipeline: request.pipeline.clone(),
-        ended_at: None,
-        released_by: None,
-        release_reason: None,
-        forced: false,
-        previous,
-    };
+    let record = plan.into_record(request, fence, previous);
     tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted");
     Ok(Grant { record, kind })
 }

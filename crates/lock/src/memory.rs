@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::acquire::{AcquireRequest, Grant, Takeover, grant_kind, refused, validate_acquire};
+use crate::acquire::{
+    AcquireRequest, Grant, Plan, Takeover, grant_kind, refused, validate_acquire,
+};
 use crate::client::{ListQuery, LockOptions, LockPage, validate_key};
 use crate::clock::{self, iso_at_millis, lease_end};
 use crate::error::LockError;
@@ -116,15 +118,7 @@ impl MemoryStore {
 
     fn acquire_now(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
         validate_acquire(request)?;
-        let now_millis = self.now_millis();
-        let now_secs = now_millis / 1000;
-        let lock_id = uuid::Uuid::new_v4().to_string();
-        let request_id = request
-            .request_id
-            .clone()
-            .unwrap_or_else(|| lock_id.clone());
-        let expires_at = lease_end(now_millis, request.ttl);
-        let takeover_before = now_secs.saturating_sub(self.options.clock_skew.as_secs());
+        let plan = Plan::at(request, &self.options, self.now_millis());
 
         let mut entries = self.entries();
         let old = entries.get(&request.key);
@@ -132,15 +126,21 @@ impl MemoryStore {
             // (status <> IN_PROGRESS OR expired) AND the request id is not
             // the current one nor one of the seven before it.
             let current = &old.record;
-            let expired = current.expires_at <= takeover_before
+            let expired = current.expires_at <= plan.takeover_before
                 && match request.takeover {
                     Takeover::Expired => true,
                     Takeover::UnlessRunRecorded => old.run_id.is_none(),
                 };
             let free = current.status != LockStatus::InProgress || expired;
-            if !free || old.has_seen(&request_id) {
-                let seen_earlier = old.earlier_requests.contains(&request_id);
-                return refused(request, request_id, current.clone(), seen_earlier, now_secs);
+            if !free || old.has_seen(&plan.request_id) {
+                let seen_earlier = old.earlier_requests.contains(&plan.request_id);
+                return refused(
+                    request,
+                    plan.request_id,
+                    current.clone(),
+                    seen_earlier,
+                    plan.now_secs,
+                );
             }
         }
 
@@ -160,33 +160,9 @@ impl MemoryStore {
         });
         // A key without history starts at the clock's epoch milliseconds,
         // as on DynamoDB.
-        let fence = old.map_or(now_millis, |old| old.record.fence) + 1;
+        let fence = old.map_or(plan.fence_base, |old| old.record.fence) + 1;
         let kind = grant_kind(previous.as_ref());
-        let record = LockRecord {
-            lock_key: request.key.clone(),
-            lock_id,
-            request_id: Some(request_id),
-            fence,
-            status: LockStatus::InProgress,
-            locked_by: request.owner.clone(),
-            locked_by_name: request.owner_name.clone(),
-            locked_at: iso_at_millis(now_millis),
-            expires_at,
-            ttl: Some(expires_at.saturating_add(self.retention_secs())),
-            component: request.component.clone(),
-            environment: request.environment.clone(),
-            correlation_id: request.correlation_id.clone(),
-            purpose: request.purpose.clone(),
-            host: request.host.clone(),
-            pid: request.pid,
-            run_url: request.run_url.clone(),
-            pipeline: request.pipeline.clone(),
-            ended_at: None,
-            released_by: None,
-            release_reason: None,
-            forced: false,
-            previous,
-        };
+        let record = plan.into_record(request, fence, previous);
         let entry = Entry {
             record: record.clone(),
             earlier_requests,

@@ -161,6 +161,7 @@ impl LockRecord {
         self.locked_by_name.as_deref().unwrap_or(&self.locked_by)
     }
 
+    /// Reads a stored item: one line per attribute of the schema.
     pub(crate) fn from_item(item: &Item) -> Result<Self, LockError> {
         let key = opt_s(item, attr::LOCK_KEY).unwrap_or_default();
         let corrupt = |detail: String| LockError::Corrupt {

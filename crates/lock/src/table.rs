@@ -23,7 +23,8 @@ pub enum TableCreation {
 
 impl LockClient {
     /// Creates the table (on-demand billing) and enables TTL on `ttl`. An
-    /// existing table is left as it is.
+    /// existing table is left as it is. Long only because the schema (keys,
+    /// the sparse index, TTL) is spelled out in one builder chain.
     pub async fn create_table(&self) -> Result<TableCreation, LockError> {
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()

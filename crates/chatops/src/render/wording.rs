@@ -10,7 +10,7 @@ use crate::config::CommandConfig;
 
 impl CommandError {
     /// A short Slack mrkdwn message that says what went wrong and what is
-    /// allowed instead.
+    /// allowed instead. One arm per refusal, so as long as the list of them.
     pub fn user_message(&self) -> String {
         match self {
             CommandError::UnknownCommand { command, known } => format!(
