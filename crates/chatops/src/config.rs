@@ -390,6 +390,8 @@ impl RawConfig {
 }
 
 impl RawCommand {
+    /// Checks one command's settings in the order a reader of the file meets
+    /// them, each failure naming its path: a list of checks, not a tangle.
     fn validate(self, name: &str) -> Result<CommandConfig, ConfigError> {
         let at = format!("commands.{}", toml_key(name));
         let field = |f: &str| format!("{at}.{f}");

@@ -127,6 +127,8 @@ pub const NO_IDENTITY: &str = "display_title carries no baton lock identity";
 pub struct PayloadError(#[from] serde_json::Error);
 
 /// Reads a `workflow_run` event body against the pipelines of `config`.
+/// A run becomes a completion only past every guard below, each a reason to
+/// ignore it; they stay in one function so their order reads top to bottom.
 pub fn workflow_run(body: &[u8], config: &Config) -> Result<WorkflowRun, PayloadError> {
     let payload: Payload = serde_json::from_slice(body)?;
     let repository = payload.repository.and_then(|r| r.full_name);

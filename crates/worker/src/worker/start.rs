@@ -64,30 +64,44 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 lock_key,
                 dry_run,
             } => {
-                let locked = self.settings.locking_enabled && config.requires_lock;
-                let run = Run {
-                    id,
-                    receive_count,
-                    message,
-                    config,
-                    target,
-                    lock_key,
-                    key: if locked {
-                        lock_key.clone()
-                    } else {
-                        format!("{REQUEST_KEY_PREFIX}{}", message.trigger_id)
-                    },
-                    locked,
-                };
+                let run = self.run_of(id, receive_count, message, config, target, lock_key);
                 if *dry_run {
                     self.dry_run(&run, deadline).await
                 } else {
-                    if !locked {
+                    if !run.locked {
                         warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
                     }
                     self.start(&run, deadline).await
                 }
             }
+        }
+    }
+
+    /// The run `/command component environment` asks for: on the target's
+    /// lock, or on a key of this request alone when it takes no lock.
+    fn run_of<'a>(
+        &self,
+        id: &'a str,
+        receive_count: u32,
+        message: &'a CommandMessage,
+        config: &'a CommandConfig,
+        target: &'a Target,
+        lock_key: &'a str,
+    ) -> Run<'a> {
+        let locked = self.settings.locking_enabled && config.requires_lock;
+        Run {
+            id,
+            receive_count,
+            message,
+            config,
+            target,
+            lock_key,
+            key: if locked {
+                lock_key.to_owned()
+            } else {
+                format!("{REQUEST_KEY_PREFIX}{}", message.trigger_id)
+            },
+            locked,
         }
     }
 
