@@ -3,13 +3,18 @@
 # cargo-lambda (from PyPI, into .venv/tools/cargo-lambda). arm64 when the
 # aarch64 Rust target is (or can be) installed, x86_64 otherwise.
 # Output: target/lambda/<name>/bootstrap.zip, the paths infra/ deploys.
+# cargo builds in $CARGO_TARGET_DIR/lambda-build, not in $CARGO_TARGET_DIR:
+# a cross build locks the host release directory for as long as it runs, and
+# with a directory of its own it can run while `make bench` builds the host
+# release binaries (tests/tooling/bench.sh). `make package` and `make bench`
+# share it, so either one reuses what the other compiled.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bash tests/tooling/prereqs.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/baton-target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/baton-target}/lambda-build
 
 venv="$root/.venv/tools/cargo-lambda"
 if [ ! -x "$venv/bin/cargo-lambda" ]; then
