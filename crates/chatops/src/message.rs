@@ -144,6 +144,27 @@ impl Conclusion {
         matches!(self, Conclusion::Success)
     }
 
+    /// A pipeline's own conclusion in baton's vocabulary. Only `success`
+    /// succeeds; `neutral`, `skipped`, `action_required`, `stale`, a missing
+    /// conclusion and anything newer count as failures, with a reason naming
+    /// what the pipeline said.
+    pub fn of_run(conclusion: Option<&str>) -> (Conclusion, Option<String>) {
+        match conclusion {
+            Some("success") => (Conclusion::Success, None),
+            Some("failure") => (Conclusion::Failure, None),
+            Some("cancelled") => (Conclusion::Cancelled, None),
+            Some("timed_out") => (Conclusion::TimedOut, None),
+            Some(other) => (
+                Conclusion::Failure,
+                Some(format!("the pipeline reported conclusion `{other}`")),
+            ),
+            None => (
+                Conclusion::Failure,
+                Some("the pipeline reported the run completed without a conclusion".to_string()),
+            ),
+        }
+    }
+
     /// The wire name (`success`, `failure`, `cancelled`, `timed_out`), for
     /// logs and replies that show the conclusion as the queue body spells it.
     pub fn as_str(self) -> &'static str {

@@ -185,7 +185,7 @@ pub fn workflow_run(body: &[u8], config: &Config) -> Result<WorkflowRun, Payload
     let Some(identity) = identity.clone() else {
         return Ok(ignored(NO_IDENTITY));
     };
-    let (conclusion, reason) = map_conclusion(run.conclusion.as_deref());
+    let (conclusion, reason) = Conclusion::of_run(run.conclusion.as_deref());
     Ok(WorkflowRun::Completed(Completed {
         message: CompletionMessage {
             lock_key: identity.lock_key,
@@ -217,26 +217,6 @@ fn runs_workflow(pipeline: &PipelineConfig, path: Option<&str>, workflow_id: Opt
         _ => false,
     };
     by_file || by_id
-}
-
-/// GitHub's conclusion in baton's vocabulary. Only `success` succeeds;
-/// `neutral`, `skipped`, `action_required`, `stale`, a missing conclusion and
-/// anything newer count as failures, with a reason naming what GitHub said.
-pub fn map_conclusion(conclusion: Option<&str>) -> (Conclusion, Option<String>) {
-    match conclusion {
-        Some("success") => (Conclusion::Success, None),
-        Some("failure") => (Conclusion::Failure, None),
-        Some("cancelled") => (Conclusion::Cancelled, None),
-        Some("timed_out") => (Conclusion::TimedOut, None),
-        Some(other) => (
-            Conclusion::Failure,
-            Some(format!("GitHub reported conclusion `{other}`")),
-        ),
-        None => (
-            Conclusion::Failure,
-            Some("GitHub reported the run completed without a conclusion".to_string()),
-        ),
-    }
 }
 
 /// The lock identity parsed from a run's title.

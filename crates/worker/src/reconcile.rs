@@ -13,7 +13,7 @@
 //! The worker settles a lapsed grant the same way when it contends for its
 //! key, so a late reconciler never lets a second run in.
 
-use baton_chatops::render;
+use baton_chatops::{Conclusion, render};
 use baton_lock::{
     ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck,
 };
@@ -190,8 +190,8 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     ) -> Settled {
         let now = self.now_secs();
         let run_id = run.id;
-        let succeeded = run.conclusion.as_deref() == Some("success");
-        let outcome = if succeeded {
+        let (conclusion, _) = Conclusion::of_run(run.conclusion.as_deref());
+        let outcome = if conclusion.succeeded() {
             LockStatus::Completed
         } else {
             LockStatus::Failed
@@ -213,7 +213,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 warn!(lock_key = %grant.lock_key, run_id, status = %ended.status, "run ended without a completion report; lock released");
                 let notice = render::completed_unreported(
                     &grant.lock_key,
-                    succeeded,
+                    conclusion,
                     &grant.locked_by,
                     now.saturating_sub(super::worker::epoch_of(grant)),
                     run.html_url.as_deref().or(grant.run_url.as_deref()),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::command::CommandError;
+use crate::message::Conclusion;
 
 mod wording;
 
@@ -313,12 +314,12 @@ pub fn dispatch_unconfirmed(target: &Target, reason: &str, expires_at: u64) -> R
 /// [`Reply::with_channel`] to send it with `chat.postMessage`.
 pub fn completed(
     lock_key: &str,
-    succeeded: bool,
+    conclusion: Conclusion,
     holder_id: &str,
     duration_secs: u64,
     run_url: Option<&str>,
 ) -> Reply {
-    let (icon, outcome) = if succeeded {
+    let (icon, outcome) = if conclusion.succeeded() {
         ("✅", "succeeded")
     } else {
         ("❌", "failed")
@@ -515,12 +516,12 @@ impl Reply {
 /// (its completion report never arrived) and released its lock.
 pub fn completed_unreported(
     lock_key: &str,
-    succeeded: bool,
+    conclusion: Conclusion,
     holder_id: &str,
     duration_secs: u64,
     run_url: Option<&str>,
 ) -> Reply {
-    completed(lock_key, succeeded, holder_id, duration_secs, run_url)
+    completed(lock_key, conclusion, holder_id, duration_secs, run_url)
         .with_context("The run's completion report never arrived; baton asked the pipeline and released the lock.")
 }
 
@@ -746,14 +747,14 @@ mod tests {
     fn completed_can_be_posted_to_a_channel() {
         let r = completed(
             "build-router-plt",
-            false,
+            Conclusion::Failure,
             "U1",
             3900,
             Some("https://x/run/1"),
         );
         assert_eq!(r.response_type, ResponseType::InChannel);
         assert!(r.text.starts_with("❌ `build-router-plt` failed after 1h 5m (started by <@U1>). <https://x/run/1|View the run>."), "{}", r.text);
-        let ok = completed("build-router-plt", true, "U1", 240, None);
+        let ok = completed("build-router-plt", Conclusion::Success, "U1", 240, None);
         assert!(
             ok.text
                 .starts_with("✅ `build-router-plt` succeeded after 4m"),
@@ -936,7 +937,7 @@ mod tests {
 
     #[test]
     fn run_link_cannot_break_out() {
-        let r = completed("k", true, "U1", 1, Some("https://x/a|b>c"));
+        let r = completed("k", Conclusion::Success, "U1", 1, Some("https://x/a|b>c"));
         assert!(
             r.text.contains("<https://x/a%7Cb%3Ec|View the run>"),
             "{}",

@@ -61,7 +61,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
         let notice = render::completed(
             &c.lock_key,
-            c.succeeded(),
+            c.conclusion,
             &record.locked_by,
             held_for(&record),
             run_url,
