@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use baton_lock::LockClient;
 use baton_testkit::{HttpRecorder, Reply, local_dynamodb_client, unique_name};
 use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Components in [`config_toml`]: `c000` … `c299`.
 pub const COMPONENTS: usize = 300;
@@ -70,9 +71,19 @@ pub fn command_body(command: &str, text: &str, user: &str, response_url: &str) -
         "response_url": response_url,
         "trigger_id": unique_name("trigger"),
         "api_app_id": "A0BATON",
-        "received_at": 1_763_899_200_000_u64,
+        "received_at": now_millis(),
     })
     .to_string()
+}
+
+/// Now, in epoch milliseconds. Commands are stamped with it: the worker does
+/// not run a command that waited in the queue longer than its
+/// `max_command_age` (15 minutes), so a fixed past stamp would only ever be
+/// answered "expired".
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An SQS event as Lambda delivers it, one record per `(message id, body)`.
@@ -80,15 +91,16 @@ pub fn sqs_event_json(records: &[(String, String)]) -> Value {
     let records: Vec<Value> = records
         .iter()
         .map(|(id, body)| {
+            let sent = now_millis();
             json!({
                 "messageId": id,
                 "receiptHandle": format!("bench-{id}"),
                 "body": body,
                 "attributes": {
                     "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1763899200000",
+                    "SentTimestamp": sent.to_string(),
                     "SenderId": "AROAEXAMPLE:baton-router",
-                    "ApproximateFirstReceiveTimestamp": "1763899200050",
+                    "ApproximateFirstReceiveTimestamp": (sent + 50).to_string(),
                 },
                 "messageAttributes": {},
                 "md5OfBody": "",
