@@ -100,7 +100,7 @@ if [ ${#stale[@]} -gt 0 ]; then
   # In its own session, so that cleanup can stop the whole build by process
   # group. Writes "<exit status> <seconds>" to $package_result when done.
   setsid -w bash -c 'set -o pipefail; t=$SECONDS
-    bash tests/tooling/package.sh 2>&1 | sed -u "s/^/package: /" >&2
+    bash tests/tooling/package.sh 2>&1 | sed -u "/^package: /!s/^/package: /" >&2
     rc=$?; echo "$rc $((SECONDS - t))" > "$1"; exit "$rc"' package "$package_result" &
   package_pid=$!
 else
