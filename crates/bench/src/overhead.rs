@@ -34,7 +34,7 @@ const ACQUIRE_UPDATE: &str = "SET #lockId = :lockId, #requestId = :requestId, #s
     #prevLockedBy = if_not_exists(#lockedBy, :none), #prevStatus = if_not_exists(#status, :none), \
     #prevExpiresAt = if_not_exists(#expiresAt, :zero), #fence = if_not_exists(#fence, :fenceBase) + :one \
     REMOVE #lockedByName, #purpose, #component, #environment, #correlationId, #host, #pid, #runUrl, \
-    #endedAt, #releasedBy, #releaseReason, #forced";
+    #runId, #runRepository, #runWorkflow, #endedAt, #releasedBy, #releaseReason, #forced";
 const ACQUIRE_CONDITION: &str = "(attribute_not_exists(#lockKey) OR #status <> :inProgress OR #expiresAt <= :takeoverBefore) \
     AND (attribute_not_exists(#requestId) OR #requestId <> :requestId) \
     AND (attribute_not_exists(#prevRequestId) OR #prevRequestId <> :requestId) \
@@ -74,6 +74,9 @@ const ACQUIRE_NAMES: &[&str] = &[
     "host",
     "pid",
     "runUrl",
+    "runId",
+    "runRepository",
+    "runWorkflow",
     "endedAt",
     "releasedBy",
     "releaseReason",
