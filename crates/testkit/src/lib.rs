@@ -1,9 +1,10 @@
-//! Test support shared by every crate's integration tests. Everything here
-//! talks to loopback only: DynamoDB Local started by `make test`, and servers
-//! this crate starts on `127.0.0.1:0`.
+//! Test support shared by every crate's integration tests and the bench.
+//! Everything here talks to loopback only: DynamoDB Local started by
+//! `make test`, and servers this crate starts on `127.0.0.1:0`.
 
 pub mod chaos;
 pub mod dynamo;
+pub mod lambda_api;
 pub mod proxy;
 pub mod recorder;
 
@@ -12,5 +13,6 @@ pub use dynamo::{
     TestTable, dynamodb_endpoint, fast_options, local_dynamodb_client, local_dynamodb_client_tuned,
     unique_name,
 };
+pub use lambda_api::{LambdaRuntimeApi, LambdaState};
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
 pub use recorder::{HttpRecorder, RecordedRequest, Reply, ReplyFuture};
