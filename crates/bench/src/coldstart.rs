@@ -2,7 +2,7 @@
 //!
 //! Cold start: the release `baton-worker` is spawned with the environment
 //! Lambda gives a function (`AWS_LAMBDA_RUNTIME_API` pointing at
-//! [`RuntimeApi`] on loopback, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256`, …)
+//! [`LambdaRuntimeApi`] on loopback, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256`, …)
 //! plus the worker's own settings (DynamoDB Local, loopback Slack/GitHub
 //! recorders). "Ready" is its first `GET …/invocation/next`: the process has
 //! run `main`, read its settings, built the SDK, lock and HTTP clients, and
@@ -19,14 +19,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use baton_testkit::HttpRecorder;
+use baton_testkit::{HttpRecorder, LambdaRuntimeApi};
 use bytes::Bytes;
+use object::{Architecture, Object};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
 use crate::Env;
 use crate::fixtures;
-use crate::lambda_api::RuntimeApi;
 use crate::report::{Row, Verdict, mib, ms};
 use crate::stats::Samples;
 
@@ -77,7 +77,8 @@ fn pick_worker_binary(env: &Env) -> anyhow::Result<(PathBuf, String)> {
     ];
     candidates.extend(env.worker_bin.clone());
     for path in candidates {
-        match elf_arch(&path) {
+        let file = std::fs::File::open(&path).ok();
+        match file.and_then(|f| elf_arch(&object::ReadCache::new(f))) {
             Some(arch) if arch == host => {
                 let why = if skipped.is_empty() {
                     format!("{} ({arch})", display(env, &path))
@@ -103,7 +104,7 @@ fn display(env: &Env, path: &Path) -> String {
 
 struct Spawned {
     child: Child,
-    api: RuntimeApi,
+    api: LambdaRuntimeApi,
     started: Instant,
 }
 
@@ -115,7 +116,7 @@ async fn spawn(
     github: &str,
     config: &Path,
 ) -> anyhow::Result<Spawned> {
-    let api = RuntimeApi::start().await?;
+    let api = LambdaRuntimeApi::start().await?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -244,7 +245,7 @@ async fn measure(env: &Env, table: &str, binary: &Path, which: &str) -> anyhow::
     ready(&mut spawned).await?;
     let pid = spawned.child.id().context("the worker has no pid")?;
     let (idle_hwm, _) = memory(pid)?;
-    let records = fixtures::build_commands(0, 10, "plt", &format!("{slack_url}/response/"));
+    let records = fixtures::commands("/build", 0, 10, "plt", &format!("{slack_url}/response/"));
     let event = serde_json::to_vec(&fixtures::sqs_event_json(&records))?;
     let sent = Instant::now();
     spawned.api.invoke("bench-batch-1", Bytes::from(event));
@@ -326,8 +327,8 @@ fn sizes(env: &Env, name: &str) -> Vec<Row> {
     let extracted = env.out_dir.join("lambda").join(name).join("bootstrap");
     match std::fs::read(&extracted) {
         Ok(bytes) => {
-            let arch = elf_arch_of(&bytes).unwrap_or("unknown");
-            let stripped = !has_symtab(&bytes);
+            let arch = elf_arch(&*bytes).unwrap_or("unknown");
+            let stripped = !object::File::parse(&*bytes).is_ok_and(|f| f.symbol_table().is_some());
             let mut row = Row::new(
                 SECTION,
                 format!("{short} binary (bootstrap in the zip)"),
@@ -372,45 +373,11 @@ fn sizes(env: &Env, name: &str) -> Vec<Row> {
     rows
 }
 
-fn elf_arch(path: &Path) -> Option<&'static str> {
-    let mut head = [0u8; 20];
-    let mut file = std::fs::File::open(path).ok()?;
-    std::io::Read::read_exact(&mut file, &mut head).ok()?;
-    elf_arch_of(&head)
-}
-
-fn elf_arch_of(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        return None;
-    }
-    match u16::from_le_bytes([bytes[18], bytes[19]]) {
-        62 => Some("x86_64"),
-        183 => Some("aarch64"),
-        _ => Some("other"),
-    }
-}
-
-/// Whether a 64-bit little-endian ELF still carries a symbol table.
-fn has_symtab(bytes: &[u8]) -> bool {
-    let u16_at = |o: usize| {
-        bytes
-            .get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |o: usize| {
-        bytes
-            .get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |o: usize| {
-        bytes
-            .get(o..o + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3A), u16_at(0x3C))
-    else {
-        return false;
-    };
-    (0..shnum).any(|i| u32_at(shoff as usize + i * shentsize + 4) == Some(2))
+/// The machine an ELF file is built for; `None` when it is not ELF.
+fn elf_arch<'data>(data: impl object::ReadRef<'data>) -> Option<&'static str> {
+    Some(match object::File::parse(data).ok()?.architecture() {
+        Architecture::X86_64 => "x86_64",
+        Architecture::Aarch64 => "aarch64",
+        _ => "other",
+    })
 }

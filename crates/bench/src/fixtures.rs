@@ -117,18 +117,8 @@ pub fn sqs_event(records: &[(String, String)]) -> anyhow::Result<SqsEvent> {
     Ok(serde_json::from_value(sqs_event_json(records))?)
 }
 
-/// `n` `/build cNNN ENV` commands on distinct keys, starting at component
-/// `first`, replying under `response_prefix`.
-pub fn build_commands(
-    first: usize,
-    n: usize,
-    env: &str,
-    response_prefix: &str,
-) -> Vec<(String, String)> {
-    commands("/build", first, n, env, response_prefix)
-}
-
-/// `n` `COMMAND cNNN ENV` commands on distinct keys (`/build` or `/deploy`).
+/// `n` `COMMAND cNNN ENV` commands on distinct keys (`/build` or `/deploy`),
+/// starting at component `first`, replying under `response_prefix`.
 pub fn commands(
     command: &str,
     first: usize,

@@ -18,7 +18,6 @@
 mod coldstart;
 mod contention;
 mod fixtures;
-mod lambda_api;
 mod net;
 mod overhead;
 mod reconciler;

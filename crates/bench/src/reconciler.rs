@@ -2,7 +2,7 @@
 //! DynamoDB Local and loopback stand-ins for GitHub and Slack.
 //!
 //! Requests per pass. Every DynamoDB, GitHub and Slack request of the worker
-//! passes a [`TimingProxy`], which logs it (DynamoDB by its `X-Amz-Target`
+//! passes a timing [`FaultProxy`](baton_testkit::FaultProxy), which logs it (DynamoDB by its `X-Amz-Target`
 //! operation, HTTP by its path); a pass's figures are what the proxies saw
 //! between its start and its end, SDK retries included. With 10 and with 100
 //! active pipeline grants (each with a recorded run, made the way the worker
@@ -29,16 +29,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use baton_chatops::Config;
 use baton_lock::{AcquireRequest, LockClient, LockRecord, LockStatus, PipelineRun, Takeover};
-use baton_testkit::{HttpRecorder, Reply, fast_options, local_dynamodb_client};
-use baton_worker::{ReconcileReport, Worker};
+use baton_testkit::{HttpRecorder, ProxiedRequest, Reply, fast_options, local_dynamodb_client};
+use baton_worker::ReconcileReport;
 use serde_json::json;
 
 use crate::Env;
 use crate::fixtures;
-use crate::net::{Timed, TimingProxy};
-use crate::report::{Row, Verdict, ms, ms_f};
+use crate::report::{Row, Verdict, describe, ms, ms_f};
 use crate::stats::Samples;
-use crate::worker::{DDB_LATENCY, HTTP_LATENCY};
+use crate::worker::{DDB_LATENCY, HTTP_LATENCY, Rig};
 
 const SECTION: &str = "7 reconciler";
 /// Active pipeline grants per table.
@@ -151,61 +150,29 @@ impl Runs {
     }
 }
 
-/// A worker whose every request passes a timing proxy.
-struct Rig {
-    ddb: TimingProxy,
-    slack: TimingProxy,
-    github: TimingProxy,
-    worker: Worker,
-}
-
 /// What the proxies saw during one pass.
 struct Pass {
     report: ReconcileReport,
     wall: Duration,
-    dynamodb: Vec<Timed>,
-    github: Vec<Timed>,
-    slack: Vec<Timed>,
+    dynamodb: Vec<ProxiedRequest>,
+    github: Vec<ProxiedRequest>,
+    slack: Vec<ProxiedRequest>,
 }
 
 impl Pass {
     fn operations(&self) -> Vec<String> {
-        self.dynamodb.iter().map(|t| t.label.clone()).collect()
+        self.dynamodb.iter().map(|t| t.operation.clone()).collect()
     }
 
     fn count(&self, operation: &str) -> usize {
         self.dynamodb
             .iter()
-            .filter(|t| t.label == operation)
+            .filter(|t| t.operation == operation)
             .count()
     }
 }
 
 impl Rig {
-    async fn new(
-        env: &Env,
-        table: &str,
-        config: &Config,
-        recorders: (&HttpRecorder, &HttpRecorder),
-        latency: (Duration, Duration),
-    ) -> anyhow::Result<Rig> {
-        let ddb = TimingProxy::start(&env.ddb, latency.0).await?;
-        let slack = TimingProxy::start(&recorders.0.url(), latency.1).await?;
-        let github = TimingProxy::start(&recorders.1.url(), latency.1).await?;
-        let locks =
-            LockClient::with_options(local_dynamodb_client(&ddb.url(), 3), table, fast_options());
-        let worker = Worker::new(
-            locks,
-            crate::worker::settings(config.clone(), &slack.url(), &github.url()),
-        )?;
-        Ok(Rig {
-            ddb,
-            slack,
-            github,
-            worker,
-        })
-    }
-
     /// One pass. Its future cannot be proven `Send` (the compiler cannot
     /// show the per-grant closure inside `reconcile` is general over the
     /// grant's lifetime), so it is not awaited in this `Send` section: this
@@ -417,7 +384,7 @@ fn request_rows(n: usize, renewing: &[Pass], steady: &[Pass]) -> Vec<Row> {
     let to_runs = renewing
         .iter()
         .chain(steady)
-        .all(|p| p.github.iter().all(|t| t.label.starts_with(RUNS_PATH)));
+        .all(|p| p.github.iter().all(|t| t.path.starts_with(RUNS_PATH)));
     let slack = renewing
         .iter()
         .chain(steady)
@@ -564,10 +531,10 @@ async fn lost_webhook(
         grants.runs.complete(run_id);
         let pass = rig.pass().await?;
         expect(&pass.report, n, 0, 1, "lost-webhook")?;
-        let releases: Vec<&Timed> = pass
+        let releases: Vec<&ProxiedRequest> = pass
             .dynamodb
             .iter()
-            .filter(|t| t.label == "UpdateItem")
+            .filter(|t| t.operation == "UpdateItem")
             .collect();
         let [release] = releases.as_slice() else {
             bail!(
@@ -588,15 +555,13 @@ async fn lost_webhook(
                 record.status
             );
         }
-        latencies.push(release.end.saturating_duration_since(ended_at));
+        let released = release.answered.context("the release was not answered")?;
+        latencies.push(released.saturating_duration_since(ended_at));
         walls.push(pass.wall);
         let seen = (
             pass.github.len(),
             pass.operations(),
-            pass.slack
-                .iter()
-                .filter(|t| t.label == POST_MESSAGE)
-                .count(),
+            pass.slack.iter().filter(|t| t.path == POST_MESSAGE).count(),
         );
         if requests.as_ref().is_some_and(|r| *r != seen) {
             bail!("lost-webhook passes made different requests: {requests:?} then {seen:?}");
@@ -674,28 +639,4 @@ async fn lost_webhook(
             "bound_s": bound.as_secs_f64(),
         })),
     ])
-}
-
-/// `Query ×3 + UpdateItem ×100` style summary of an operation list.
-fn describe(ops: &[String]) -> String {
-    let mut out: Vec<(String, usize)> = Vec::new();
-    for op in ops {
-        match out.iter_mut().find(|(o, _)| o == op) {
-            Some((_, n)) => *n += 1,
-            None => out.push((op.clone(), 1)),
-        }
-    }
-    if out.is_empty() {
-        return "none".into();
-    }
-    out.iter()
-        .map(|(o, n)| {
-            if *n == 1 {
-                o.clone()
-            } else {
-                format!("{o} ×{n}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" + ")
 }

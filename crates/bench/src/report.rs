@@ -116,6 +116,31 @@ pub fn ms_f(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// `Query ×3 + UpdateItem ×100` style summary of an operation list, in
+/// order of first appearance.
+pub fn describe(ops: &[String]) -> String {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for op in ops {
+        match out.iter_mut().find(|(o, _)| o == op) {
+            Some((_, n)) => *n += 1,
+            None => out.push((op, 1)),
+        }
+    }
+    if out.is_empty() {
+        return "none".into();
+    }
+    out.iter()
+        .map(|(o, n)| {
+            if *n == 1 {
+                (*o).to_owned()
+            } else {
+                format!("{o} ×{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
 pub fn mib(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }

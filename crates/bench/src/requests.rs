@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::Env;
 use crate::fixtures;
-use crate::report::{Row, Verdict};
+use crate::report::{Row, Verdict, describe};
 
 const SECTION: &str = "1 requests";
 
@@ -188,27 +188,6 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
     }
     rows.push(row);
     Ok(rows)
-}
-
-/// `Query ×3` style summary of an operation list.
-fn describe(ops: &[String]) -> String {
-    let mut out: Vec<(String, usize)> = Vec::new();
-    for op in ops {
-        match out.iter_mut().find(|(o, _)| o == op) {
-            Some((_, n)) => *n += 1,
-            None => out.push((op.clone(), 1)),
-        }
-    }
-    out.iter()
-        .map(|(o, n)| {
-            if *n == 1 {
-                o.clone()
-            } else {
-                format!("{o} ×{n}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" + ")
 }
 
 fn count_row(what: &str, ops: &[String]) -> Row {

@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::Env;
-use crate::net::HttpClient;
+use crate::net::Connection;
 use crate::report::{Row, Verdict, ms};
 use crate::stats::Samples;
 
@@ -134,7 +134,7 @@ async fn measure(
         .strip_prefix("listening on ")
         .with_context(|| format!("unexpected first line from baton-router: {line:?}"))?
         .to_owned();
-    let mut client = HttpClient::new(&url)?;
+    let mut client = Connection::open(&url).await?;
 
     let requests = env.scale(REQUESTS);
     let mut times = Vec::new();
@@ -155,7 +155,7 @@ async fn measure(
         ];
         let sent = Instant::now();
         let (status, answer) = client
-            .send("POST", "/slack/commands", &headers, Bytes::from(body))
+            .post("/slack/commands", &headers, Bytes::from(body))
             .await?;
         let took = sent.elapsed();
         let text = String::from_utf8_lossy(&answer);

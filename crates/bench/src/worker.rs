@@ -2,7 +2,7 @@
 //! Local and loopback recorders standing in for Slack and GitHub.
 //!
 //! Time beyond its own requests. Every DynamoDB, Slack and GitHub request
-//! of the worker goes through a [`TimingProxy`] that records when the
+//! of the worker goes through a [`FaultProxy`] that records when the
 //! request reached it and when the upstream's whole answer was in hand. A
 //! `/build` makes its requests one after another (acquire, dispatch, record
 //! the run, reply), so `handle()` wall time minus the sum of those intervals
@@ -26,14 +26,16 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use baton_chatops::Config;
 use baton_lock::LockClient;
-use baton_testkit::{HttpRecorder, fast_options, local_dynamodb_client};
+use baton_testkit::{
+    FaultProxy, HttpRecorder, ProxiedRequest, fast_options, local_dynamodb_client,
+};
 use baton_worker::{Worker, WorkerSettings};
 use bytes::Bytes;
 use serde_json::json;
 
 use crate::Env;
 use crate::fixtures;
-use crate::net::{HttpClient, Timed, TimingProxy};
+use crate::net::Connection;
 use crate::report::{Row, Verdict, ms, ms_f};
 use crate::stats::Samples;
 
@@ -48,7 +50,7 @@ const REPS: usize = 15;
 pub const DDB_LATENCY: Duration = Duration::from_millis(5);
 pub const HTTP_LATENCY: Duration = Duration::from_millis(20);
 
-pub fn settings(config: Config, slack_url: &str, github_url: &str) -> WorkerSettings {
+fn settings(config: Config, slack_url: &str, github_url: &str) -> WorkerSettings {
     WorkerSettings {
         default_budget: Duration::from_secs(20),
         http_timeout: Duration::from_secs(3),
@@ -63,26 +65,28 @@ pub async fn run(env: &Env) -> anyhow::Result<Vec<Row>> {
     result
 }
 
-/// A worker whose every request passes a timing proxy.
-struct Rig {
-    ddb: TimingProxy,
-    slack: TimingProxy,
-    github: TimingProxy,
-    worker: Worker,
+/// A worker whose every request passes a proxy that times it (figures 4
+/// and 7).
+pub struct Rig {
+    pub ddb: FaultProxy,
+    pub slack: FaultProxy,
+    pub github: FaultProxy,
+    pub worker: Worker,
     response_prefix: String,
 }
 
 impl Rig {
-    async fn new(
+    /// `latency` is added at the proxies: `(DynamoDB, Slack and GitHub)`.
+    pub async fn new(
         env: &Env,
         table: &str,
         config: &Config,
         recorders: (&HttpRecorder, &HttpRecorder),
         latency: (Duration, Duration),
     ) -> anyhow::Result<Rig> {
-        let ddb = TimingProxy::start(&env.ddb, latency.0).await?;
-        let slack = TimingProxy::start(&recorders.0.url(), latency.1).await?;
-        let github = TimingProxy::start(&recorders.1.url(), latency.1).await?;
+        let ddb = FaultProxy::with_latency(&env.ddb, latency.0).await?;
+        let slack = FaultProxy::with_latency(&recorders.0.url(), latency.1).await?;
+        let github = FaultProxy::with_latency(&recorders.1.url(), latency.1).await?;
         let locks =
             LockClient::with_options(local_dynamodb_client(&ddb.url(), 3), table, fast_options());
         let worker = Worker::new(locks, settings(config.clone(), &slack.url(), &github.url()))?;
@@ -97,16 +101,19 @@ impl Rig {
     }
 
     /// Requests since the last call, in the order they started.
-    fn take(&self) -> Vec<Timed> {
+    fn take(&self) -> Vec<ProxiedRequest> {
         let mut seen = self.ddb.take();
         seen.extend(self.slack.take());
         seen.extend(self.github.take());
-        seen.sort_by_key(|t| t.start);
+        seen.sort_by_key(|t| t.arrived);
         seen
     }
 
     /// Handles one event; returns its wall time and the requests it made.
-    async fn handle(&self, records: &[(String, String)]) -> anyhow::Result<(Duration, Vec<Timed>)> {
+    async fn handle(
+        &self,
+        records: &[(String, String)],
+    ) -> anyhow::Result<(Duration, Vec<ProxiedRequest>)> {
         let event = fixtures::sqs_event(records)?;
         let _ = self.take();
         let start = Instant::now();
@@ -159,15 +166,21 @@ async fn per_message(env: &Env, rig: &Rig) -> anyhow::Result<Vec<Row>> {
     let mut sequence: Option<Vec<String>> = None;
     for i in 0..WARMUP + messages {
         let (wall, seen) = rig
-            .handle(&fixtures::build_commands(i, 1, "dev", &rig.response_prefix))
+            .handle(&fixtures::commands(
+                "/build",
+                i,
+                1,
+                "dev",
+                &rig.response_prefix,
+            ))
             .await?;
-        let spent: Duration = seen.iter().map(Timed::took).sum();
+        let spent: Duration = seen.iter().filter_map(ProxiedRequest::took).sum();
         if i >= WARMUP {
             beyond.push(wall.saturating_sub(spent));
             walls.push(wall);
             external.push(spent);
         }
-        let this: Vec<String> = seen.iter().map(|t| kind(&t.label)).collect();
+        let this: Vec<String> = seen.iter().map(|t| kind(t.label())).collect();
         match &sequence {
             None => sequence = Some(this),
             Some(first) if *first != this => {
@@ -223,16 +236,14 @@ async fn per_message(env: &Env, rig: &Rig) -> anyhow::Result<Vec<Row>> {
 /// What the proxy adds to a request beyond what it records: the median of
 /// (client round trip − proxy record) for bare requests through it.
 async fn proxy_hop(env: &Env, rig: &Rig) -> anyhow::Result<Duration> {
-    let mut client = HttpClient::new(&rig.slack.url())?;
+    let mut client = Connection::open(&rig.slack.url()).await?;
     let body = Bytes::from_static(br#"{"text":"calibration"}"#);
     let headers = [("content-type", "application/json".to_owned())];
     let _ = rig.take();
     let mut trips = Vec::new();
     for _ in 0..env.scale(CALIBRATION) {
         let sent = Instant::now();
-        client
-            .send("POST", "/calibrate", &headers, body.clone())
-            .await?;
+        client.post("/calibrate", &headers, body.clone()).await?;
         trips.push(sent.elapsed());
     }
     let recorded = rig.take();
@@ -246,7 +257,7 @@ async fn proxy_hop(env: &Env, rig: &Rig) -> anyhow::Result<Duration> {
     let hops: Vec<Duration> = trips
         .iter()
         .zip(&recorded)
-        .map(|(t, r)| t.saturating_sub(r.took()))
+        .map(|(t, r)| t.saturating_sub(r.took().unwrap_or_default()))
         .collect();
     Ok(Samples::new(hops).p50())
 }
@@ -297,8 +308,8 @@ async fn batch_against_single(
             if rep >= 2 {
                 let ddb = seen
                     .iter()
-                    .filter(|t| !t.label.starts_with('/'))
-                    .map(Timed::took);
+                    .filter(|t| !t.operation.is_empty())
+                    .filter_map(ProxiedRequest::took);
                 if batch_turn {
                     batches.push(took);
                     ddb_in_batch.extend(ddb);
