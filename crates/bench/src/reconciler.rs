@@ -242,7 +242,7 @@ impl Grants {
             workflow: WORKFLOW.into(),
             run_id: None,
         });
-        request.takeover = Takeover::UnlessRunRecorded;
+        request.takeover = Takeover::UnlessPipeline;
         let grant = self
             .locks
             .acquire(&request)

@@ -50,10 +50,11 @@ pub enum Takeover {
     /// Any grant whose lease ended (plus the clock-skew margin).
     #[default]
     Expired,
-    /// Only expired grants with no recorded pipeline run. A lapsed grant
-    /// whose run may still be working comes back as `Held`, so a caller
-    /// that can ask the pipeline whether the run is alive decides instead.
-    UnlessRunRecorded,
+    /// Only expired grants made for no pipeline run. A lapsed grant made for
+    /// one (its run id recorded or not yet known) may have a run still
+    /// working: it comes back as `Held`, so a caller that can ask the
+    /// pipeline decides instead.
+    UnlessPipeline,
 }
 
 impl AcquireRequest {
@@ -344,9 +345,12 @@ fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> Strin
     // the current grant or one of the recent ones.
     let expired = match request.takeover {
         Takeover::Expired => format!("{expires} <= {before}"),
-        Takeover::UnlessRunRecorded => {
+        Takeover::UnlessPipeline => {
             let run_id = e.name(attr::RUN_ID);
-            format!("({expires} <= {before} AND attribute_not_exists({run_id}))")
+            let repository = e.name(attr::RUN_REPOSITORY);
+            format!(
+                "({expires} <= {before} AND attribute_not_exists({run_id}) AND attribute_not_exists({repository}))"
+            )
         }
     };
     format!(

@@ -60,7 +60,7 @@ struct Entry {
     /// The `runId` attribute. A [`LockRecord`] shows a run id only inside its
     /// pipeline binding, but `set_run` records one on any grant, and a
     /// recorded run spares an expired grant from
-    /// [`Takeover::UnlessRunRecorded`] even without a binding.
+    /// [`Takeover::UnlessPipeline`] even without a binding.
     run_id: Option<u64>,
 }
 
@@ -129,7 +129,9 @@ impl MemoryStore {
             let expired = current.expires_at <= plan.takeover_before
                 && match request.takeover {
                     Takeover::Expired => true,
-                    Takeover::UnlessRunRecorded => old.run_id.is_none(),
+                    Takeover::UnlessPipeline => {
+                        old.run_id.is_none() && old.record.pipeline.is_none()
+                    }
                 };
             let free = current.status != LockStatus::InProgress || expired;
             if !free || old.has_seen(&plan.request_id) {

@@ -13,7 +13,7 @@
 //! The worker settles a lapsed grant the same way when it contends for its
 //! key, so a late reconciler never lets a second run in.
 
-use baton_chatops::{Conclusion, render};
+use baton_chatops::{Conclusion, PipelineConfig, render};
 use baton_lock::{
     ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck,
 };
@@ -28,6 +28,9 @@ use crate::ports::{Chat, Pipeline};
 use crate::worker::WorkerSettings;
 use crate::worker::{Outcome, Worker, channel_from_correlation};
 use baton_lock::LockStore;
+
+/// Who ends the grants the reconciler ends (their `releasedBy`).
+const RECONCILER: &str = "baton:reconciler";
 
 /// How many runs one pass asks about at the same time.
 const CONCURRENT_RUNS: usize = 8;
@@ -45,6 +48,9 @@ pub(crate) enum Settled {
     Renewed,
     /// The run had ended: the grant was ended to match.
     Ended,
+    /// The lease lapsed and the pipeline shows no run started for the grant:
+    /// the grant was ended, and nothing runs under it.
+    NotStarted,
     /// The pipeline or the store did not answer: nothing changed.
     Unknown,
 }
@@ -104,7 +110,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 Settled::NotPipeline => continue,
                 Settled::Alive => {}
                 Settled::Renewed => report.renewed += 1,
-                Settled::Ended => report.ended += 1,
+                Settled::Ended | Settled::NotStarted => report.ended += 1,
                 Settled::Unknown => report.unknown += 1,
             }
             report.checked += 1;
@@ -118,15 +124,20 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let Some(binding) = &grant.pipeline else {
             return Settled::NotPipeline;
         };
-        let Some(run_id) = binding.run_id else {
-            return Settled::NotPipeline;
-        };
         if grant.status != LockStatus::InProgress {
             return Settled::NotPipeline;
         }
         let Some(pipeline) = self.pipeline_of(&binding.repository, &binding.workflow) else {
             warn!(lock_key = %grant.lock_key, repository = %binding.repository, workflow = %binding.workflow, "grant for a pipeline that is no longer configured");
             return Settled::Unknown;
+        };
+        let run_id = match binding.run_id {
+            Some(run_id) => run_id,
+            None => match self.find_unrecorded(grant, pipeline, deadline).await {
+                Ok(Some(run_id)) => run_id,
+                Ok(None) => return self.end_unstarted(grant).await,
+                Err(settled) => return settled,
+            },
         };
         let run = match self.pipeline.run(pipeline, run_id, deadline).await {
             Ok(run) => run,
@@ -143,6 +154,73 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             self.keep_alive(grant, run_id, deadline).await
         } else {
             self.end_with_run(grant, binding, &run, deadline).await
+        }
+    }
+
+    /// A grant made for a pipeline whose run id was never recorded (the
+    /// dispatch's answer was lost, or recording it failed): look the run up
+    /// by the grant's lock id and record it. `Ok(None)`: no run was started.
+    async fn find_unrecorded(
+        &self,
+        grant: &LockRecord,
+        pipeline: &PipelineConfig,
+        deadline: Instant,
+    ) -> Result<Option<u64>, Settled> {
+        let found = match self
+            .pipeline
+            .find_run(pipeline, &grant.lock_id, deadline)
+            .await
+        {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                warn!(lock_key = %grant.lock_key, error = %e, "could not look for the grant's run");
+                return Err(Settled::Unknown);
+            }
+        };
+        let Some(run_id) = found.run_id else {
+            return Err(Settled::Unknown);
+        };
+        match self
+            .locks
+            .set_run(
+                &grant.lock_key,
+                &grant.lock_id,
+                Some(run_id),
+                &found.run_url,
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(lock_key = %grant.lock_key, run_id, "recorded a run its dispatch never named");
+                Ok(Some(run_id))
+            }
+            Err(e) => {
+                warn!(lock_key = %grant.lock_key, run_id, error = %e, "could not record the grant's run");
+                Err(Settled::Unknown)
+            }
+        }
+    }
+
+    /// No run was started under a pipeline grant. Once its lease has lapsed
+    /// nothing will be: the grant ends, so the key is free again.
+    async fn end_unstarted(&self, grant: &LockRecord) -> Settled {
+        if grant.state_at(self.now_secs()) != LockState::Expired {
+            return Settled::NotPipeline;
+        }
+        let mut release = ReleaseRequest::new(&grant.lock_key, &grant.lock_id, LockStatus::Failed);
+        release.fence = Some(grant.fence);
+        release.actor = Some(RECONCILER.into());
+        release.reason = Some("lease lapsed and no pipeline run was started under it".into());
+        match self.locks.release(&release).await {
+            Ok(_) => {
+                warn!(lock_key = %grant.lock_key, "lapsed pipeline grant with no run; ended");
+                Settled::NotStarted
+            }
+            Err(e) => {
+                info!(lock_key = %grant.lock_key, error = %e, "grant changed while settling; leaving it");
+                Settled::Unknown
+            }
         }
     }
 
@@ -198,7 +276,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         };
         let mut release = ReleaseRequest::new(&grant.lock_key, &grant.lock_id, outcome);
         release.fence = Some(grant.fence);
-        release.actor = Some("baton:reconciler".into());
+        release.actor = Some(RECONCILER.into());
         release.reason = Some(format!(
             "pipeline {} (found by the reconciler)",
             run.conclusion.as_deref().unwrap_or("ended")

@@ -1809,9 +1809,8 @@ fn lock_key_of(target: &str) -> String {
 
 // ---------------------------------------------------------------------------
 // The findings, each reproduced deterministically, without random faults.
-// F1 and F2 are fixed. F3 and F4 are open: their tests are ignored until the
-// worker is fixed (`--run-ignored only` runs them), and the seeded scenario
-// meets them too, as a working run's grant found ended or taken over, or a
+// All four are fixed; each test pins its fix. F3 and F4 were also met by the
+// seeded scenario, as a working run's grant found ended or taken over, or a
 // finished run's lock still held at the end, each without a run id.
 
 /// A worker against fault-free DynamoDB Local and loopback Slack/GitHub,
@@ -2138,13 +2137,12 @@ async fn finding_f2_an_unconfirmable_dispatch_on_the_last_delivery_keeps_the_loc
 
 /// F3. m-1's dispatch starts run 1 and its answer is lost (502), so m-1
 /// goes back to the queue. Run 1 outlives its lock's TTL, and SQS delivers
-/// m-1 again only after the lease lapsed. The worker takes the lapsed grant
-/// for one whose pipeline never started: it ends it as FAILED ("lease lapsed
-/// before the pipeline started") and tells the user nothing was started,
-/// without asking GitHub, whose runs list shows run 1 under that lock id.
-/// The key is free while run 1 works; the next command starts a second run.
+/// m-1 again only after the lease lapsed. The worker used to take the lapsed
+/// grant for one whose pipeline never started, end it and tell the user
+/// nothing was started, without asking GitHub, whose runs list shows run 1
+/// under that lock id; the next command then started a second run. Now it
+/// asks, records run 1 and keeps its grant.
 #[tokio::test]
-#[ignore = "finding F3 (worker): a redelivery after the lease lapsed ends the grant of a run whose dispatch answer was lost"]
 async fn finding_f3_a_redelivery_after_the_lease_lapsed_keeps_the_grant_of_a_run_that_started() {
     let q = Quiet::new(502, false).await;
     let first = q
@@ -2176,11 +2174,11 @@ async fn finding_f3_a_redelivery_after_the_lease_lapsed_keeps_the_grant_of_a_run
 /// F4, first form. m-1's dispatch starts run 1 and loses its answer, and on
 /// m-1's last delivery GitHub's runs list is down: the worker keeps the lock
 /// without a run id (see F2). Run 1 then finishes and its completion never
-/// arrives. The reconciler follows only grants whose run id is recorded, so
-/// the lock stays IN_PROGRESS until its TTL, although GitHub's runs list,
-/// back up, shows run 1 under that lock id and run 1 as completed.
+/// arrives. The reconciler used to follow only grants whose run id is
+/// recorded, so the lock stayed IN_PROGRESS until its TTL, although GitHub's
+/// runs list, back up, shows run 1 under that lock id and run 1 as completed.
+/// Now it looks the run up by lock id, records it and follows it.
 #[tokio::test]
-#[ignore = "finding F4 (worker): the reconciler never follows a run whose id was not recorded"]
 async fn finding_f4_the_reconciler_ends_the_lock_of_a_finished_run_it_never_recorded() {
     let q = Quiet::new(502, true).await;
     q.deliver(q.command("m-1", "U1ALICE", "router plt", MAX_RECEIVES - 1))
@@ -2208,13 +2206,12 @@ async fn finding_f4_the_reconciler_ends_the_lock_of_a_finished_run_it_never_reco
 }
 
 /// F4, second form. As above, but run 1 outlives its lock's TTL and no
-/// reconciler pass comes before the next command. A contender settles a
-/// lapsed grant against its run only when the grant records a run id; this
-/// one does not, so m-2 takes the key over at once and starts a second run
-/// beside run 1. (A grant can also miss its run id when recording it fails
+/// reconciler pass comes before the next command. A contender used to settle
+/// a lapsed grant against its run only when the grant recorded a run id, so
+/// m-2 took the key over and started a second run beside run 1. Now every
+/// lapsed pipeline grant is spared and settled first. (A grant can also miss its run id when recording it fails
 /// after a dispatch that GitHub did answer: that failure is only logged.)
 #[tokio::test]
-#[ignore = "finding F4 (worker): a lapsed grant whose run id was not recorded is taken over while its run works"]
 async fn finding_f4_a_lapsed_grant_whose_run_was_never_recorded_is_not_taken_over() {
     let q = Quiet::new(502, true).await;
     q.deliver(q.command("m-1", "U1ALICE", "router plt", MAX_RECEIVES - 1))

@@ -120,7 +120,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                     let now = self.now_secs();
                     if attempt == 0
                         && holder.state_at(now) == LockState::Expired
-                        && matches!(self.settle(&holder, deadline).await, Settled::Ended)
+                        && matches!(
+                            self.settle(&holder, deadline).await,
+                            Settled::Ended | Settled::NotStarted
+                        )
                     {
                         continue;
                     }
@@ -170,7 +173,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             workflow: run.config.pipeline.workflow.clone(),
             run_id: None,
         });
-        request.takeover = Takeover::UnlessRunRecorded;
+        request.takeover = Takeover::UnlessPipeline;
         request
     }
 
@@ -206,11 +209,44 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// run was recorded, that run is the request's one run (the reconciler
     /// looks after it); if not, the grant ends and the user is told to ask
     /// again for a fresh grant.
+    /// A redelivery whose grant lapsed never dispatches under it. Whether a
+    /// run works under the grant is the pipeline's to say: a working run
+    /// keeps its grant (renewed) and the user hears it started; a finished
+    /// one ends it; with no run at all the grant ends and the user is told
+    /// nothing was started.
     async fn lapsed(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
-        if record.run_url.is_some() {
-            info!(lock_key = %run.key, "redelivered after its lease lapsed; its run was recorded, nothing to do");
-            return Outcome::Done;
+        match self.settle(record, deadline).await {
+            Settled::Alive | Settled::Renewed => match self.locks.status(&run.key).await {
+                Ok(Some(current))
+                    if current.lock_id == record.lock_id && current.run_url.is_some() =>
+                {
+                    info!(lock_key = %run.key, "redelivered after its lease lapsed; its run is working and keeps the grant");
+                    let grant = Grant {
+                        record: current,
+                        kind: GrantKind::Existing,
+                    };
+                    self.redelivered(run, grant, deadline).await
+                }
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Retry(format!("reading the lapsed grant: {e}")),
+            },
+            Settled::Ended => {
+                info!(lock_key = %run.key, "redelivered after its lease lapsed; its run had ended");
+                Outcome::Done
+            }
+            Settled::Unknown => {
+                Outcome::Retry("cannot tell yet whether the lapsed grant's run started".into())
+            }
+            Settled::NotStarted => {
+                let reply = render::lapsed_before_start(run.target);
+                self.reply(run.message, &reply, deadline).await
+            }
+            Settled::NotPipeline => self.end_lapsed(run, record, deadline).await,
         }
+    }
+
+    /// Ends a lapsed grant no pipeline run is bound to, and says so.
+    async fn end_lapsed(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
         warn!(lock_key = %run.key, fence = record.fence, "the grant lapsed before its pipeline started; refusing to dispatch under it");
         let mut release = ReleaseRequest::new(&run.key, &record.lock_id, LockStatus::Failed);
         release.reason = Some("lease lapsed before the pipeline started".into());
