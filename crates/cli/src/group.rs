@@ -28,16 +28,20 @@ use std::process::{ChildStdin, Command, Stdio};
 pub const WATCH_ARG: &str = "__baton-watch-group";
 
 /// Prepares `command` to run in a new process group whose id is its pid,
-/// and (on Linux) to receive SIGKILL when baton dies.
-pub fn isolate(command: &mut tokio::process::Command) {
+/// and (on Linux) to receive SIGKILL when baton dies and to tell `watcher`
+/// its group itself, before it execs: baton cannot die between the start of
+/// the command and the watcher knowing whom to kill.
+pub fn isolate(command: &mut tokio::process::Command, watcher: Option<&Watcher>) {
     command.process_group(0);
     #[cfg(target_os = "linux")]
     {
         let parent = i32::try_from(std::process::id()).unwrap_or(0);
+        // The watcher's pipe stays open in the child until exec (close-on-exec).
+        let watcher_fd = watcher.map(|w| std::os::fd::AsRawFd::as_raw_fd(&w.stdin));
         // SAFETY: the closure runs in the forked child between fork and exec,
         // where only async-signal-safe calls are allowed: it calls prctl(2),
-        // getppid(2) and _exit(2) on plain integers it owns, allocates
-        // nothing and takes no lock.
+        // getppid(2), getpid(2), write(2) and _exit(2) on plain integers and
+        // a stack buffer it owns, allocates nothing and takes no lock.
         unsafe {
             command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -48,10 +52,32 @@ pub fn isolate(command: &mut tokio::process::Command) {
                 if libc::getppid() != parent {
                     libc::_exit(crate::failure::RUN_ERROR.into());
                 }
+                if let Some(fd) = watcher_fd {
+                    let mut buf = [0u8; 16];
+                    let line = pid_line(libc::getpid(), &mut buf);
+                    libc::write(fd, line.as_ptr().cast(), line.len());
+                }
                 Ok(())
             });
         }
     }
+}
+
+/// `pid` as a decimal line in `buf`, without allocating (for use between
+/// fork and exec).
+fn pid_line(pid: i32, buf: &mut [u8; 16]) -> &[u8] {
+    let mut n = pid.unsigned_abs();
+    let mut start = buf.len() - 1;
+    buf[start] = b'\n';
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[start..]
 }
 
 /// Makes baton the reaper of its orphaned descendants (Linux), so members of
@@ -187,4 +213,14 @@ pub fn watch_main() -> u8 {
         group.signal(libc::SIGKILL);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pid_lines_are_decimal_lines() {
+        for (pid, want) in [(1, "1\n"), (40213, "40213\n"), (i32::MAX, "2147483647\n")] {
+            assert_eq!(super::pid_line(pid, &mut [0u8; 16]), want.as_bytes());
+        }
+    }
 }

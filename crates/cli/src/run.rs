@@ -149,7 +149,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
 
     group::become_subreaper();
     let mut watcher = Watcher::start();
-    let (mut child, group) = match spawn(client, &args, &program, &grant).await {
+    let (mut child, group) = match spawn(client, &args, &program, &grant, watcher.as_ref()).await {
         Ok(started) => started,
         Err(failure) => {
             if let Some(w) = watcher {
@@ -158,6 +158,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
             return Err(failure);
         }
     };
+    // The child told the watcher itself (Linux); elsewhere baton does, now.
     if let Some(w) = watcher.as_mut() {
         w.watch(group);
     }
@@ -282,6 +283,7 @@ async fn spawn(
     args: &RunArgs,
     program: &str,
     grant: &Grant,
+    watcher: Option<&Watcher>,
 ) -> Result<(tokio::process::Child, Group), Failure> {
     let key = &grant.record.lock_key;
     let lock_id = &grant.record.lock_id;
@@ -292,7 +294,7 @@ async fn spawn(
         .env(ENV_LOCK_ID, lock_id)
         .env(ENV_FENCE, grant.record.fence.to_string())
         .env("BATON_TABLE", client.table());
-    group::isolate(&mut command);
+    group::isolate(&mut command, watcher);
     let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
