@@ -411,7 +411,7 @@ fn not_granted(
     };
     if current.lock_id == plan.lock_id {
         // Our first attempt landed; its response was lost and the
-        // SDK's retry met our own grant (dynamolock #280).
+        // SDK's retry met our own grant.
         tracing::info!(key = %current.lock_key, "ambiguous write resolved: the grant is ours");
         let kind = grant_kind(current.previous.as_ref());
         return Ok(Grant {
