@@ -471,6 +471,7 @@ impl RawCommand {
 }
 
 impl RawPipeline {
+    /// Checks the pipeline table field by field, like [`RawCommand::validate`].
     fn validate(self, at: &str) -> Result<PipelineConfig, ConfigError> {
         let field = |f: &str| format!("{at}.{f}");
         let (owner, repo) = match self.repo.split_once('/') {

@@ -328,7 +328,9 @@ async fn spawn(
 }
 
 /// After the command and its group are gone: release the grant by how the
-/// command ended, and report it (or the lost lock) with the exit code.
+/// command ended, and report it (or the lost lock) with the exit code. One
+/// arm per way a run can end, then the one release; kept together so the
+/// exit code and the released status are decided in one place.
 async fn conclude(
     client: &LockClient,
     grant: &Grant,
