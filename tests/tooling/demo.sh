@@ -15,7 +15,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/baton-target}
 export BATON_DDB_PORT=${BATON_DDB_PORT:-8000}
 export BATON_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:${BATON_DDB_PORT}"
 
-trap 'bash tests/tooling/dynamodb-local.sh stop' EXIT
+# Stop DynamoDB Local at the end only if this run started it.
+ddb_was_up=0
+curl -s -o /dev/null --max-time 1 "$BATON_TEST_DYNAMODB_ENDPOINT" 2>/dev/null && ddb_was_up=1
+trap '[ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
 echo "Building baton (first run: a few minutes)…"
 cargo build --quiet --locked -p baton-cli -p baton-worker --examples --bins
 bash tests/tooling/dynamodb-local.sh start
