@@ -266,7 +266,6 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         run: &WorkflowRun,
         deadline: Instant,
     ) -> Settled {
-        let now = self.now_secs();
         let run_id = run.id;
         let (conclusion, _) = Conclusion::of_run(run.conclusion.as_deref());
         let outcome = if conclusion.succeeded() {
@@ -293,7 +292,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                     &grant.lock_key,
                     conclusion,
                     &grant.locked_by,
-                    now.saturating_sub(super::worker::epoch_of(grant)),
+                    self.held_for(grant),
                     run.html_url.as_deref().or(grant.run_url.as_deref()),
                 );
                 if let Outcome::Retry(why) = self.report_end(&ended, None, notice, deadline).await {

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use crate::emf::{self, Metric};
 use crate::github::DispatchError;
 
-use super::{Outcome, Worker, channel_from_correlation, held_for};
+use super::{Outcome, Worker, channel_from_correlation};
 use crate::ports::{Chat, Pipeline};
 use baton_lock::LockStore;
 
@@ -63,7 +63,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             &c.lock_key,
             c.conclusion,
             &record.locked_by,
-            held_for(&record),
+            self.held_for(&record),
             run_url,
         );
         self.report_end(&record, c.channel_id.clone(), notice, deadline)
@@ -165,7 +165,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             .as_deref()
             .and_then(|p| p.split_whitespace().next())
             .unwrap_or("pipeline");
-        let duration = held_for(record);
+        let duration = self.held_for(record);
         emf::emit(Metric::Completed, command, 1.0);
         emf::emit(Metric::LockDuration, command, duration as f64);
         info!(lock_key = %record.lock_key, status = %record.status, duration, "run completed; lock released");

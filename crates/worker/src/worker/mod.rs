@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use baton_chatops::Config;
 use baton_chatops::render::LockView;
-use baton_lock::clock::now_epoch_secs;
 use baton_lock::{LockClient, LockRecord, LockStore};
 use baton_runtime::Secret;
 use tracing::warn;
@@ -143,17 +142,17 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     pub(crate) fn now_secs(&self) -> u64 {
         self.locks.now_millis() / 1000
     }
+
+    /// How long a grant has been (or was) held, in seconds, by that clock.
+    pub(crate) fn held_for(&self, record: &LockRecord) -> u64 {
+        self.now_secs().saturating_sub(epoch_of(record))
+    }
 }
 
 /// The Slack channel a grant's notices go to, if it came from Slack.
 pub(crate) fn channel_from_correlation(record: &LockRecord) -> Option<String> {
     let origin: SlackOrigin = record.correlation_id.as_deref()?.parse().ok()?;
     Some(origin.channel)
-}
-
-/// How long a grant has been (or was) held, in seconds.
-fn held_for(record: &LockRecord) -> u64 {
-    now_epoch_secs().saturating_sub(epoch_of(record))
 }
 
 /// When a grant was made, in epoch seconds (its lease end if unreadable).

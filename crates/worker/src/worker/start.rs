@@ -205,10 +205,6 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         }
     }
 
-    /// This request's grant lapsed. Nothing is dispatched under it: if its
-    /// run was recorded, that run is the request's one run (the reconciler
-    /// looks after it); if not, the grant ends and the user is told to ask
-    /// again for a fresh grant.
     /// A redelivery whose grant lapsed never dispatches under it. Whether a
     /// run works under the grant is the pipeline's to say: a working run
     /// keeps its grant (renewed) and the user hears it started; a finished
@@ -230,7 +226,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 Ok(_) => Outcome::Done,
                 Err(e) => Outcome::Retry(format!("reading the lapsed grant: {e}")),
             },
-            Settled::Ended => {
+            // Every grant the worker takes is bound to its pipeline, so a
+            // grant settle leaves alone (NotPipeline) has changed meanwhile.
+            Settled::Ended | Settled::NotPipeline => {
                 info!(lock_key = %run.key, "redelivered after its lease lapsed; its run had ended");
                 Outcome::Done
             }
@@ -241,23 +239,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 let reply = render::lapsed_before_start(run.target);
                 self.reply(run.message, &reply, deadline).await
             }
-            Settled::NotPipeline => self.end_lapsed(run, record, deadline).await,
         }
-    }
-
-    /// Ends a lapsed grant no pipeline run is bound to, and says so.
-    async fn end_lapsed(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
-        warn!(lock_key = %run.key, fence = record.fence, "the grant lapsed before its pipeline started; refusing to dispatch under it");
-        let mut release = ReleaseRequest::new(&run.key, &record.lock_id, LockStatus::Failed);
-        release.reason = Some("lease lapsed before the pipeline started".into());
-        if let Err(e) = self.locks.release(&release).await {
-            if e.is_transient() {
-                return Outcome::Retry(format!("release of a lapsed grant: {e}"));
-            }
-            info!(lock_key = %run.key, error = %e, "the lapsed grant was already replaced");
-        }
-        let reply = render::lapsed_before_start(run.target);
-        self.reply(run.message, &reply, deadline).await
     }
 
     /// The same message again (SQS delivers at least once) while its grant
