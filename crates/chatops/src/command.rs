@@ -55,6 +55,20 @@ pub enum Request {
         /// The lock to release.
         lock_key: String,
     },
+    /// Show the waiting lines of the command's locks (all, or one target's).
+    Queue {
+        /// The command, e.g. `/build`.
+        command: String,
+        /// One target and its lock key, or every line of the command.
+        target: Option<(Target, String)>,
+    },
+    /// The requester leaves a target's waiting line.
+    Leave {
+        /// Whose line to leave.
+        target: Target,
+        /// The lock the line waits for.
+        lock_key: String,
+    },
     /// Show how to use the command.
     Help {
         /// The command, e.g. `/build`.
@@ -68,8 +82,11 @@ impl Request {
         match self {
             Request::Run { target, .. }
             | Request::Unlock { target, .. }
-            | Request::Cancel { target, .. } => &target.command,
-            Request::Status { command } | Request::Help { command } => command,
+            | Request::Cancel { target, .. }
+            | Request::Leave { target, .. } => &target.command,
+            Request::Status { command }
+            | Request::Help { command }
+            | Request::Queue { command, .. } => command,
         }
     }
 
@@ -100,6 +117,14 @@ impl Request {
             }
             Request::Status { .. } => "status".into(),
             Request::Help { .. } => "help".into(),
+            Request::Queue { target: None, .. } => "queue".into(),
+            Request::Queue {
+                target: Some((target, _)),
+                ..
+            } => format!("queue {} {}", target.component, target.environment),
+            Request::Leave { target, .. } => {
+                format!("leave {} {}", target.component, target.environment)
+            }
         }
     }
 }
@@ -119,6 +144,12 @@ pub enum Malformation {
     /// `cancel` without exactly a component and an environment.
     #[error("cancel takes a component and an environment")]
     CancelNeedsTarget,
+    /// `queue` with one word, or more than two.
+    #[error("queue takes nothing, or a component and an environment")]
+    QueueNeedsTarget,
+    /// `leave` without exactly a component and an environment.
+    #[error("leave takes a component and an environment")]
+    LeaveNeedsTarget,
     /// An option other than `--dry-run`.
     #[error("unknown option {0}")]
     UnknownOption(String),
@@ -231,6 +262,8 @@ pub fn parse_request(
         "status" => Ok(Request::Status { command }),
         "unlock" => parse_unlock(cmd_config, &words[1..], user_id),
         "cancel" => parse_cancel(cmd_config, &words[1..]),
+        "queue" => parse_queue(cmd_config, &words[1..]),
+        "leave" => parse_leave(cmd_config, &words[1..]),
         _ => parse_run(cmd_config, &words, user_id),
     }
 }
@@ -293,6 +326,33 @@ fn parse_cancel(config: &CommandConfig, words: &[&str]) -> Result<Request, Comma
     let target = check_target(config, component, environment)?;
     let lock_key = config.lock_key(&target);
     Ok(Request::Cancel { target, lock_key })
+}
+
+/// `queue [<component> <environment>]`: every line of the command, or one.
+fn parse_queue(config: &CommandConfig, words: &[&str]) -> Result<Request, CommandError> {
+    let target = match words {
+        [] => None,
+        [component, environment] => {
+            let target = check_target(config, component, environment)?;
+            let lock_key = config.lock_key(&target);
+            Some((target, lock_key))
+        }
+        _ => return Err(malformed(config, Malformation::QueueNeedsTarget)),
+    };
+    Ok(Request::Queue {
+        command: config.name.clone(),
+        target,
+    })
+}
+
+/// `leave <component> <environment>`: the requester stops waiting.
+fn parse_leave(config: &CommandConfig, words: &[&str]) -> Result<Request, CommandError> {
+    let [component, environment] = words else {
+        return Err(malformed(config, Malformation::LeaveNeedsTarget));
+    };
+    let target = check_target(config, component, environment)?;
+    let lock_key = config.lock_key(&target);
+    Ok(Request::Leave { target, lock_key })
 }
 
 /// `<component> <environment> [--dry-run]`, for those allowed there.

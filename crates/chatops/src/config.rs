@@ -33,7 +33,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IntoDeserializer};
 use serde_path_to_error::{Path, Segment};
 
 use crate::target::Target;
@@ -62,7 +61,15 @@ pub const MAX_LOCK_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Words of the command grammar; a component or environment with one of
 /// these names could never be addressed, so the config rejects them.
-pub const RESERVED_WORDS: [&str; 3] = ["status", "unlock", "help"];
+pub const RESERVED_WORDS: [&str; 6] = ["status", "unlock", "help", "cancel", "queue", "leave"];
+
+/// How long a queued request waits at most, unless the command says
+/// otherwise (`max_wait`).
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60 * 60);
+
+/// How many requests may wait for one lock, unless the command says
+/// otherwise (`max_queue`).
+pub const DEFAULT_MAX_QUEUE: usize = 20;
 
 /// Why a configuration file was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,14 +122,26 @@ pub enum LockScope {
 }
 
 /// What to do when a command's lock is already held. The config file names
-/// it in lowercase (`reject`).
+/// it in kebab case (`reject`, `queue`, `queue-latest`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
-    /// Tell the requester who holds the lock and do nothing. (Queueing
-    /// requests is planned but not supported yet, so it is the only choice.)
+    /// Tell the requester who holds the lock and do nothing.
     #[default]
     Reject,
+    /// Queue the request: first come, first served; when the lock is
+    /// released the next request starts, with no one racing for it.
+    Queue,
+    /// Queue only the newest request: a later one replaces the waiting one
+    /// (for deploys where only the latest commit matters).
+    QueueLatest,
+}
+
+impl OnConflict {
+    /// Whether requests that find the lock held wait in its line.
+    pub fn queues(self) -> bool {
+        !matches!(self, OnConflict::Reject)
+    }
 }
 
 /// The GitHub Actions workflow a command dispatches.
@@ -164,6 +183,10 @@ pub struct CommandConfig {
     pub environments: Vec<String>,
     /// What happens when the lock is held.
     pub on_conflict: OnConflict,
+    /// How long a queued request waits at most before it is dropped.
+    pub max_wait: Duration,
+    /// How many requests may wait for one lock.
+    pub max_queue: usize,
     /// Slack user ids allowed to force-unlock; empty means nobody.
     pub unlock_users: Vec<String>,
     /// Per environment, the Slack user ids allowed to run the command there;
@@ -298,8 +321,12 @@ struct RawCommand {
     lock_ttl: String,
     components: Vec<String>,
     environments: Vec<String>,
-    #[serde(default, deserialize_with = "on_conflict")]
+    #[serde(default)]
     on_conflict: OnConflict,
+    #[serde(default)]
+    max_wait: Option<String>,
+    #[serde(default)]
+    max_queue: Option<usize>,
     #[serde(default)]
     unlock_users: Vec<String>,
     #[serde(default)]
@@ -323,18 +350,6 @@ fn default_true() -> bool {
 }
 fn default_ref() -> String {
     "main".into()
-}
-
-/// Reads `on_conflict` by [`OnConflict`]'s names, except that `queue`, which
-/// is planned, is refused with a message saying so rather than as unknown.
-fn on_conflict<'de, D: Deserializer<'de>>(d: D) -> Result<OnConflict, D::Error> {
-    let name = String::deserialize(d)?;
-    if name == "queue" {
-        return Err(de::Error::custom(
-            "\"queue\" is not supported yet; use \"reject\"",
-        ));
-    }
-    OnConflict::deserialize(name.as_str().into_deserializer())
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -433,6 +448,26 @@ impl RawCommand {
             ));
         }
 
+        let max_wait = match self.max_wait.as_deref().map(str::trim) {
+            None => DEFAULT_MAX_WAIT,
+            Some(text) => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(d))
+                .ok_or_else(|| {
+                    invalid(
+                        field("max_wait"),
+                        format!("{text:?} is not a duration between 1m and 24h, e.g. \"1h\""),
+                    )
+                })?,
+        };
+        let max_queue = self.max_queue.unwrap_or(DEFAULT_MAX_QUEUE);
+        if !(1..=100).contains(&max_queue) {
+            return Err(invalid(
+                field("max_queue"),
+                format!("{max_queue} is out of range; a line holds 1 to 100 requests"),
+            ));
+        }
+
         let components = check_names(&field("components"), self.components, "component")?;
         let environments = check_names(&field("environments"), self.environments, "environment")?;
 
@@ -463,6 +498,8 @@ impl RawCommand {
             components,
             environments,
             on_conflict: self.on_conflict,
+            max_wait,
+            max_queue,
             unlock_users: self.unlock_users,
             allowed_users: self.allowed_users,
             pipeline,
@@ -551,7 +588,10 @@ fn check_names(path: &str, names: Vec<String>, what: &str) -> Result<Vec<String>
         if RESERVED_WORDS.contains(&name.as_str()) {
             return Err(invalid(
                 path,
-                format!("{what} {name:?} is a command word (status, unlock, help); rename it"),
+                format!(
+                    "{what} {name:?} is a command word ({}); rename it",
+                    RESERVED_WORDS.join(", ")
+                ),
             ));
         }
         if seen.contains(&name) {
@@ -806,21 +846,40 @@ workflow = "build.yml"
     }
 
     #[test]
-    fn queue_on_conflict_is_not_supported_yet() {
-        let src = build_only().replace("lock_ttl", "on_conflict = \"queue\"\nlock_ttl");
+    fn on_conflict_names_the_three_policies_and_the_line_limits() {
+        let with = |extra: &str| build_only().replace("lock_ttl", &format!("{extra}\nlock_ttl"));
+        let c = Config::from_toml_str(&with("on_conflict = \"queue\"")).unwrap();
+        let build = c.command("/build").unwrap();
+        assert_eq!(build.on_conflict, OnConflict::Queue);
         assert_eq!(
-            err_text(&src),
-            r#"commands."/build".on_conflict: line 3, column 15: "queue" is not supported yet; use "reject""#
+            (build.max_wait, build.max_queue),
+            (DEFAULT_MAX_WAIT, DEFAULT_MAX_QUEUE)
         );
-        let src = build_only().replace("lock_ttl", "on_conflict = \"wait\"\nlock_ttl");
-        let e = err_text(&src);
+        let c = Config::from_toml_str(&with(
+            "on_conflict = \"queue-latest\"\nmax_wait = \"20m\"\nmax_queue = 3",
+        ))
+        .unwrap();
+        let build = c.command("/build").unwrap();
+        assert_eq!(build.on_conflict, OnConflict::QueueLatest);
+        assert_eq!(build.max_wait, Duration::from_secs(20 * 60));
+        assert_eq!(build.max_queue, 3);
+        let e = err_text(&with("on_conflict = \"wait\""));
         assert!(
             e.starts_with(r#"commands."/build".on_conflict: line 3"#)
-                && e.ends_with("unknown variant `wait`, expected `reject`"),
+                && e.ends_with(
+                    "unknown variant `wait`, expected one of `reject`, `queue`, `queue-latest`"
+                ),
             "{e}"
         );
-        let src = build_only().replace("lock_ttl", "on_conflict = \"reject\"\nlock_ttl");
-        let c = Config::from_toml_str(&src).unwrap();
+        assert_eq!(
+            err_text(&with("max_wait = \"2d\"")),
+            r#"commands."/build".max_wait: "2d" is not a duration between 1m and 24h, e.g. "1h""#
+        );
+        assert_eq!(
+            err_text(&with("max_queue = 0")),
+            r#"commands."/build".max_queue: 0 is out of range; a line holds 1 to 100 requests"#
+        );
+        let c = Config::from_toml_str(&build_only()).unwrap();
         assert_eq!(c.command("/build").unwrap().on_conflict, OnConflict::Reject);
     }
 

@@ -95,7 +95,7 @@ fn check_config_error(e: &ConfigError) -> Result<(), TestCaseError> {
 fn word() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => prop::sample::select(vec![
-            "router", "API", "web", "db", "dev", "plt", "PROD", "status", "unlock", "help", "-h", "--help",
+            "router", "API", "web", "db", "dev", "plt", "PROD", "status", "unlock", "help", "-h", "--help", "queue", "leave", "cancel",
             "--dry-run", "\u{2014}dry-run", "\u{2013}DRY-RUN", "--dryrun", "-x", "--force", "because", "it", "died",
         ])
         .prop_map(str::to_owned),
@@ -142,13 +142,15 @@ proptest! {
                 match &request {
                     Request::Run { target, lock_key, .. }
                     | Request::Unlock { target, lock_key, .. }
-                    | Request::Cancel { target, lock_key, .. } => {
+                    | Request::Cancel { target, lock_key, .. }
+                    | Request::Leave { target, lock_key }
+                    | Request::Queue { target: Some((target, lock_key)), .. } => {
                         prop_assert!(cmd.components.contains(&target.component), "{request:?}");
                         prop_assert!(cmd.environments.contains(&target.environment), "{request:?}");
                         prop_assert_eq!(&target.command, &cmd.name);
                         prop_assert_eq!(lock_key, &cmd.lock_key(target));
                     }
-                    Request::Status { .. } | Request::Help { .. } => {}
+                    Request::Status { .. } | Request::Help { .. } | Request::Queue { target: None, .. } => {}
                 }
                 if let Request::Unlock { reason, .. } = &request {
                     prop_assert!(!reason.trim().is_empty(), "an unlock always carries its reason");

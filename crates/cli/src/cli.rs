@@ -11,7 +11,8 @@ Exit codes (every command but `run`):
   0    done (force-unlock of a key nobody holds is also 0: nothing to do)
   1    error: DynamoDB unreachable, table missing, malformed record
   2    usage: bad arguments, no --table/BATON_TABLE, input the library refuses
-  3    held by someone else (also: `wait` or `--wait` timed out)
+  3    held by someone else (also: `wait` or `--wait` timed out, the line is
+       full, or a `--queue` waiter lost its place)
   4    not the owner: the lock id is not the current grant, or the grant already
        ended (`verify`: the grant is not current)
   5    already ran: `acquire --request-id` of your own grant that has ended
@@ -103,6 +104,9 @@ pub enum Command {
     /// --json its one object is printed on stdout after COMMAND has finished.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Show who waits for a key, in order (the line `--queue` joins).
+    #[command(after_help = EXIT_CODES)]
+    Queue(KeyArg),
     /// Manage the lock table.
     #[command(subcommand)]
     Table(TableCommand),
@@ -130,6 +134,14 @@ pub struct HolderArgs {
     /// Keep trying this long while someone else holds the key (0 = fail at once).
     #[arg(long, default_value = "0s", value_parser = duration)]
     pub wait: Duration,
+    /// Wait in the key's line instead of polling: granted in arrival order
+    /// the moment the holder releases (needs --wait). Leaving, timing out or
+    /// being interrupted takes you out of the line.
+    #[arg(long)]
+    pub queue: bool,
+    /// With --queue: refuse to join a line already this long.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_queue: u16,
     /// What the lock is for (shown to whoever is blocked).
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,

@@ -2,9 +2,12 @@
 //! into a [`Report`] or a [`Failure`]. `run` lives in its own module.
 
 use baton_lock::clock::now_epoch_secs;
+use std::time::Duration;
+
 use baton_lock::{
-    AcquireRequest, CancellationToken, Grant, GrantKind, ListQuery, LockClient, LockError,
-    LockRecord, LockState, LockStatus, ReleaseRequest, TableCreation,
+    AcquireRequest, CancellationToken, Grant, GrantKind, JoinRequest, LineMode, ListQuery,
+    LockClient, LockError, LockRecord, LockState, LockStatus, LockStore, ReleaseRequest,
+    TableCreation,
 };
 use serde_json::{Value, json};
 
@@ -43,25 +46,58 @@ pub fn acquire_request(key: &str, args: &HolderArgs, request_id: Option<String>)
     }
 }
 
-/// Acquires, waiting up to `wait` (saying so on stderr), stopping on SIGINT/SIGTERM.
-/// A grant that lands while a signal is being handled is released at once
-/// (FAILED), since the caller is going away and will never learn its lock id.
+/// How long a `--queue` waiter has to notice that its turn came before the
+/// line moves on without it: the first lease a hand-off gives it. A waiter
+/// polls every fraction of a second, so only a dead one misses it.
+pub const CLAIM_WINDOW: Duration = Duration::from_secs(15);
+
+/// Acquires, waiting up to `--wait` (saying so on stderr) by polling or, with
+/// `--queue`, in the key's line, stopping on SIGINT/SIGTERM. A grant that
+/// lands while a signal is being handled is released at once (FAILED),
+/// since the caller is going away and will never learn its lock id.
 pub async fn acquire_interruptible(
     client: &LockClient,
     request: &AcquireRequest,
-    wait: std::time::Duration,
+    args: &HolderArgs,
     signals: &mut Signals,
 ) -> Result<Grant, Failure> {
+    let wait = args.wait;
+    if args.queue && wait.is_zero() {
+        return Err(Failure::usage(
+            "--queue needs --wait: how long to wait in line, e.g. --queue --wait 30m",
+        ));
+    }
     let cancel = CancellationToken::new();
+    let key = clean(&request.key);
     let work = async {
+        if args.queue {
+            let join = JoinRequest {
+                acquire: request.clone(),
+                mode: LineMode::Fifo {
+                    max: usize::from(args.max_queue),
+                },
+                max_wait: wait,
+                claim: Some(CLAIM_WINDOW),
+                member: None,
+            };
+            return client
+                .acquire_in_line(&join, wait, &cancel, |place| {
+                    render::eprintln_stderr(&format!(
+                        "baton: {key} is held by {}; waiting in line at position {} (up to {})",
+                        render::holder(&place.record),
+                        place.position,
+                        humantime::format_duration(wait)
+                    ));
+                })
+                .await;
+        }
         let mut told = false;
         client
             .acquire_with_wait(request, wait, &cancel, |holder| {
                 if !told {
                     told = true;
                     render::eprintln_stderr(&format!(
-                        "baton: {} is held by {}; waiting up to {}",
-                        clean(&request.key),
+                        "baton: {key} is held by {}; waiting up to {}",
                         render::holder(holder),
                         humantime::format_duration(wait)
                     ));
@@ -136,7 +172,7 @@ pub fn grant_text(grant: &Grant) -> String {
 pub async fn acquire(client: &LockClient, args: AcquireArgs) -> Result<Report, Failure> {
     let request = acquire_request(&args.key, &args.holder, args.request_id);
     let mut signals = Signals::install()?;
-    let grant = acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
+    let grant = acquire_interruptible(client, &request, &args.holder, &mut signals).await?;
     let mut json = record_fields(&grant.record);
     json.insert("grant".into(), json!(grant_kind_name(&grant.kind)));
     Ok(Report::ok(json, grant_text(&grant)))
@@ -150,7 +186,8 @@ pub async fn release(client: &LockClient, args: ReleaseArgs) -> Result<Report, F
     };
     let mut request = ReleaseRequest::new(&args.key, &args.lock_id, outcome);
     request.reason = args.reason;
-    let record = client.release(&request).await?;
+    let ended = client.release(&request).await?;
+    let record = ended.record;
     let text = format!(
         "released {} as {}{} (lock id {}, fence {})",
         clean(&record.lock_key),
@@ -164,6 +201,59 @@ pub async fn release(client: &LockClient, args: ReleaseArgs) -> Result<Report, F
         record.fence
     );
     Ok(Report::ok(record_fields(&record), text))
+}
+
+/// `queue KEY`: the holder and the line behind it, head first. Waiters'
+/// tickets are never shown (each is its waiter's lock id to be).
+pub async fn queue(client: &LockClient, key: &str) -> Result<Report, Failure> {
+    let record = client.status(key).await?;
+    let now_ms = client.now_millis();
+    let waiters: Vec<Value> = record
+        .iter()
+        .flat_map(|r| r.waiters.iter())
+        .enumerate()
+        .map(|(i, w)| {
+            json!({
+                "position": i + 1,
+                "owner": w.owner,
+                "ownerName": w.owner_name,
+                "purpose": w.purpose,
+                "waitedSecs": w.waited(now_ms).as_secs(),
+                "joinedAt": iso(w.joined_at_ms / 1000),
+            })
+        })
+        .collect();
+    let mut json = serde_json::Map::new();
+    json.insert("lockKey".into(), json!(key));
+    json.insert("state".into(), json!(state_name(record.as_ref())));
+    json.insert("holder".into(), json!(record.as_ref().map(render::holder)));
+    json.insert("waiting".into(), json!(waiters.len()));
+    json.insert("waiters".into(), Value::Array(waiters));
+    let mut text = match record
+        .as_ref()
+        .filter(|r| r.status == LockStatus::InProgress)
+    {
+        Some(r) => format!("{} is held by {}", clean(key), render::holder(r)),
+        None => format!("{} is free", clean(key)),
+    };
+    match record.as_ref().map_or(&[][..], |r| r.waiters.as_slice()) {
+        [] => text.push_str("; no one is waiting"),
+        line => {
+            for (i, w) in line.iter().enumerate() {
+                text.push_str(&format!(
+                    "\n  {}. {}{}, waiting {}",
+                    i + 1,
+                    clean(w.owner_name.as_deref().unwrap_or(&w.owner)),
+                    w.purpose
+                        .as_deref()
+                        .map(|p| format!(" ({})", clean(p)))
+                        .unwrap_or_default(),
+                    humantime::format_duration(Duration::from_secs(w.waited(now_ms).as_secs())),
+                ));
+            }
+        }
+    }
+    Ok(Report::ok(json, text))
 }
 
 /// `renew KEY --lock-id ID`.
@@ -232,6 +322,7 @@ pub async fn list(client: &LockClient, args: ListArgs) -> Result<Report, Failure
         .map(|r| {
             let mut fields = record_fields(r);
             fields.insert("state".into(), json!(state_name(Some(r))));
+            fields.insert("waiting".into(), json!(r.waiters.len()));
             Value::Object(fields)
         })
         .collect();
@@ -246,7 +337,7 @@ fn list_text(locks: &[LockRecord]) -> String {
     if locks.is_empty() {
         return "no locks held".to_owned();
     }
-    let rows: Vec<[String; 6]> = locks
+    let rows: Vec<[String; 7]> = locks
         .iter()
         .map(|r| {
             [
@@ -255,12 +346,16 @@ fn list_text(locks: &[LockRecord]) -> String {
                 holder(r),
                 r.fence.to_string(),
                 iso(r.expires_at),
+                r.waiters.len().to_string(),
                 clean(r.purpose.as_deref().unwrap_or_default()),
             ]
         })
         .collect();
-    let header = ["KEY", "STATE", "HOLDER", "FENCE", "EXPIRES", "PURPOSE"].map(str::to_owned);
-    let mut widths = [0usize; 6];
+    let header = [
+        "KEY", "STATE", "HOLDER", "FENCE", "EXPIRES", "WAITING", "PURPOSE",
+    ]
+    .map(str::to_owned);
+    let mut widths = [0usize; 7];
     for row in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());

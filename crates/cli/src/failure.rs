@@ -84,7 +84,7 @@ impl Failure {
     pub fn for_run(mut self) -> Self {
         if (ERROR..=REQUEST_LAPSED).contains(&self.code) {
             self.code = match self.kind {
-                "held" => RUN_HELD,
+                "held" | "line_full" | "lost_place" => RUN_HELD,
                 "wait_timed_out" => RUN_WAIT_TIMED_OUT,
                 _ => RUN_ERROR,
             };
@@ -143,6 +143,13 @@ impl From<LockError> for Failure {
             LockError::NotHeld { key, .. } => {
                 format!("lock `{key}` is not held by the given lock id")
             }
+            LockError::LineFull { key, holder } => format!(
+                "the line for `{key}` is full ({} waiting); not queued",
+                holder.waiters.len()
+            ),
+            LockError::NotWaiting { key, .. } => format!(
+                "lost the place in the line for `{key}`: its turn came and was not claimed in time, or it was dropped"
+            ),
             other => other.to_string(),
         };
         let (code, kind, field) = match &err {
@@ -156,6 +163,9 @@ impl From<LockError> for Failure {
             // Only reached with `force-unlock --lock-id` naming a grant that is
             // no longer current (nothing held at all is a success, see commands).
             LockError::NotHeld { .. } => (NOT_OWNER, "not_held", "current"),
+            LockError::LineFull { .. } => (HELD, "line_full", "holder"),
+            LockError::NotWaiting { .. } => (HELD, "lost_place", "current"),
+            LockError::LineBusy { .. } => (ERROR, "line_busy", "current"),
             LockError::InvalidInput(_) => (USAGE, "invalid_input", "current"),
             LockError::Cancelled { .. } => (ERROR, "cancelled", "current"),
             LockError::TableNotFound { .. } => (ERROR, "table_not_found", "current"),

@@ -127,6 +127,7 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
         Command::Release(args) => commands::release(&client, args).await,
         Command::Renew(args) => commands::renew(&client, args).await,
         Command::Status(args) => commands::status(&client, &args.key).await,
+        Command::Queue(args) => commands::queue(&client, &args.key).await,
         Command::List(args) => commands::list(&client, args).await,
         Command::Wait(args) => commands::wait(&client, args).await,
         Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,

@@ -212,6 +212,13 @@ pub fn describe(record: &LockRecord) -> String {
     if !place.is_empty() {
         lines.push(format!("  where:   {}", place.join(", ")));
     }
+    if let Some(next) = record.waiters.first() {
+        lines.push(format!(
+            "  waiting: {} (next: {})",
+            record.waiters.len(),
+            clean(next.owner_name.as_deref().unwrap_or(&next.owner))
+        ));
+    }
     if let Some(ended) = &record.ended_at {
         lines.push(format!(
             "  ended:   {} by {}{}{}",

@@ -142,7 +142,7 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
     let timing = Timing::new(args.holder.ttl);
     let request = acquire_request(&args.key, &args.holder, None);
     let mut signals = Signals::install()?;
-    let grant = acquire_interruptible(client, &request, args.holder.wait, &mut signals).await?;
+    let grant = acquire_interruptible(client, &request, &args.holder, &mut signals).await?;
     let key = grant.record.lock_key.clone();
     let lock_id = grant.record.lock_id.clone();
     say(&grant_text(&grant));
@@ -471,7 +471,7 @@ async fn release(
 ) -> Result<LockRecord, LockError> {
     let mut request = ReleaseRequest::new(key, lock_id, outcome);
     request.reason = Some(reason).filter(|r| !r.is_empty());
-    client.release(&request).await
+    client.release(&request).await.map(|ended| ended.record)
 }
 
 /// The failure for a grant that ended or was replaced while the command ran:

@@ -42,6 +42,10 @@ pub struct AcquireRequest {
     pub pipeline: Option<PipelineRun>,
     /// Which expired grants this acquire may take over.
     pub takeover: Takeover,
+    /// Opaque to the lock, kept on the grant: what its caller needs to act
+    /// for the holder later (a queued chat command to start when a waiter's
+    /// turn comes).
+    pub context: Option<String>,
 }
 
 /// Which expired grants an acquire may take over.
@@ -82,7 +86,7 @@ pub enum GrantKind {
 }
 
 /// A lock you hold (or, for [`GrantKind::Existing`], held earlier by the same request).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
     pub record: LockRecord,
     pub kind: GrantKind,
@@ -204,11 +208,28 @@ impl Plan {
             pid: request.pid,
             run_url: request.run_url.clone(),
             pipeline: request.pipeline.clone(),
+            context: request.context.clone(),
             ended_at: None,
             released_by: None,
             release_reason: None,
             forced: false,
             previous,
+            waiters: Vec::new(),
+            line_version: 0,
+        }
+    }
+
+    /// The plan that grants `waiter` its turn at `now_millis`: the grant
+    /// takes the lock id the waiter was given when it joined.
+    pub(crate) fn for_waiter(
+        waiter: &crate::line::Waiter,
+        request: &AcquireRequest,
+        options: &LockOptions,
+        now_millis: u64,
+    ) -> Plan {
+        Plan {
+            lock_id: waiter.ticket.clone(),
+            ..Plan::at(request, options, now_millis)
         }
     }
 
@@ -241,14 +262,14 @@ impl Plan {
 fn grant_update(request: &AcquireRequest, plan: &Plan) -> (Expr, String) {
     let mut e = Expr::default();
     set_grant(&mut e, request, plan);
-    carry_over(&mut e, plan);
+    carry_over(&mut e, plan, None);
     let condition = grant_condition(&mut e, request, plan);
     (e, condition)
 }
 
 /// The new grant's own attributes; optional ones a predecessor had and this
 /// grant lacks are removed, so a grant never inherits a field.
-fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
+pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
     e.set_string(attr::LOCK_ID, &plan.lock_id);
     e.set_string(attr::REQUEST_ID, &plan.request_id);
     e.set_string(attr::STATUS, LockStatus::InProgress.as_str());
@@ -269,6 +290,7 @@ fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
         request.pid.map(|p| AttributeValue::N(p.to_string())),
     );
     e.set_or_remove(attr::RUN_URL, s(&request.run_url));
+    e.set_or_remove(attr::CONTEXT, s(&request.context));
     let pipeline = request.pipeline.as_ref();
     e.set_or_remove(
         attr::RUN_REPOSITORY,
@@ -296,7 +318,10 @@ fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
 
 /// What passes from the item's previous grant to the new one: the request
 /// history shifted along, a copy of the replaced grant, and the fence plus one.
-fn carry_over(e: &mut Expr, plan: &Plan) {
+///
+/// `ended_as` is the status the replaced grant ended with when the same
+/// write ends it (a hand-off); otherwise its stored status is copied.
+pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<LockStatus>) {
     // Copy the grant being replaced (operands read the item before the update).
     // A key's first grant has nothing to copy and writes these empty: leaving
     // them out would take a read or a second write, and an acquire is one write.
@@ -311,11 +336,17 @@ fn carry_over(e: &mut Expr, plan: &Plan) {
     for (prev, cur, default) in [
         (attr::PREV_LOCK_ID, attr::LOCK_ID, &none),
         (attr::PREV_LOCKED_BY, attr::LOCKED_BY, &none),
-        (attr::PREV_STATUS, attr::STATUS, &none),
         (attr::PREV_EXPIRES_AT, attr::EXPIRES_AT, &zero),
     ] {
         let (p, c) = (e.name(prev), e.name(cur));
         e.set_raw(format!("{p} = if_not_exists({c}, {default})"));
+    }
+    match ended_as {
+        Some(status) => e.set_string(attr::PREV_STATUS, status.as_str()),
+        None => {
+            let (p, c) = (e.name(attr::PREV_STATUS), e.name(attr::STATUS));
+            e.set_raw(format!("{p} = if_not_exists({c}, {none})"));
+        }
     }
     let fence = e.name(attr::FENCE);
     let base = e.number("fenceBase", plan.fence_base);
@@ -353,8 +384,11 @@ fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> Strin
             )
         }
     };
+    // A key with a waiting line is granted only by a hand-off to its head.
+    let waiters = e.name(attr::WAITERS);
+    let empty = e.number("zero", 0);
     format!(
-        "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen}"
+        "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen} AND (attribute_not_exists({waiters}) OR size({waiters}) = {empty})"
     )
 }
 

@@ -23,6 +23,10 @@ pub struct LockOptions {
     pub poll_initial: Duration,
     /// Largest delay between polls while waiting.
     pub poll_max: Duration,
+    /// How often a waiter in a key's line reads the key to see whether its
+    /// turn came. The line already orders waiters, so this sets only how
+    /// soon a handed-off grant is noticed: no backoff.
+    pub line_poll: Duration,
 }
 
 impl Default for LockOptions {
@@ -32,6 +36,7 @@ impl Default for LockOptions {
             retention: Duration::from_secs(30 * 24 * 3600),
             poll_initial: Duration::from_millis(250),
             poll_max: Duration::from_secs(5),
+            line_poll: Duration::from_millis(200),
         }
     }
 }

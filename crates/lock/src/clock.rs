@@ -22,11 +22,6 @@ pub fn now_epoch_millis() -> u64 {
     .unwrap_or(u64::MAX)
 }
 
-/// ISO-8601 UTC with second precision, the `lockedAt` format dashboards read.
-pub(crate) fn now_iso() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 /// [`now_iso`] for a clock reading in epoch milliseconds, for stores whose
 /// clock is not the wall clock.
 pub(crate) fn iso_at_millis(millis: u64) -> String {

@@ -59,6 +59,22 @@ pub enum LockError {
         holder: Option<Box<LockRecord>>,
     },
 
+    /// The key's waiting line is full.
+    #[error("the line for lock `{key}` is full ({} waiting)", holder.waiters.len())]
+    LineFull {
+        key: String,
+        holder: Box<LockRecord>,
+    },
+
+    /// The waiter named is not in the key's line (it was granted, left,
+    /// was dropped after its maximum wait, or was superseded).
+    #[error("`{who}` is not waiting for lock `{key}`")]
+    NotWaiting { key: String, who: String },
+
+    /// The key's line kept changing under every attempt to write it.
+    #[error("the line for lock `{key}` changed under every attempt; try again")]
+    LineBusy { key: String },
+
     /// The caller cancelled a wait.
     #[error("waiting for lock `{key}` was cancelled")]
     Cancelled { key: String },
@@ -88,7 +104,7 @@ impl LockError {
     /// The current record a conflict error carries, if any.
     pub fn current_record(&self) -> Option<&LockRecord> {
         match self {
-            LockError::Held { holder } => Some(holder),
+            LockError::Held { holder } | LockError::LineFull { holder, .. } => Some(holder),
             LockError::NotOwner { current, .. } | LockError::NotHeld { current, .. } => {
                 current.as_deref()
             }

@@ -71,6 +71,12 @@ impl Expr {
         self.removes.push(name);
     }
 
+    /// A raw `REMOVE` path built from placeholders obtained from this builder
+    /// (a list element, `#waiters[0]`).
+    pub fn remove_raw(&mut self, path: String) {
+        self.removes.push(path);
+    }
+
     /// The full update expression.
     pub fn update_expression(&self) -> String {
         let mut out = String::new();

@@ -15,8 +15,10 @@ use crate::acquire::{
     AcquireRequest, Grant, Plan, Takeover, grant_kind, refused, validate_acquire,
 };
 use crate::client::{ListQuery, LockOptions, LockPage, validate_key};
-use crate::clock::{self, iso_at_millis, lease_end};
+use crate::clock::{self, lease_end};
 use crate::error::LockError;
+use crate::handoff::{Ended, Ending};
+use crate::line::{JoinPlan, JoinRequest, Joined, Left, Place, Waiter, successor, validate_join};
 use crate::ownership::{
     ReleaseRequest, RunCheck, force_unlock_refused, granted_by_bound, ownership_refused,
     release_already_done, set_run_already_done, settle_release, validate_force_unlock,
@@ -133,7 +135,9 @@ impl MemoryStore {
                         old.run_id.is_none() && old.record.pipeline.is_none()
                     }
                 };
-            let free = current.status != LockStatus::InProgress || expired;
+            // A key with a waiting line is granted only by a hand-off.
+            let free =
+                (current.status != LockStatus::InProgress || expired) && current.waiters.is_empty();
             if !free || old.has_seen(&plan.request_id) {
                 let seen_earlier = old.earlier_requests.contains(&plan.request_id);
                 return refused(
@@ -164,7 +168,8 @@ impl MemoryStore {
         // as on DynamoDB.
         let fence = old.map_or(plan.fence_base, |old| old.record.fence) + 1;
         let kind = grant_kind(previous.as_ref());
-        let record = plan.into_record(request, fence, previous);
+        let mut record = plan.into_record(request, fence, previous);
+        record.line_version = old.map_or(0, |old| old.record.line_version);
         let entry = Entry {
             record: record.clone(),
             earlier_requests,
@@ -175,7 +180,7 @@ impl MemoryStore {
         Ok(Grant { record, kind })
     }
 
-    fn release_now(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+    fn release_now(&self, request: &ReleaseRequest) -> Result<Ended, LockError> {
         validate_release(request)?;
         let now_millis = self.now_millis();
         let mut entries = self.entries();
@@ -190,20 +195,139 @@ impl MemoryStore {
                 current,
                 release_already_done(request),
             );
-            return settle_release(request, finished);
+            return settle_release(request, finished).map(Ended::alone);
         };
-        let record = &mut entry.record;
-        record.status = request.outcome;
-        record.ended_at = Some(iso_at_millis(now_millis));
-        record.released_by = Some(
-            request
-                .actor
-                .clone()
-                .unwrap_or_else(|| record.locked_by.clone()),
-        );
-        record.release_reason.clone_from(&request.reason);
-        record.ttl = Some((now_millis / 1000).saturating_add(self.retention_secs()));
-        Ok(record.clone())
+        Ok(self.end_entry(entry, &request.ending(), now_millis))
+    }
+
+    /// Ends `entry`'s grant the way `ending` says and hands the key to the
+    /// head of its line, dropping overdue waiters: what
+    /// `LockClient::end_with_line` writes in one request.
+    fn end_entry(&self, entry: &mut Entry, ending: &Ending, now_millis: u64) -> Ended {
+        let retention = self.retention_secs();
+        let seen = entry.record.clone();
+        let (next, dropped) = successor(&seen.waiters, now_millis);
+        let handed = dropped.len() + usize::from(next.is_some());
+        let dropped = dropped.to_vec();
+        let ended = ending.apply(&seen, now_millis, retention);
+        let line_version = seen.line_version + u64::from(handed > 0);
+        let rest = seen.waiters[handed..].to_vec();
+        let Some(waiter) = next.cloned() else {
+            if !matches!(ending, Ending::Lapsed) {
+                entry.record = ended.clone();
+            }
+            entry.record.waiters = rest;
+            entry.record.line_version = line_version;
+            return Ended {
+                record: ended,
+                next: None,
+                dropped,
+            };
+        };
+        let request = waiter.acquire_request(&seen.lock_key);
+        let plan = Plan::for_waiter(&waiter, &request, &self.options, now_millis);
+        let previous = PreviousGrant {
+            lock_id: seen.lock_id.clone(),
+            request_id: seen.request_id.clone().filter(|r| !r.is_empty()),
+            locked_by: seen.locked_by.clone(),
+            status: ended.status,
+            expires_at: seen.expires_at,
+        };
+        let mut record = plan.into_record(&request, seen.fence + 1, Some(previous));
+        record.waiters = rest;
+        record.line_version = line_version;
+        entry.earlier_requests.rotate_right(1);
+        entry.earlier_requests[0] = seen.request_id.clone().unwrap_or_default();
+        entry.record = record.clone();
+        entry.run_id = None;
+        let kind = grant_kind(record.previous.as_ref());
+        Ended {
+            record: ended,
+            next: Some(Grant { record, kind }),
+            dropped,
+        }
+    }
+
+    /// Joins the key's line as it is now (the memory store decides under
+    /// its lock, so what the caller saw does not matter); a key freed since
+    /// the caller's acquire is acquired again.
+    fn enqueue_now(&self, request: &JoinRequest) -> Result<Joined, LockError> {
+        validate_join(request)?;
+        let key = &request.acquire.key;
+        let freed = self.entries().get(key).is_none_or(|e| {
+            e.record.status != LockStatus::InProgress || e.record.waiters.is_empty()
+        });
+        if freed {
+            match self.acquire_now(&request.acquire) {
+                Ok(grant) => return Ok(Joined::Granted(grant)),
+                Err(LockError::Held { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let waiter = Waiter::new(request, self.now_millis());
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(key) else {
+            return Err(LockError::LineBusy { key: key.clone() });
+        };
+        match JoinPlan::decide(&entry.record, waiter.clone(), request.mode) {
+            JoinPlan::Already(waiter, position) => Ok(Joined::Waiting(Place {
+                waiter,
+                position,
+                record: entry.record.clone(),
+                already_waiting: true,
+                superseded: Vec::new(),
+            })),
+            JoinPlan::Full => Err(LockError::LineFull {
+                key: key.clone(),
+                holder: Box::new(entry.record.clone()),
+            }),
+            JoinPlan::Write {
+                line,
+                position,
+                superseded,
+            } => {
+                entry.record.waiters = line;
+                entry.record.line_version += 1;
+                Ok(Joined::Waiting(Place {
+                    waiter,
+                    position,
+                    record: entry.record.clone(),
+                    already_waiting: false,
+                    superseded,
+                }))
+            }
+        }
+    }
+
+    fn leave_now(&self, key: &str, who: &str) -> Result<Left, LockError> {
+        validate_key(key)?;
+        let mut entries = self.entries();
+        let not_waiting = || LockError::NotWaiting {
+            key: key.to_owned(),
+            who: who.to_owned(),
+        };
+        let entry = entries.get_mut(key).ok_or_else(not_waiting)?;
+        let position = entry.record.position_of(who).ok_or_else(not_waiting)?;
+        let waiter = entry.record.waiters.remove(position - 1);
+        entry.record.line_version += 1;
+        Ok(Left {
+            waiter,
+            record: entry.record.clone(),
+        })
+    }
+
+    fn end_lapsed_now(&self, key: &str) -> Result<Option<Ended>, LockError> {
+        validate_key(key)?;
+        let now_millis = self.now_millis();
+        let skew = self.options.clock_skew.as_secs();
+        let mut entries = self.entries();
+        let entry = entries.get_mut(key).filter(|e| {
+            let r = &e.record;
+            r.status == LockStatus::InProgress
+                && !r.waiters.is_empty()
+                && r.expires_at + skew <= now_millis / 1000
+        });
+        Ok(entry.map(|entry| self.end_entry(entry, &Ending::Lapsed, now_millis)))
     }
 
     fn renew_now(&self, key: &str, lock_id: &str, ttl: Duration) -> Result<LockRecord, LockError> {
@@ -249,7 +373,7 @@ impl MemoryStore {
         reason: &str,
         only_lock_id: Option<&str>,
         granted_by: Option<u64>,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         validate_force_unlock(key, actor, reason)?;
         let now_millis = self.now_millis();
         let granted_by = granted_by.map(granted_by_bound);
@@ -264,16 +388,13 @@ impl MemoryStore {
         });
         let Some(entry) = entry else {
             let current = entries.get(key).map(|e| e.record.clone());
-            return force_unlock_refused(key, actor, reason, current);
+            return force_unlock_refused(key, actor, reason, current).map(Ended::alone);
         };
-        let record = &mut entry.record;
-        record.status = LockStatus::Failed;
-        record.ended_at = Some(iso_at_millis(now_millis));
-        record.released_by = Some(actor.to_owned());
-        record.release_reason = Some(reason.to_owned());
-        record.forced = true;
-        record.ttl = Some((now_millis / 1000).saturating_add(self.retention_secs()));
-        Ok(record.clone())
+        let ending = Ending::Forced {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        };
+        Ok(self.end_entry(entry, &ending, now_millis))
     }
 
     fn status_now(&self, key: &str) -> Result<Option<LockRecord>, LockError> {
@@ -354,8 +475,20 @@ impl LockStore for MemoryStore {
         self.acquire_now(request)
     }
 
-    async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+    async fn release(&self, request: &ReleaseRequest) -> Result<Ended, LockError> {
         self.release_now(request)
+    }
+
+    async fn enqueue(&self, request: &JoinRequest, _seen: LockRecord) -> Result<Joined, LockError> {
+        self.enqueue_now(request)
+    }
+
+    async fn leave(&self, key: &str, who: &str) -> Result<Left, LockError> {
+        self.leave_now(key, who)
+    }
+
+    async fn end_lapsed(&self, key: &str) -> Result<Option<Ended>, LockError> {
+        self.end_lapsed_now(key)
     }
 
     async fn renew(
@@ -383,7 +516,7 @@ impl LockStore for MemoryStore {
         actor: &str,
         reason: &str,
         only_lock_id: Option<&str>,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         self.force_unlock_now(key, actor, reason, only_lock_id, None)
     }
 
@@ -393,7 +526,7 @@ impl LockStore for MemoryStore {
         actor: &str,
         reason: &str,
         granted_by: u64,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         self.force_unlock_now(key, actor, reason, None, Some(granted_by))
     }
 

@@ -7,9 +7,10 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::client::{LockClient, validate_key};
-use crate::clock::{lease_end, now_epoch_millis, now_epoch_secs, now_iso};
+use crate::clock::{lease_end, now_epoch_millis};
 use crate::error::LockError;
 use crate::expr::Expr;
+use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, ending_fields};
 use crate::record::{LockRecord, LockStatus};
 use crate::schema::attr;
 
@@ -46,6 +47,15 @@ pub enum RunCheck {
 }
 
 impl ReleaseRequest {
+    /// The ending this release asks for.
+    pub(crate) fn ending(&self) -> Ending {
+        Ending::Released {
+            outcome: self.outcome,
+            actor: self.actor.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+
     pub fn new(key: impl Into<String>, lock_id: impl Into<String>, outcome: LockStatus) -> Self {
         ReleaseRequest {
             key: key.into(),
@@ -61,29 +71,16 @@ impl ReleaseRequest {
 
 impl LockClient {
     /// Ends the grant `lock_id` as COMPLETED or FAILED. The item stays as the
-    /// audit trail (and keeps the fence counter). One `UpdateItem`.
-    pub async fn release(&self, request: &ReleaseRequest) -> Result<LockRecord, LockError> {
+    /// audit trail (and keeps the fence counter). One `UpdateItem` when no
+    /// one waits for the key. When someone does, that write is refused
+    /// with the line in its answer, and a second one ends the grant and
+    /// hands the key to the line's head together (see [`Ended`]).
+    pub async fn release(&self, request: &ReleaseRequest) -> Result<Ended, LockError> {
         validate_release(request)?;
-        let now = now_epoch_secs();
+        let now_ms = now_epoch_millis();
+        let ending = request.ending();
         let mut e = Expr::default();
-        e.set_string(attr::STATUS, request.outcome.as_str());
-        e.set_string(attr::ENDED_AT, now_iso());
-        match &request.actor {
-            Some(actor) => e.set_string(attr::RELEASED_BY, actor),
-            None => {
-                let (by, holder) = (e.name(attr::RELEASED_BY), e.name(attr::LOCKED_BY));
-                e.set_raw(format!("{by} = {holder}"));
-            }
-        }
-        e.set_or_remove(
-            attr::RELEASE_REASON,
-            request.reason.clone().map(AttributeValue::S),
-        );
-        e.set_number(
-            attr::TTL,
-            now.saturating_add(self.options.retention.as_secs()),
-        );
-        e.remove(attr::ACTIVE);
+        ending_fields(&mut e, &ending, now_ms, self.options.retention.as_secs());
         let mut condition = ownership_condition(&mut e, &request.lock_id, request.fence);
         if let RunCheck::Recorded {
             repository,
@@ -104,15 +101,33 @@ impl LockClient {
                 " AND {repo_name} = {repo} AND {wf_name} = {wf} AND {id_name} = {id}"
             ));
         }
-
-        let result = self.conditional_update(&request.key, e, condition).await;
-        let finished = self.finish(
-            result,
-            &request.key,
-            &request.lock_id,
-            release_already_done(request),
-        );
-        settle_release(request, finished)
+        condition.push_str(&no_line_condition(&mut e));
+        let mut current = match self.conditional_update(&request.key, e, condition).await {
+            Ok(out) => return parse_new(&request.key, out).map(Ended::alone),
+            Err(err) => current_from_failure(&self.table, err)?,
+        };
+        for _ in 0..LINE_ATTEMPTS {
+            match current {
+                Some(c) if release_applies(request, &c) => {
+                    match self.end_with_line(&c, &ending).await? {
+                        LineWrite::Done(ended) => return Ok(ended),
+                        LineWrite::Changed(now) => current = now,
+                    }
+                }
+                other => {
+                    let finished = ownership_refused(
+                        &request.key,
+                        &request.lock_id,
+                        other,
+                        release_already_done(request),
+                    );
+                    return settle_release(request, finished).map(Ended::alone);
+                }
+            }
+        }
+        Err(LockError::LineBusy {
+            key: request.key.clone(),
+        })
     }
 
     /// Extends the lease of grant `lock_id` to `ttl` from now. One `UpdateItem`.
@@ -169,7 +184,7 @@ impl LockClient {
         actor: &str,
         reason: &str,
         only_lock_id: Option<&str>,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         self.force_unlock_when(key, actor, reason, only_lock_id, None)
             .await
     }
@@ -183,7 +198,7 @@ impl LockClient {
         actor: &str,
         reason: &str,
         granted_by: u64,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         self.force_unlock_when(key, actor, reason, None, Some(granted_by))
             .await
     }
@@ -195,20 +210,15 @@ impl LockClient {
         reason: &str,
         only_lock_id: Option<&str>,
         granted_by: Option<u64>,
-    ) -> Result<LockRecord, LockError> {
+    ) -> Result<Ended, LockError> {
         validate_force_unlock(key, actor, reason)?;
-        let now = now_epoch_secs();
+        let now_ms = now_epoch_millis();
+        let ending = Ending::Forced {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        };
         let mut e = Expr::default();
-        e.set_string(attr::STATUS, LockStatus::Failed.as_str());
-        e.set_string(attr::ENDED_AT, now_iso());
-        e.set_string(attr::RELEASED_BY, actor);
-        e.set_string(attr::RELEASE_REASON, reason);
-        e.set(attr::FORCED, AttributeValue::Bool(true));
-        e.set_number(
-            attr::TTL,
-            now.saturating_add(self.options.retention.as_secs()),
-        );
-        e.remove(attr::ACTIVE);
+        ending_fields(&mut e, &ending, now_ms, self.options.retention.as_secs());
         let status = e.name(attr::STATUS);
         let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
         let mut condition = format!("{status} = {in_progress}");
@@ -216,21 +226,33 @@ impl LockClient {
             let (name, value) = (e.name(attr::LOCK_ID), e.string("lockId", lock_id));
             condition.push_str(&format!(" AND {name} = {value}"));
         }
-        if let Some(secs) = granted_by {
-            let by = granted_by_bound(secs);
+        let bound = granted_by.map(granted_by_bound);
+        if let Some(by) = &bound {
             let (name, value) = (e.name(attr::LOCKED_AT), e.string("grantedBy", by));
             condition.push_str(&format!(" AND {name} <= {value}"));
         }
-        match self.conditional_update(key, e, condition).await {
-            Ok(out) => parse_new(key, out),
-            Err(err) => {
-                let current = current_from_failure(&self.table, err)?;
-                force_unlock_refused(key, actor, reason, current)
+        condition.push_str(&no_line_condition(&mut e));
+        let mut current = match self.conditional_update(key, e, condition).await {
+            Ok(out) => return parse_new(key, out).map(Ended::alone),
+            Err(err) => current_from_failure(&self.table, err)?,
+        };
+        for _ in 0..LINE_ATTEMPTS {
+            match current {
+                Some(c) if force_applies(&c, only_lock_id, bound.as_deref()) => {
+                    match self.end_with_line(&c, &ending).await? {
+                        LineWrite::Done(ended) => return Ok(ended),
+                        LineWrite::Changed(now) => current = now,
+                    }
+                }
+                other => return force_unlock_refused(key, actor, reason, other).map(Ended::alone),
             }
         }
+        Err(LockError::LineBusy {
+            key: key.to_owned(),
+        })
     }
 
-    async fn conditional_update(
+    pub(crate) async fn conditional_update(
         &self,
         key: &str,
         e: Expr,
@@ -446,12 +468,53 @@ fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockReco
         pid: None,
         run_url: None,
         pipeline: None,
+        context: None,
         ended_at: None,
         released_by: request.actor.clone(),
         release_reason: request.reason.clone(),
         forced: false,
         previous: None,
+        waiters: Vec::new(),
+        line_version: 0,
     }
+}
+
+/// Whether a release applies to `r`: the grant it names, in progress,
+/// with the fence and the run it was asked for.
+pub(crate) fn release_applies(request: &ReleaseRequest, r: &LockRecord) -> bool {
+    r.lock_id == request.lock_id
+        && r.status == LockStatus::InProgress
+        && request.fence.is_none_or(|f| r.fence == f)
+        && match &request.run {
+            RunCheck::Unchecked => true,
+            RunCheck::Recorded {
+                repository,
+                workflow,
+                run_id,
+            } => r.pipeline.as_ref().is_some_and(|p| {
+                p.repository == *repository && p.workflow == *workflow && p.run_id == Some(*run_id)
+            }),
+        }
+}
+
+/// Whether a force unlock applies to `r`: in progress, the grant named (if
+/// any), made no later than `granted_by` (if given).
+pub(crate) fn force_applies(
+    r: &LockRecord,
+    only_lock_id: Option<&str>,
+    granted_by: Option<&str>,
+) -> bool {
+    r.status == LockStatus::InProgress
+        && only_lock_id.is_none_or(|id| r.lock_id == id)
+        && granted_by.is_none_or(|by| r.locked_at.as_str() <= by)
+}
+
+/// ` AND` no one waits for the key: an ending that must hand the key on is
+/// written by [`LockClient::end_with_line`] instead.
+fn no_line_condition(e: &mut Expr) -> String {
+    let waiters = e.name(attr::WAITERS);
+    let zero = e.number("zero", 0);
+    format!(" AND (attribute_not_exists({waiters}) OR size({waiters}) = {zero})")
 }
 
 fn ownership_condition(e: &mut Expr, lock_id: &str, fence: Option<u64>) -> String {

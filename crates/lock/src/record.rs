@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use crate::error::LockError;
+use crate::line::Waiter;
 use crate::schema::attr;
 
 /// Raw DynamoDB item.
@@ -120,6 +121,10 @@ pub struct LockRecord {
     /// The pipeline this grant was made for, and its run once known: only
     /// that run may end the grant through a completion.
     pub pipeline: Option<PipelineRun>,
+    /// The caller's own data for this grant (see `AcquireRequest::context`);
+    /// it may hold where to reply, so it is never shown.
+    #[serde(skip_serializing)]
+    pub context: Option<String>,
     pub ended_at: Option<String>,
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
@@ -127,6 +132,11 @@ pub struct LockRecord {
     pub forced: bool,
     /// The grant this one replaced, if any.
     pub previous: Option<PreviousGrant>,
+    /// Who waits for the key, head first; the next grant goes to the head.
+    pub waiters: Vec<Waiter>,
+    /// Bumped by every change of the line, so a write can apply to exactly
+    /// the line its writer saw.
+    pub line_version: u64,
 }
 
 impl LockRecord {
@@ -154,6 +164,14 @@ impl LockRecord {
             .duration_since(std::time::UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs())
+    }
+
+    /// The 1-based place of the waiter with `ticket` or `member` in the line.
+    pub fn position_of(&self, who: &str) -> Option<usize> {
+        self.waiters
+            .iter()
+            .position(|w| w.ticket == who || w.member.as_deref() == Some(who))
+            .map(|i| i + 1)
     }
 
     /// Human label for the holder: name when known, id otherwise.
@@ -222,11 +240,25 @@ impl LockRecord {
                 }),
                 _ => None,
             },
+            context: opt_s(item, attr::CONTEXT),
             ended_at: opt_s(item, attr::ENDED_AT),
             released_by: opt_s(item, attr::RELEASED_BY),
             release_reason: opt_s(item, attr::RELEASE_REASON),
             forced: matches!(item.get(attr::FORCED), Some(AttributeValue::Bool(true))),
             previous,
+            waiters: match item.get(attr::WAITERS) {
+                Some(AttributeValue::L(list)) => list
+                    .iter()
+                    .map(|w| {
+                        Waiter::from_attribute(w)
+                            .ok_or_else(|| corrupt(format!("malformed `{}` entry", attr::WAITERS)))
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => Vec::new(),
+            },
+            line_version: opt_n(item, attr::LINE_VERSION)
+                .map_err(corrupt)?
+                .unwrap_or(0),
             lock_key: key,
         })
     }

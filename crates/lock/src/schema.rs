@@ -65,4 +65,10 @@ pub mod attr {
     pub const PREV_LOCKED_BY: &str = "prevLockedBy";
     pub const PREV_STATUS: &str = "prevStatus";
     pub const PREV_EXPIRES_AT: &str = "prevExpiresAt";
+    /// The caller's own data for a grant, opaque to the lock.
+    pub const CONTEXT: &str = "context";
+    /// The key's waiting line: a list of maps, head first.
+    pub const WAITERS: &str = "waiters";
+    /// Counts changes of the line; writes that depend on it check it.
+    pub const LINE_VERSION: &str = "lineVersion";
 }

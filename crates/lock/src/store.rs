@@ -14,6 +14,8 @@ use crate::acquire::{AcquireRequest, Grant};
 use crate::client::{ListQuery, LockClient, LockOptions, LockPage};
 use crate::clock;
 use crate::error::LockError;
+use crate::handoff::Ended;
+use crate::line::{JoinRequest, Joined, Left};
 use crate::ownership::ReleaseRequest;
 use crate::record::LockRecord;
 use crate::wait;
@@ -48,11 +50,46 @@ pub trait LockStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Grant, LockError>> + Send;
 
     /// Ends the grant `request.lock_id` as COMPLETED or FAILED, keeping the
-    /// record; see [`LockClient::release`].
+    /// record, and hands the key to the head of its line; see
+    /// [`LockClient::release`].
     fn release(
         &self,
         request: &ReleaseRequest,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send;
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send;
+
+    /// Takes the key, or joins its waiting line; see [`LockClient::join`].
+    fn join(
+        &self,
+        request: &JoinRequest,
+    ) -> impl Future<Output = Result<Joined, LockError>> + Send {
+        async move {
+            crate::line::validate_join(request)?;
+            match self.acquire(&request.acquire).await {
+                Ok(grant) => Ok(Joined::Granted(grant)),
+                Err(LockError::Held { holder }) => self.enqueue(request, *holder).await,
+                Err(err) => Err(err),
+            }
+        }
+    }
+
+    /// Joins the line of `seen`, the holder an acquire of the caller's
+    /// just met; see [`LockClient::enqueue`].
+    fn enqueue(
+        &self,
+        request: &JoinRequest,
+        seen: LockRecord,
+    ) -> impl Future<Output = Result<Joined, LockError>> + Send;
+
+    /// Takes the waiter `who` (ticket or member) out of `key`'s line; see
+    /// [`LockClient::leave`].
+    fn leave(&self, key: &str, who: &str) -> impl Future<Output = Result<Left, LockError>> + Send;
+
+    /// Hands a lapsed grant's key to the head of its line; see
+    /// [`LockClient::end_lapsed`].
+    fn end_lapsed(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Ended>, LockError>> + Send;
 
     /// Extends the lease of grant `lock_id` to `ttl` from now; see
     /// [`LockClient::renew`].
@@ -81,7 +118,7 @@ pub trait LockStore: Clone + Send + Sync + 'static {
         actor: &str,
         reason: &str,
         only_lock_id: Option<&str>,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send;
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send;
 
     /// Force unlock of a grant made no later than `granted_by` (epoch
     /// seconds) only; see [`LockClient::force_unlock_seen`].
@@ -91,7 +128,7 @@ pub trait LockStore: Clone + Send + Sync + 'static {
         actor: &str,
         reason: &str,
         granted_by: u64,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send;
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send;
 
     /// The current record of `key`, ended grants included; see
     /// [`LockClient::status`].
@@ -126,6 +163,20 @@ pub trait LockStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Grant, LockError>> + Send {
         wait::acquire_with_wait(self, request, wait, cancel, on_held)
     }
+
+    /// Takes the key, or waits in its line until the waiter's turn comes
+    /// (a hand-off grants it), `wait` passes or `cancel` fires; a waiter
+    /// that gives up leaves the line. `on_place` sees the waiter's place
+    /// when it joins and whenever it moves up.
+    fn acquire_in_line(
+        &self,
+        request: &JoinRequest,
+        wait: Duration,
+        cancel: &CancellationToken,
+        on_place: impl FnMut(&crate::line::Place) + Send,
+    ) -> impl Future<Output = Result<Grant, LockError>> + Send {
+        wait::acquire_in_line(self, request, wait, cancel, on_place)
+    }
 }
 
 /// The DynamoDB adapter: each method is the inherent [`LockClient`] method of
@@ -145,8 +196,27 @@ impl LockStore for LockClient {
     fn release(
         &self,
         request: &ReleaseRequest,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send {
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send {
         LockClient::release(self, request)
+    }
+
+    fn enqueue(
+        &self,
+        request: &JoinRequest,
+        seen: LockRecord,
+    ) -> impl Future<Output = Result<Joined, LockError>> + Send {
+        LockClient::enqueue(self, request, seen)
+    }
+
+    fn leave(&self, key: &str, who: &str) -> impl Future<Output = Result<Left, LockError>> + Send {
+        LockClient::leave(self, key, who)
+    }
+
+    fn end_lapsed(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Ended>, LockError>> + Send {
+        LockClient::end_lapsed(self, key)
     }
 
     fn renew(
@@ -174,7 +244,7 @@ impl LockStore for LockClient {
         actor: &str,
         reason: &str,
         only_lock_id: Option<&str>,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send {
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send {
         LockClient::force_unlock(self, key, actor, reason, only_lock_id)
     }
 
@@ -184,7 +254,7 @@ impl LockStore for LockClient {
         actor: &str,
         reason: &str,
         granted_by: u64,
-    ) -> impl Future<Output = Result<LockRecord, LockError>> + Send {
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send {
         LockClient::force_unlock_seen(self, key, actor, reason, granted_by)
     }
 

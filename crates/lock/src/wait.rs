@@ -6,10 +6,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::acquire::{AcquireRequest, Grant};
+use crate::acquire::{AcquireRequest, Grant, grant_kind};
 use crate::client::LockClient;
 use crate::error::LockError;
-use crate::record::{LockRecord, LockState};
+use crate::line::{JoinRequest, Joined, Place};
+use crate::ownership::ReleaseRequest;
+use crate::record::{LockRecord, LockState, LockStatus};
 use crate::store::LockStore;
 
 /// Delay schedule between polls: doubles from `initial` up to `max`, each
@@ -143,5 +145,116 @@ async fn pause<S: LockStore>(
     tokio::select! {
         () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),
         () = tokio::time::sleep(delay) => Ok(()),
+    }
+}
+
+/// Joins `request`'s line (or takes the key at once) and waits for the
+/// waiter's turn; see [`LockStore::acquire_in_line`].
+pub(crate) async fn acquire_in_line<S: LockStore>(
+    store: &S,
+    request: &JoinRequest,
+    wait: Duration,
+    cancel: &CancellationToken,
+    mut on_place: impl FnMut(&Place),
+) -> Result<Grant, LockError> {
+    let deadline = Instant::now() + wait;
+    let mut place = match store.join(request).await? {
+        Joined::Granted(grant) => return Ok(grant),
+        Joined::Waiting(place) => place,
+    };
+    on_place(&place);
+    let key = request.acquire.key.as_str();
+    let ticket = place.waiter.ticket.clone();
+    loop {
+        let current = store.status(key).await?;
+        match current {
+            Some(r) if r.lock_id == ticket && r.status == LockStatus::InProgress => {
+                return take_turn(store, &place, r).await;
+            }
+            Some(r) if r.position_of(&ticket).is_some() => {
+                let position = r.position_of(&ticket).unwrap_or(place.position);
+                if position == 1 && !blocks(store, &r) {
+                    // The holder died with us at the head: end its lapsed
+                    // grant in our favour (or in a newer head's, if we
+                    // were dropped meanwhile), then look again.
+                    store.end_lapsed(key).await?;
+                    continue;
+                }
+                if position != place.position {
+                    place.position = position;
+                    place.record = r;
+                    on_place(&place);
+                }
+            }
+            _ => {
+                return Err(LockError::NotWaiting {
+                    key: key.to_owned(),
+                    who: ticket,
+                });
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            give_up(store, key, &ticket, "the wait timed out").await?;
+            return Err(LockError::WaitTimedOut {
+                key: key.to_owned(),
+                holder: store.status(key).await?.map(Box::new),
+            });
+        }
+        let delay = store.options().line_poll.min(deadline - now);
+        tokio::select! {
+            () = cancel.cancelled() => {
+                give_up(store, key, &ticket, "the wait was cancelled").await?;
+                return Err(LockError::Cancelled { key: key.to_owned() });
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// The waiter's turn came: its grant, on its full lease if the hand-off
+/// gave it a claim lease only.
+async fn take_turn<S: LockStore>(
+    store: &S,
+    place: &Place,
+    record: LockRecord,
+) -> Result<Grant, LockError> {
+    let waiter = &place.waiter;
+    let record = if waiter.claim_ms.is_some() {
+        store
+            .renew(
+                &record.lock_key,
+                &waiter.ticket,
+                Duration::from_millis(waiter.ttl_ms),
+            )
+            .await?
+    } else {
+        record
+    };
+    Ok(Grant {
+        kind: grant_kind(record.previous.as_ref()),
+        record,
+    })
+}
+
+/// Leaves the line; if the turn came just before leaving, ends the grant
+/// it brought, so no key is held by a waiter that is gone.
+async fn give_up<S: LockStore>(
+    store: &S,
+    key: &str,
+    ticket: &str,
+    why: &str,
+) -> Result<(), LockError> {
+    match store.leave(key, ticket).await {
+        Ok(_) => Ok(()),
+        Err(LockError::NotWaiting { .. }) => {
+            let mut release = ReleaseRequest::new(key, ticket, LockStatus::Failed);
+            release.reason = Some(format!("{why} as its turn came"));
+            match store.release(&release).await {
+                Ok(_) | Err(LockError::NotOwner { .. } | LockError::AlreadyEnded { .. }) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        Err(err) => Err(err),
     }
 }

@@ -14,94 +14,14 @@
 use std::time::Duration;
 
 use baton_lock::{
-    AcquireRequest, CancellationToken, GrantKind, ListQuery, LockClient, LockError, LockOptions,
-    LockState, LockStatus, LockStore, MemoryStore, PipelineRun, ReleaseRequest, RunCheck, Takeover,
+    AcquireRequest, CancellationToken, GrantKind, ListQuery, LockError, LockOptions, LockState,
+    LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
 };
-use baton_testkit::{TestTable, fast_options};
+use baton_testkit::fast_options;
 
-/// A store under test: how to make a fresh one, and how to let its clock
-/// reach a lease end.
-trait Subject: LockStore {
-    /// A new, empty store deciding with `options`.
-    async fn fresh(options: LockOptions) -> Self;
-
-    /// Returns once the store's clock reads `epoch_secs` or later.
-    async fn reach(&self, epoch_secs: u64);
-
-    /// The store's clock in whole epoch seconds.
-    fn now_secs(&self) -> u64 {
-        self.now_millis() / 1000
-    }
-}
-
-impl Subject for LockClient {
-    async fn fresh(options: LockOptions) -> Self {
-        TestTable::create().await.client(options)
-    }
-
-    /// DynamoDB decides by the wall clock: wait for it, checking again after
-    /// each sleep in case the timer fires early.
-    async fn reach(&self, epoch_secs: u64) {
-        let target = epoch_secs * 1000;
-        loop {
-            let now = self.now_millis();
-            if now >= target {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(target - now)).await;
-        }
-    }
-}
-
-impl Subject for MemoryStore {
-    async fn fresh(options: LockOptions) -> Self {
-        MemoryStore::with_options(options)
-    }
-
-    async fn reach(&self, epoch_secs: u64) {
-        let (now, target) = (self.now_millis(), epoch_secs * 1000);
-        if target > now {
-            self.advance_clock(Duration::from_millis(target - now));
-        }
-        assert!(self.now_millis() >= target);
-    }
-}
-
-/// Runs every listed case on both adapters; `case with OPTIONS` gives the
-/// store other options than [`fast_options`].
-macro_rules! conformance {
-    ($($case:ident $(with $options:expr)?),* $(,)?) => {
-        mod dynamodb {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = <LockClient as Subject>::fresh(options!($($options)?)).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod memory {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = <MemoryStore as Subject>::fresh(options!($($options)?)).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! options {
-    () => {
-        fast_options()
-    };
-    ($options:expr) => {
-        $options
-    };
-}
+#[macro_use]
+mod common;
+use common::Subject;
 
 conformance! {
     acquire_when_free_writes_the_record,
@@ -238,7 +158,7 @@ async fn ended_records_stay_for_audit_and_are_free_to_acquire<S: Subject>(store:
     let mut ending = release("k", first.lock_id(), LockStatus::Completed);
     ending.reason = Some("pipeline succeeded".into());
     let ended_from = store.now_secs();
-    let released = store.release(&ending).await.unwrap();
+    let released = store.release(&ending).await.unwrap().record;
     assert_eq!(released.status, LockStatus::Completed);
     assert_eq!(
         released.released_by.as_deref(),
@@ -531,13 +451,16 @@ async fn repeating_a_release_or_annotation_that_already_happened_succeeds<S: Sub
     let mut done = release("k", grant.lock_id(), LockStatus::Completed);
     done.actor = Some("ci".into());
     done.reason = Some("green".into());
-    let first = store.release(&done).await.unwrap();
+    let first = store.release(&done).await.unwrap().record;
 
     let again = store.release(&done).await.unwrap();
-    assert_eq!(again, first, "the same release again is the same result");
+    assert_eq!(
+        again.record, first,
+        "the same release again is the same result"
+    );
     let mut no_actor = done.clone();
     no_actor.actor = None;
-    assert_eq!(store.release(&no_actor).await.unwrap(), first);
+    assert_eq!(store.release(&no_actor).await.unwrap().record, first);
     let mut other_actor = done.clone();
     other_actor.actor = Some("someone-else".into());
     assert!(matches!(
@@ -1020,7 +943,8 @@ async fn force_unlock_records_actor_and_reason_and_needs_a_reason<S: Subject>(st
     let ended = store
         .force_unlock("k", "admin", "runner died", Some(grant.lock_id()))
         .await
-        .unwrap();
+        .unwrap()
+        .record;
     assert_eq!(
         ended.locked_by, "U1",
         "the result names whose lock was broken"
@@ -1039,7 +963,8 @@ async fn force_unlock_records_actor_and_reason_and_needs_a_reason<S: Subject>(st
         store
             .force_unlock("k", "admin", "runner died", None)
             .await
-            .unwrap(),
+            .unwrap()
+            .record,
         ended
     );
     match store.force_unlock("k", "admin", "again", None).await {
@@ -1280,7 +1205,9 @@ async fn list_pages_count_records_read_before_the_environment_filter<S: Subject>
 }
 
 async fn invalid_arguments_are_refused_and_write_nothing<S: Subject>(store: S) {
-    let invalid = |r: Result<_, LockError>| matches!(r, Err(LockError::InvalidInput(_)));
+    fn invalid<T>(r: Result<T, LockError>) -> bool {
+        matches!(r, Err(LockError::InvalidInput(_)))
+    }
     assert!(invalid(
         store
             .acquire(&request("", "U1", 60))

@@ -46,8 +46,15 @@ impl Outgoing {
         let group = match request {
             Request::Run { lock_key, .. }
             | Request::Unlock { lock_key, .. }
-            | Request::Cancel { lock_key, .. } => lock_key.as_str(),
-            Request::Status { command } | Request::Help { command } => &key_base(command),
+            | Request::Cancel { lock_key, .. }
+            | Request::Leave { lock_key, .. }
+            | Request::Queue {
+                target: Some((_, lock_key)),
+                ..
+            } => lock_key.as_str(),
+            Request::Status { command }
+            | Request::Help { command }
+            | Request::Queue { command, .. } => &key_base(command),
         };
         Outgoing {
             body: QueueMessage::Command(msg.clone()).to_json(),

@@ -149,6 +149,7 @@ pub fn fast_options() -> LockOptions {
         clock_skew: Duration::ZERO,
         poll_initial: Duration::from_millis(20),
         poll_max: Duration::from_millis(200),
+        line_poll: Duration::from_millis(20),
         ..LockOptions::default()
     }
 }

@@ -15,7 +15,8 @@
 
 use baton_chatops::{Conclusion, PipelineConfig, render};
 use baton_lock::{
-    ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck,
+    Grant, GrantKind, ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest,
+    RunCheck,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -31,6 +32,12 @@ use baton_lock::LockStore;
 
 /// Who ends the grants the reconciler ends (their `releasedBy`).
 const RECONCILER: &str = "baton:reconciler";
+
+/// How long a grant handed to a queued request may stay without a run
+/// before the reconciler starts that run itself: the worker that made the
+/// hand-off starts it at once, so a grant this old without a run means that
+/// worker stopped in between.
+const HANDOFF_GRACE_SECS: u64 = 60;
 
 /// How many runs one pass asks about at the same time.
 const CONCURRENT_RUNS: usize = 8;
@@ -99,7 +106,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         // closure), so the pass's own future stays `Send` and can be spawned.
         let checks: Vec<_> = grants
             .iter()
-            .map(|grant| self.settle(grant, deadline))
+            .map(|grant| async move {
+                self.tend_line(grant, deadline).await;
+                self.settle(grant, deadline).await
+            })
             .collect();
         let results: Vec<Settled> = futures_util::stream::iter(checks)
             .buffer_unordered(CONCURRENT_RUNS)
@@ -135,7 +145,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             Some(run_id) => run_id,
             None => match self.find_unrecorded(grant, pipeline, deadline).await {
                 Ok(Some(run_id)) => run_id,
-                Ok(None) => return self.end_unstarted(grant).await,
+                Ok(None) if grant.context.is_some() => {
+                    return self.resume_hand_off(grant, deadline).await;
+                }
+                Ok(None) => return self.end_unstarted(grant, deadline).await,
                 Err(settled) => return settled,
             },
         };
@@ -202,9 +215,58 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         }
     }
 
+    /// Drops the waiters of `grant`'s line whose maximum wait passed (and
+    /// tells them), and hands a lapsed grant made for no pipeline (a CLI
+    /// holder that died) to the line's head. Pipeline grants end through
+    /// [`Worker::settle`], whose release hands their key on.
+    async fn tend_line(&self, grant: &LockRecord, deadline: Instant) {
+        let now_ms = self.locks.now_millis();
+        for waiter in grant.waiters.iter().filter(|w| w.is_overdue(now_ms)) {
+            if let Ok(left) = self.locks.leave(&grant.lock_key, &waiter.ticket).await {
+                let waited = left.waiter.waited(now_ms).as_secs();
+                info!(lock_key = %grant.lock_key, waiter = %waiter.owner, waited, "queued request dropped after its maximum wait");
+                let purpose = waiter.purpose.as_deref().unwrap_or("request");
+                self.tell_waiter(&left.waiter, &render::dropped(purpose, waited), deadline)
+                    .await;
+            }
+        }
+        let lapsed = grant.expires_at + self.locks.options().clock_skew.as_secs() <= now_ms / 1000;
+        if grant.pipeline.is_none() && !grant.waiters.is_empty() && lapsed {
+            match self.locks.end_lapsed(&grant.lock_key).await {
+                Ok(Some(ended)) => {
+                    warn!(lock_key = %grant.lock_key, holder = %grant.locked_by, "lapsed grant handed to the head of its line");
+                    self.hand_off(ended, deadline).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(lock_key = %grant.lock_key, error = %e, "could not hand a lapsed grant on")
+                }
+            }
+        }
+    }
+
+    /// A grant handed to a queued request has no run: once the worker that
+    /// made the hand-off has had time to start it, start it here.
+    async fn resume_hand_off(&self, grant: &LockRecord, deadline: Instant) -> Settled {
+        let age = self.held_for(grant);
+        if age < HANDOFF_GRACE_SECS {
+            return Settled::Alive;
+        }
+        warn!(lock_key = %grant.lock_key, age, "a queued request's grant has no run; starting it");
+        let handed = Grant {
+            record: grant.clone(),
+            kind: GrantKind::New,
+        };
+        if let Some(ended) = self.start_handed_off(handed, deadline).await {
+            self.hand_off(ended, deadline).await;
+            return Settled::NotStarted;
+        }
+        Settled::Renewed
+    }
+
     /// No run was started under a pipeline grant. Once its lease has lapsed
     /// nothing will be: the grant ends, so the key is free again.
-    async fn end_unstarted(&self, grant: &LockRecord) -> Settled {
+    async fn end_unstarted(&self, grant: &LockRecord, deadline: Instant) -> Settled {
         if grant.state_at(self.now_secs()) != LockState::Expired {
             return Settled::NotPipeline;
         }
@@ -213,8 +275,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         release.actor = Some(RECONCILER.into());
         release.reason = Some("lease lapsed and no pipeline run was started under it".into());
         match self.locks.release(&release).await {
-            Ok(_) => {
+            Ok(ended) => {
                 warn!(lock_key = %grant.lock_key, "lapsed pipeline grant with no run; ended");
+                self.hand_off(ended, deadline).await;
                 Settled::NotStarted
             }
             Err(e) => {
@@ -298,6 +361,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 if let Outcome::Retry(why) = self.report_end(&ended, None, notice, deadline).await {
                     warn!(lock_key = %grant.lock_key, reason = %why, "the channel was not told");
                 }
+                self.hand_off(ended, deadline).await;
                 Settled::Ended
             }
             Err(e) => {

@@ -19,12 +19,14 @@ use serde::Serialize;
 
 use crate::command::CommandError;
 
+mod line;
 mod locks;
 mod runs;
 mod wording;
 
 use crate::config::CommandConfig;
 use crate::target::Target;
+pub use line::*;
 pub use locks::*;
 pub use runs::*;
 pub use wording::{help_text, usage_lines};

@@ -84,7 +84,7 @@ impl CommandError {
 /// The usage lines for a command, as Slack mrkdwn.
 pub fn usage_lines(command: &str) -> String {
     format!(
-        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} queue [<component> <environment>]`, `{command} leave <component> <environment>`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
     )
 }
 
@@ -110,6 +110,23 @@ pub fn help_text(config: &CommandConfig) -> String {
         out,
         "• `{c} cancel <component> <environment>` to stop your own run and release its lock"
     );
+    if config.on_conflict.queues() {
+        let _ = writeln!(
+            out,
+            "• A run that finds its lock held waits in line{} and starts by itself when its turn comes (at most {} waiting, each for up to {})",
+            if config.on_conflict == crate::config::OnConflict::QueueLatest {
+                " (only the newest request waits)"
+            } else {
+                ""
+            },
+            config.max_queue,
+            humantime::format_duration(config.max_wait),
+        );
+        let _ = writeln!(
+            out,
+            "• `{c} queue` to see who waits for what; `{c} leave <component> <environment>` to stop waiting"
+        );
+    }
     let _ = writeln!(out, "Components: {}", code_list(&config.components));
     let _ = write!(out, "Environments: {}", code_list(&config.environments));
     out
@@ -128,6 +145,12 @@ fn malformation(command: &str, problem: &Malformation) -> String {
         Malformation::CancelNeedsTarget => format!(
             "`{command} cancel` takes a component and an environment: the run of yours to stop."
         ),
+        Malformation::QueueNeedsTarget => format!(
+            "`{command} queue` shows every line; `{command} queue <component> <environment>` shows one."
+        ),
+        Malformation::LeaveNeedsTarget => {
+            format!("`{command} leave` takes a component and an environment: the line to leave.")
+        }
         Malformation::UnknownOption(option) => format!(
             "I don't know the option `{}`; the only option is `--dry-run`.",
             escape(option)

@@ -18,37 +18,42 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         command: &str,
         deadline: Instant,
     ) -> Outcome {
-        let mut query = ListQuery {
-            prefix: Some(key_base(command)),
-            ..Default::default()
-        };
-        let mut locks = Vec::new();
-        for _ in 0..20 {
-            let page = match self.locks.list(&query).await {
-                Ok(page) => page,
-                Err(e) => {
-                    return self
-                        .lock_failure(message, &message.trigger_id, e, deadline)
-                        .await;
-                }
-            };
-            locks.extend(
-                page.locks
-                    .iter()
-                    .filter(|r| is_key_of(command, &r.lock_key))
-                    .map(view),
-            );
-            match page.next_page_token {
-                Some(token) => query.page_token = Some(token),
-                None => break,
+        let locks: Vec<_> = match self.command_locks(command).await {
+            Ok(records) => records.iter().map(view).collect(),
+            Err(e) => {
+                return self
+                    .lock_failure(message, &message.trigger_id, e, deadline)
+                    .await;
             }
-        }
+        };
         self.reply(
             message,
             &render::status(command, &locks, self.now_secs()),
             deadline,
         )
         .await
+    }
+
+    /// The active grants on `command`'s keys (up to 20 pages of them).
+    pub(super) async fn command_locks(&self, command: &str) -> Result<Vec<LockRecord>, LockError> {
+        let mut query = ListQuery {
+            prefix: Some(key_base(command)),
+            ..Default::default()
+        };
+        let mut locks = Vec::new();
+        for _ in 0..20 {
+            let page = self.locks.list(&query).await?;
+            locks.extend(
+                page.locks
+                    .into_iter()
+                    .filter(|r| is_key_of(command, &r.lock_key)),
+            );
+            match page.next_page_token {
+                Some(token) => query.page_token = Some(token),
+                None => break,
+            }
+        }
+        Ok(locks)
     }
 
     /// An admin's force unlock: ends only the grant that existed when the
@@ -79,7 +84,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 let reply =
                     render::unlocked(lock_key, &message.user_id, reason, Some(&view(&ended)))
                         .with_run_stop(&stop);
-                self.reply(message, &reply, deadline).await
+                let outcome = self.reply(message, &reply, deadline).await;
+                self.hand_off(ended, deadline).await;
+                outcome
             }
             Err(LockError::NotHeld {
                 current: Some(current),
@@ -135,7 +142,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 let stop = self.stop_run(config, &ended).await;
                 let reply = render::cancelled(lock_key, &message.user_id, &view(&ended))
                     .with_run_stop(&stop);
-                self.reply(message, &reply, deadline).await
+                let outcome = self.reply(message, &reply, deadline).await;
+                self.hand_off(ended, deadline).await;
+                outcome
             }
             Err(LockError::NotOwner { .. } | LockError::AlreadyEnded { .. }) => {
                 self.reply(message, &render::nothing_to_cancel(lock_key), deadline)

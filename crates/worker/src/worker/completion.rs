@@ -3,7 +3,7 @@
 
 use baton_chatops::render;
 use baton_chatops::{CompletionMessage, PipelineConfig, Reply};
-use baton_lock::{LockError, LockRecord, LockStatus, ReleaseRequest, RunCheck};
+use baton_lock::{Ended, LockError, LockRecord, LockStatus, ReleaseRequest, RunCheck};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -36,8 +36,8 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             return Outcome::Done;
         };
         let release = release_for(c, pipeline, run_id);
-        let record = match self.locks.release(&release).await {
-            Ok(record) => record,
+        let ended = match self.locks.release(&release).await {
+            Ok(ended) => ended,
             Err(LockError::NotOwner {
                 current: Some(current),
                 ..
@@ -52,22 +52,26 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                     .confirm_then_release(id, c, pipeline, run_id, &release, deadline)
                     .await
                 {
-                    Ok(record) => record,
+                    Ok(ended) => ended,
                     Err(outcome) => return outcome,
                 }
             }
             Err(e) => return self.release_refused(id, c, run_id, e),
         };
+        let record = &ended.record;
         let run_url = c.run_url.as_deref().or(record.run_url.as_deref());
         let notice = render::completed(
             &c.lock_key,
             c.conclusion,
             &record.locked_by,
-            self.held_for(&record),
+            self.held_for(record),
             run_url,
         );
-        self.report_end(&record, c.channel_id.clone(), notice, deadline)
-            .await
+        let outcome = self
+            .report_end(record, c.channel_id.clone(), notice, deadline)
+            .await;
+        self.hand_off(ended, deadline).await;
+        outcome
     }
 
     /// The dispatch answer named no run, so the grant records none yet:
@@ -81,7 +85,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         run_id: u64,
         release: &ReleaseRequest,
         deadline: Instant,
-    ) -> Result<LockRecord, Outcome> {
+    ) -> Result<Ended, Outcome> {
         let run = match self.pipeline.run(pipeline, run_id, deadline).await {
             Ok(run) => run,
             Err(e) => {

@@ -17,6 +17,7 @@ use crate::slack::Slack;
 mod admin;
 mod batch;
 mod completion;
+mod line;
 mod reply;
 mod start;
 

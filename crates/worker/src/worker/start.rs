@@ -38,7 +38,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             return Outcome::Done;
         };
         let waited = self.locks.now_millis().saturating_sub(message.received_at);
-        let acts = !matches!(request, Request::Help { .. } | Request::Status { .. });
+        let acts = !matches!(
+            request,
+            Request::Help { .. } | Request::Status { .. } | Request::Queue { .. }
+        );
         if acts && Duration::from_millis(waited) > self.settings.max_command_age {
             info!(message_id = %id, user = %message.user_id, waited_ms = waited, "command expired in the queue; not run");
             let reply = render::request_expired(&message.command, &message.text, waited / 1000);
@@ -58,6 +61,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             }
             Request::Cancel { lock_key, .. } => {
                 self.cancel(message, config, lock_key, deadline).await
+            }
+            Request::Queue { target, .. } => {
+                self.show_queue(message, config, target.as_ref(), deadline)
+                    .await
+            }
+            Request::Leave { target, lock_key } => {
+                self.leave(message, config, target, lock_key, deadline)
+                    .await
             }
             Request::Run {
                 target,
@@ -79,7 +90,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
 
     /// The run `/command component environment` asks for: on the target's
     /// lock, or on a key of this request alone when it takes no lock.
-    fn run_of<'a>(
+    pub(super) fn run_of<'a>(
         &self,
         id: &'a str,
         receive_count: u32,
@@ -126,6 +137,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                         )
                     {
                         continue;
+                    }
+                    if run.locked && run.config.on_conflict.queues() {
+                        return self.queue_up(run, &request, *holder, deadline).await;
                     }
                     return self.held(run, &holder, deadline).await;
                 }
@@ -274,7 +288,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         }
     }
 
-    async fn dispatch(&self, run: &Run<'_>, grant: &Grant, deadline: Instant) -> Outcome {
+    pub(super) async fn dispatch(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        deadline: Instant,
+    ) -> Outcome {
         let inputs = run.inputs(grant.lock_id(), grant.fence());
         match self.pipeline.dispatch(&run.config.pipeline, &inputs).await {
             Ok(dispatched) => {
@@ -289,7 +308,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         }
     }
 
-    async fn record_run(&self, run: &Run<'_>, grant: &Grant, dispatched: &DispatchedRun) {
+    pub(super) async fn record_run(
+        &self,
+        run: &Run<'_>,
+        grant: &Grant,
+        dispatched: &DispatchedRun,
+    ) {
         if let Err(e) = self
             .locks
             .set_run(
@@ -365,11 +389,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         release.actor = Some(DISPATCHER.to_owned());
         release.reason = Some(reason.clone());
         release.fence = Some(grant.fence());
-        if let Err(e) = self.locks.release(&release).await {
-            if e.is_transient() {
+        match self.locks.release(&release).await {
+            Ok(ended) => self.hand_off(ended, deadline).await,
+            Err(e) if e.is_transient() => {
                 return Outcome::Retry(format!("release after failed dispatch: {e}"));
             }
-            error!(lock_key = %run.key, error = %e, "could not release after a failed dispatch");
+            Err(e) => {
+                error!(lock_key = %run.key, error = %e, "could not release after a failed dispatch")
+            }
         }
         let reply = render::dispatch_failed(run.target, &reason);
         self.reply(run.message, &reply, deadline).await
@@ -402,31 +429,31 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
 
 /// Who ends a grant whose dispatch failed (its `releasedBy`), so a
 /// redelivery can tell the user again why nothing started.
-const DISPATCHER: &str = "baton:dispatch";
+pub(super) const DISPATCHER: &str = "baton:dispatch";
 
 /// Unlocked runs take a grant on `request#<trigger_id>`: a key of their
 /// own, so a redelivery finds its dispatch while nobody else is blocked.
 const REQUEST_KEY_PREFIX: &str = "request#";
 
 /// One `/command component environment` being run.
-struct Run<'a> {
-    id: &'a str,
-    receive_count: u32,
-    message: &'a CommandMessage,
-    config: &'a CommandConfig,
-    target: &'a Target,
+pub(super) struct Run<'a> {
+    pub(super) id: &'a str,
+    pub(super) receive_count: u32,
+    pub(super) message: &'a CommandMessage,
+    pub(super) config: &'a CommandConfig,
+    pub(super) target: &'a Target,
     /// The target's lock key.
     lock_key: &'a str,
     /// The key the run's grant is on: the lock key, or this request's own
     /// key when the run takes no lock.
-    key: String,
+    pub(super) key: String,
     /// Whether the run holds the target's lock.
     locked: bool,
 }
 
 impl Run<'_> {
     /// `workflow_dispatch` inputs: baton's own, then the configured extras.
-    fn inputs(&self, lock_id: &str, fence: u64) -> BTreeMap<String, String> {
+    pub(super) fn inputs(&self, lock_id: &str, fence: u64) -> BTreeMap<String, String> {
         let mut inputs = self.config.pipeline.inputs.clone();
         inputs.insert("component".into(), self.target.component.clone());
         inputs.insert("environment".into(), self.target.environment.clone());

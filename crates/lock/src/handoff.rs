@@ -1,0 +1,265 @@
+//! Ending a grant on a key with a waiting line: the write that ends the
+//! grant also grants the head of the line (and drops waiters whose maximum
+//! wait has passed), so no third party can take the key in between and no
+//! waiter has to race for it.
+
+use std::ops::Deref;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use crate::acquire::{Grant, Plan, carry_over, grant_kind, set_grant};
+use crate::client::LockClient;
+use crate::clock::{iso_at_millis, now_epoch_millis};
+use crate::error::LockError;
+use crate::expr::Expr;
+use crate::line::{Waiter, successor};
+use crate::record::{LockRecord, LockStatus};
+use crate::schema::attr;
+
+/// How many times an ending write is tried again when the line changed
+/// between reading it and writing (someone joined or left meanwhile).
+pub(crate) const LINE_ATTEMPTS: usize = 8;
+
+/// How a grant ends.
+#[derive(Debug, Clone)]
+pub(crate) enum Ending {
+    /// Its holder (or its run's completion) released it.
+    Released {
+        outcome: LockStatus,
+        actor: Option<String>,
+        reason: Option<String>,
+    },
+    /// An operator ended it.
+    Forced { actor: String, reason: String },
+    /// Its lease lapsed; the line's head takes over.
+    Lapsed,
+}
+
+impl Ending {
+    /// The status the ended grant is recorded with.
+    fn status(&self) -> LockStatus {
+        match self {
+            Ending::Released { outcome, .. } => *outcome,
+            Ending::Forced { .. } => LockStatus::Failed,
+            Ending::Lapsed => LockStatus::InProgress,
+        }
+    }
+
+    /// `record` as this ending leaves it at `now_ms`: the ended grant a
+    /// caller is told about. Its line moved on to the successor.
+    pub(crate) fn apply(
+        &self,
+        record: &LockRecord,
+        now_ms: u64,
+        retention_secs: u64,
+    ) -> LockRecord {
+        let mut r = record.clone();
+        r.waiters.clear();
+        match self {
+            Ending::Lapsed => return r,
+            Ending::Released {
+                outcome,
+                actor,
+                reason,
+            } => {
+                r.status = *outcome;
+                r.released_by = Some(actor.clone().unwrap_or_else(|| r.locked_by.clone()));
+                r.release_reason.clone_from(reason);
+            }
+            Ending::Forced { actor, reason } => {
+                r.status = LockStatus::Failed;
+                r.released_by = Some(actor.clone());
+                r.release_reason = Some(reason.clone());
+                r.forced = true;
+            }
+        }
+        r.ended_at = Some(iso_at_millis(now_ms));
+        r.ttl = Some((now_ms / 1000).saturating_add(retention_secs));
+        r
+    }
+}
+
+/// A grant that ended, and what the same write did with the key's line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    /// The ended grant.
+    pub record: LockRecord,
+    /// The waiter granted the key by the same write, if the line had one.
+    pub next: Option<Grant>,
+    /// Waiters whose maximum wait had passed, removed by the same write.
+    pub dropped: Vec<Waiter>,
+}
+
+impl Ended {
+    /// An ending on a key without a line.
+    pub(crate) fn alone(record: LockRecord) -> Ended {
+        Ended {
+            record,
+            next: None,
+            dropped: Vec::new(),
+        }
+    }
+}
+
+/// An `Ended` is first of all the ended grant's record.
+impl Deref for Ended {
+    type Target = LockRecord;
+    fn deref(&self) -> &LockRecord {
+        &self.record
+    }
+}
+
+/// What an ending write with a known line came to.
+pub(crate) enum LineWrite {
+    Done(Ended),
+    /// The item changed since it was read: here it is now.
+    Changed(Option<LockRecord>),
+}
+
+impl LockClient {
+    /// Ends `seen` (the key's current grant, as just read) the way `ending`
+    /// says, in one conditional write that also hands the key to the head
+    /// of `seen`'s line. The write applies only if the grant and its line
+    /// are still exactly as seen; otherwise the key's current record comes
+    /// back for the caller to decide again.
+    pub(crate) async fn end_with_line(
+        &self,
+        seen: &LockRecord,
+        ending: &Ending,
+    ) -> Result<LineWrite, LockError> {
+        let now_ms = now_epoch_millis();
+        let key = &seen.lock_key;
+        let (next, dropped) = successor(&seen.waiters, now_ms);
+        let mut e = Expr::default();
+        let mut plan = None;
+        match next {
+            Some(waiter) => {
+                let request = waiter.acquire_request(key);
+                let p = Plan::for_waiter(waiter, &request, &self.options, now_ms);
+                set_grant(&mut e, &request, &p);
+                let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| ending.status());
+                carry_over(&mut e, &p, ended_as);
+                plan = Some((request, p));
+            }
+            None => ending_fields(&mut e, ending, now_ms, self.options.retention.as_secs()),
+        }
+        let handed = dropped.len() + usize::from(next.is_some());
+        let waiters = e.name(attr::WAITERS);
+        for i in 0..handed {
+            e.remove_raw(format!("{waiters}[{i}]"));
+        }
+        let version = e.name(attr::LINE_VERSION);
+        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
+        if handed > 0 {
+            e.set_raw(format!(
+                "{version} = if_not_exists({version}, {zero}) + {one}"
+            ));
+        }
+        let condition = seen_condition(&mut e, seen, ending, &self.options, now_ms);
+        match self.conditional_update(key, e, condition).await {
+            Ok(out) => {
+                let after = LockRecord::from_optional_item(out.attributes())?;
+                let record = ending.apply(seen, now_ms, self.options.retention.as_secs());
+                let next = match (plan, after) {
+                    (Some(_), Some(after)) => Some(Grant {
+                        kind: grant_kind(after.previous.as_ref()),
+                        record: after,
+                    }),
+                    _ => None,
+                };
+                Ok(LineWrite::Done(Ended {
+                    record,
+                    next,
+                    dropped: dropped.to_vec(),
+                }))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                    let current = LockRecord::from_optional_item(ccf.item())?;
+                    // Our own write landed and its answer was lost: the key
+                    // now shows the waiter we handed it to, after our grant.
+                    if let (Some(w), Some(c)) = (next, current.as_ref())
+                        && c.lock_id == w.ticket
+                        && c.previous
+                            .as_ref()
+                            .is_some_and(|p| p.lock_id == seen.lock_id)
+                    {
+                        return Ok(LineWrite::Done(Ended {
+                            record: ending.apply(seen, now_ms, self.options.retention.as_secs()),
+                            next: Some(Grant {
+                                kind: grant_kind(c.previous.as_ref()),
+                                record: c.clone(),
+                            }),
+                            dropped: dropped.to_vec(),
+                        }));
+                    }
+                    Ok(LineWrite::Changed(current))
+                }
+                _ => Err(LockError::from_sdk("UpdateItem", &self.table, err)),
+            },
+        }
+    }
+}
+
+/// The attributes an ending without a successor writes: the same as a
+/// release or a force unlock (a lapse writes none).
+pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retention_secs: u64) {
+    let (actor, reason, forced) = match ending {
+        Ending::Lapsed => return,
+        Ending::Released { actor, reason, .. } => (actor.clone(), reason.clone(), false),
+        Ending::Forced { actor, reason } => (Some(actor.clone()), Some(reason.clone()), true),
+    };
+    e.set_string(attr::STATUS, ending.status().as_str());
+    e.set_string(attr::ENDED_AT, iso_at_millis(now_ms));
+    match actor {
+        Some(actor) => e.set_string(attr::RELEASED_BY, actor),
+        None => {
+            let (by, holder) = (e.name(attr::RELEASED_BY), e.name(attr::LOCKED_BY));
+            e.set_raw(format!("{by} = {holder}"));
+        }
+    }
+    e.set_or_remove(attr::RELEASE_REASON, reason.map(AttributeValue::S));
+    if forced {
+        e.set(attr::FORCED, AttributeValue::Bool(true));
+    }
+    e.set_number(attr::TTL, (now_ms / 1000).saturating_add(retention_secs));
+    e.remove(attr::ACTIVE);
+}
+
+/// The grant is still `seen`'s, still in progress, with `seen`'s line; a
+/// lapse must still be past the skew margin.
+fn seen_condition(
+    e: &mut Expr,
+    seen: &LockRecord,
+    ending: &Ending,
+    options: &crate::client::LockOptions,
+    now_ms: u64,
+) -> String {
+    let (id, id_value) = (e.name(attr::LOCK_ID), e.string("seenLockId", &seen.lock_id));
+    let (status, in_progress) = (
+        e.name(attr::STATUS),
+        e.string("inProgress", LockStatus::InProgress.as_str()),
+    );
+    let version = e.name(attr::LINE_VERSION);
+    let line = if seen.line_version == 0 {
+        format!("attribute_not_exists({version})")
+    } else {
+        let v = e.number("lineVersion", seen.line_version);
+        format!("{version} = {v}")
+    };
+    let mut condition = format!("{id} = {id_value} AND {status} = {in_progress} AND {line}");
+    if matches!(ending, Ending::Lapsed) {
+        let before = (now_ms / 1000).saturating_sub(options.clock_skew.as_secs());
+        let (expires, b) = (e.name(attr::EXPIRES_AT), e.number("takeoverBefore", before));
+        condition.push_str(&format!(" AND {expires} <= {b}"));
+    }
+    condition
+}
+
+/// The `waiters` value for `line`.
+pub(crate) fn line_attribute(line: &[Waiter]) -> AttributeValue {
+    AttributeValue::L(line.iter().map(Waiter::to_attribute).collect())
+}

@@ -1,0 +1,192 @@
+//! Joining and leaving a key's waiting line on DynamoDB, and handing a
+//! lapsed grant to the line's head.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+use crate::client::{LockClient, validate_key};
+use crate::clock::now_epoch_millis;
+use crate::error::LockError;
+use crate::expr::Expr;
+use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, line_attribute};
+use crate::line::{JoinPlan, JoinRequest, Joined, Left, Place, Waiter, validate_join};
+use crate::record::{LockRecord, LockStatus};
+use crate::schema::attr;
+
+impl LockClient {
+    /// Takes `request.acquire.key` if it is free, or joins its waiting line:
+    /// the acquire (one request) returns the holder and the line when it is
+    /// refused, and one more conditional write adds the waiter to exactly
+    /// that line. A member already waiting is told its place and nothing is
+    /// written; a full line is [`LockError::LineFull`].
+    pub async fn join(&self, request: &JoinRequest) -> Result<Joined, LockError> {
+        validate_join(request)?;
+        match self.acquire(&request.acquire).await {
+            Ok(grant) => Ok(Joined::Granted(grant)),
+            Err(LockError::Held { holder }) => self.enqueue(request, *holder).await,
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The second half of [`LockClient::join`], for a caller whose own
+    /// acquire found the key held: joins the line of `seen` (the holder
+    /// record that acquire returned), one conditional write.
+    pub async fn enqueue(
+        &self,
+        request: &JoinRequest,
+        seen: LockRecord,
+    ) -> Result<Joined, LockError> {
+        validate_join(request)?;
+        let key = &request.acquire.key;
+        let mut seen = seen;
+        // One waiter (one ticket) across attempts: a write whose answer was
+        // lost is recognised by it.
+        let waiter = Waiter::new(request, now_epoch_millis());
+        for _ in 0..LINE_ATTEMPTS {
+            let (line, position, superseded) =
+                match JoinPlan::decide(&seen, waiter.clone(), request.mode) {
+                    JoinPlan::Already(w, position) => {
+                        return Ok(Joined::Waiting(Place {
+                            waiter: w,
+                            position,
+                            record: seen,
+                            already_waiting: true,
+                            superseded: Vec::new(),
+                        }));
+                    }
+                    JoinPlan::Full => {
+                        return Err(LockError::LineFull {
+                            key: key.clone(),
+                            holder: Box::new(seen),
+                        });
+                    }
+                    JoinPlan::Write {
+                        line,
+                        position,
+                        superseded,
+                    } => (line, position, superseded),
+                };
+            match self.write_line(&seen, &line).await? {
+                Ok(record) => {
+                    return Ok(Joined::Waiting(Place {
+                        waiter,
+                        position,
+                        record,
+                        already_waiting: false,
+                        superseded,
+                    }));
+                }
+                Err(Some(current)) if !current.waiters.is_empty() => seen = current,
+                // The key was freed, or its line emptied, since the acquire:
+                // try to take it again.
+                Err(_) => match self.acquire(&request.acquire).await {
+                    Ok(grant) => return Ok(Joined::Granted(grant)),
+                    Err(LockError::Held { holder }) => seen = *holder,
+                    Err(err) => return Err(err),
+                },
+            }
+        }
+        Err(LockError::LineBusy { key: key.clone() })
+    }
+
+    /// Takes the waiter with ticket or member `who` out of `key`'s line:
+    /// a strongly consistent read finds its place (DynamoDB cannot remove a
+    /// list element by value), one conditional write removes it.
+    pub async fn leave(&self, key: &str, who: &str) -> Result<Left, LockError> {
+        validate_key(key)?;
+        let mut current = self.status(key).await?;
+        for _ in 0..LINE_ATTEMPTS {
+            let Some(seen) = current else {
+                return Err(LockError::NotWaiting {
+                    key: key.to_owned(),
+                    who: who.to_owned(),
+                });
+            };
+            let Some(position) = seen.position_of(who) else {
+                return Err(LockError::NotWaiting {
+                    key: key.to_owned(),
+                    who: who.to_owned(),
+                });
+            };
+            let mut line = seen.waiters.clone();
+            let waiter = line.remove(position - 1);
+            match self.write_line(&seen, &line).await? {
+                Ok(record) => return Ok(Left { waiter, record }),
+                Err(now) => current = now,
+            }
+        }
+        Err(LockError::LineBusy {
+            key: key.to_owned(),
+        })
+    }
+
+    /// Hands `key`, whose grant lapsed without release, to the head of its
+    /// line, dropping overdue waiters: what a waiting head (or a
+    /// reconciler acting for one) does when the holder died. `Ok(None)`
+    /// when there is nothing to hand: the grant is live or ended, or no one
+    /// waits.
+    pub async fn end_lapsed(&self, key: &str) -> Result<Option<Ended>, LockError> {
+        validate_key(key)?;
+        let mut current = self.status(key).await?;
+        for _ in 0..LINE_ATTEMPTS {
+            let Some(seen) = current.filter(|r| self.lapsed_with_line(r)) else {
+                return Ok(None);
+            };
+            match self.end_with_line(&seen, &Ending::Lapsed).await? {
+                LineWrite::Done(ended) => return Ok(Some(ended)),
+                LineWrite::Changed(now) => current = now,
+            }
+        }
+        Err(LockError::LineBusy {
+            key: key.to_owned(),
+        })
+    }
+
+    fn lapsed_with_line(&self, r: &LockRecord) -> bool {
+        let now = now_epoch_millis() / 1000;
+        r.status == LockStatus::InProgress
+            && !r.waiters.is_empty()
+            && r.expires_at + self.options.clock_skew.as_secs() <= now
+    }
+
+    /// Replaces `seen`'s line with `line` if the grant and the line are
+    /// still as seen. `Err(current)` when they changed.
+    async fn write_line(
+        &self,
+        seen: &LockRecord,
+        line: &[Waiter],
+    ) -> Result<Result<LockRecord, Option<LockRecord>>, LockError> {
+        let mut e = Expr::default();
+        e.set(attr::WAITERS, line_attribute(line));
+        let version = e.name(attr::LINE_VERSION);
+        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
+        e.set_raw(format!(
+            "{version} = if_not_exists({version}, {zero}) + {one}"
+        ));
+        let (id, id_value) = (e.name(attr::LOCK_ID), e.string("seenLockId", &seen.lock_id));
+        let (status, in_progress) = (
+            e.name(attr::STATUS),
+            e.string("inProgress", LockStatus::InProgress.as_str()),
+        );
+        let line_seen = if seen.line_version == 0 {
+            format!("attribute_not_exists({version})")
+        } else {
+            let v = e.number("lineVersion", seen.line_version);
+            format!("{version} = {v}")
+        };
+        let condition = format!("{id} = {id_value} AND {status} = {in_progress} AND {line_seen}");
+        match self.conditional_update(&seen.lock_key, e, condition).await {
+            Ok(out) => LockRecord::from_optional_item(out.attributes())?
+                .map(Ok)
+                .ok_or_else(|| LockError::Corrupt {
+                    key: seen.lock_key.clone(),
+                    detail: "update returned no attributes".into(),
+                }),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                    Ok(Err(LockRecord::from_optional_item(ccf.item())?))
+                }
+                _ => Err(LockError::from_sdk("UpdateItem", &self.table, err)),
+            },
+        }
+    }
+}
