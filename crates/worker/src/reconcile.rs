@@ -33,12 +33,6 @@ use baton_lock::LockStore;
 /// Who ends the grants the reconciler ends (their `releasedBy`).
 const RECONCILER: &str = "baton:reconciler";
 
-/// How long a grant handed to a queued request may stay without a run
-/// before the reconciler starts that run itself: the worker that made the
-/// hand-off starts it at once, so a grant this old without a run means that
-/// worker stopped in between.
-const HANDOFF_GRACE_SECS: u64 = 60;
-
 /// How many runs one pass asks about at the same time.
 const CONCURRENT_RUNS: usize = 8;
 /// The most pages of active grants one pass reads.
@@ -246,10 +240,11 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     }
 
     /// A grant handed to a queued request has no run: once the worker that
-    /// made the hand-off has had time to start it, start it here.
+    /// made the hand-off has had time to start it
+    /// ([`WorkerSettings::handoff_grace`]), start it here.
     async fn resume_hand_off(&self, grant: &LockRecord, deadline: Instant) -> Settled {
         let age = self.held_for(grant);
-        if age < HANDOFF_GRACE_SECS {
+        if age < self.settings.handoff_grace.as_secs() {
             return Settled::Alive;
         }
         warn!(lock_key = %grant.lock_key, age, "a queued request's grant has no run; starting it");

@@ -50,6 +50,7 @@ pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<
         http_timeout: env.duration("BATON_HTTP_TIMEOUT", Duration::from_secs(3))?,
         max_command_age: env.duration("BATON_MAX_COMMAND_AGE", Duration::from_secs(15 * 60))?,
         reconcile_lease: env.duration("BATON_RECONCILE_LEASE", Duration::from_secs(5 * 60))?,
+        handoff_grace: env.duration("BATON_HANDOFF_GRACE", Duration::from_secs(60))?,
     })
 }
 

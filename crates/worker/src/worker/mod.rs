@@ -48,6 +48,11 @@ pub struct WorkerSettings {
     pub max_command_age: Duration,
     /// The lease the reconciler gives a run it finds still working.
     pub reconcile_lease: Duration,
+    /// How long a grant handed to a queued request may stay without a run
+    /// before the reconciler starts that run itself. The worker that made
+    /// the hand-off starts it at once, so a grant this old without a run
+    /// means that worker stopped in between.
+    pub handoff_grace: Duration,
 }
 
 impl WorkerSettings {
@@ -70,6 +75,7 @@ impl WorkerSettings {
             http_timeout: Duration::from_secs(2),
             max_command_age: Duration::from_secs(15 * 60),
             reconcile_lease: Duration::from_secs(5 * 60),
+            handoff_grace: Duration::from_secs(60),
         }
     }
 }
