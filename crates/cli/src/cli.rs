@@ -142,6 +142,10 @@ pub struct HolderArgs {
     /// With --queue: refuse to join a line already this long.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_queue: u16,
+    /// With --queue: how long a turn waits to be claimed before the line
+    /// moves on (a dead waiter's turn passes after it). Tests shorten it.
+    #[arg(long, default_value = "15s", value_parser = duration, hide = true)]
+    pub claim_window: Duration,
     /// What the lock is for (shown to whoever is blocked).
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,

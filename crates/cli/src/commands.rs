@@ -46,11 +46,6 @@ pub fn acquire_request(key: &str, args: &HolderArgs, request_id: Option<String>)
     }
 }
 
-/// How long a `--queue` waiter has to notice that its turn came before the
-/// line moves on without it: the first lease a hand-off gives it. A waiter
-/// polls every fraction of a second, so only a dead one misses it.
-pub const CLAIM_WINDOW: Duration = Duration::from_secs(15);
-
 /// Acquires, waiting up to `--wait` (saying so on stderr) by polling or, with
 /// `--queue`, in the key's line, stopping on SIGINT/SIGTERM. A grant that
 /// lands while a signal is being handled is released at once (FAILED),
@@ -77,7 +72,9 @@ pub async fn acquire_interruptible(
                     max: usize::from(args.max_queue),
                 },
                 max_wait: wait,
-                claim: Some(CLAIM_WINDOW),
+                // The first lease a hand-off gives: a waiter polls every
+                // fraction of a second, so only a dead one misses its turn.
+                claim: Some(args.claim_window),
                 member: None,
             };
             return client

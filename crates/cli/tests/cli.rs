@@ -1354,3 +1354,159 @@ fn run_reserves_its_own_exit_codes() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Waiting in line (`--queue`).
+
+/// `baton run KEY --queue …` by `owner`, appending its owner to `log`,
+/// returned once it has joined the line at `position`.
+fn queued_run(env: &Env, owner: &str, position: usize, log: &Path) -> Child {
+    let script = format!("echo {owner} >> {}", log.display());
+    spawn_until_stderr(
+        &mut env.cmd(&[
+            "--json", "run", "k", "--queue", "--wait", "60s", "--ttl", "30s", "--owner", owner,
+            "--", "sh", "-c", &script,
+        ]),
+        &format!("waiting in line at position {position}"),
+    )
+}
+
+#[test]
+fn queued_runs_are_granted_in_arrival_order_when_the_holder_releases() {
+    let env = Env::new();
+    let holder = acquire(&env, "k", &["--owner", "holder"]);
+    let log = env.path("order.log");
+    let waiters: Vec<Child> = ["w1", "w2", "w3"]
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| queued_run(&env, owner, i + 1, &log))
+        .collect();
+
+    let line = env.run(&["--json", "queue", "k"]);
+    assert_eq!(line.code, 0, "{line:?}");
+    let v = line.json();
+    assert_eq!(n(&v, "waiting"), 3);
+    let owners: Vec<&str> = v["waiters"]
+        .as_array()
+        .expect("waiters")
+        .iter()
+        .map(|w| s(w, "owner"))
+        .collect();
+    assert_eq!(owners, ["w1", "w2", "w3"]);
+    assert!(
+        v["waiters"][0].get("ticket").is_none(),
+        "a waiter's ticket is its lock id to be: {v}"
+    );
+    let text = env.run(&["queue", "k"]);
+    assert!(
+        text.stdout.contains("k is held by holder") && text.stdout.contains("  2. w2"),
+        "{text:?}"
+    );
+    let list = env.run(&["--json", "list"]);
+    assert_eq!(n(&list.json()["locks"][0], "waiting"), 3, "{list:?}");
+
+    let released = env.run(&["release", "k", "--lock-id", s(&holder, "lockId")]);
+    assert_eq!(released.code, 0, "{released:?}");
+    let fences: Vec<u64> = waiters
+        .into_iter()
+        .map(|w| {
+            let out = finish(w);
+            assert_eq!(out.code, 0, "{out:?}");
+            n(&out.json(), "fence")
+        })
+        .collect();
+    let order = std::fs::read_to_string(&log).expect("the runs wrote their names");
+    assert_eq!(order.lines().collect::<Vec<_>>(), ["w1", "w2", "w3"]);
+    let first = n(&holder, "fence");
+    assert_eq!(
+        fences,
+        [first + 1, first + 2, first + 3],
+        "each hand-off one grant"
+    );
+    let last = env.status("k");
+    assert_eq!(s(&last, "status"), "COMPLETED");
+    assert_eq!(s(&last, "lockedBy"), "w3");
+}
+
+#[test]
+fn queue_needs_wait_and_a_full_line_refuses() {
+    let env = Env::new();
+    let no_wait = env.run(&["--json", "acquire", "k", "--queue"]);
+    assert_eq!(no_wait.code, 2, "{no_wait:?}");
+    assert!(
+        no_wait.stderr.contains("--queue needs --wait"),
+        "{no_wait:?}"
+    );
+    assert!(env.status("k")["lockId"].is_null(), "nothing was written");
+
+    acquire(&env, "k", &["--owner", "holder"]);
+    let mut first = spawn_until_stderr(
+        &mut env.cmd(&[
+            "acquire",
+            "k",
+            "--queue",
+            "--wait",
+            "60s",
+            "--max-queue",
+            "1",
+        ]),
+        "waiting in line at position 1",
+    );
+    let full = env.run(&[
+        "--json",
+        "acquire",
+        "k",
+        "--queue",
+        "--wait",
+        "60s",
+        "--max-queue",
+        "1",
+    ]);
+    assert_eq!(full.code, 3, "{full:?}");
+    let v = full.json();
+    assert_eq!(s(&v, "error"), "line_full");
+    assert!(s(&v, "message").contains("full (1 waiting)"), "{v}");
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+#[test]
+fn a_dead_waiter_loses_its_turn_and_the_next_one_takes_the_lock() {
+    let env = Env::new();
+    let holder = acquire(&env, "k", &["--owner", "holder"]);
+    let queue = |owner: &str, position: usize| {
+        spawn_until_stderr(
+            &mut env.cmd(&[
+                "--json",
+                "acquire",
+                "k",
+                "--queue",
+                "--wait",
+                "60s",
+                "--claim-window",
+                "1s",
+                "--owner",
+                owner,
+            ]),
+            &format!("waiting in line at position {position}"),
+        )
+    };
+    let mut dead = queue("dead", 1);
+    let next = queue("next", 2);
+    signal(&dead, libc::SIGKILL);
+    let _ = dead.wait();
+    let released = env.run(&["release", "k", "--lock-id", s(&holder, "lockId")]);
+    assert_eq!(released.code, 0, "{released:?}");
+
+    let out = finish(next);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    assert_eq!(s(&v, "lockedBy"), "next");
+    assert_eq!(
+        s(&v, "grant"),
+        "taken_over",
+        "the dead waiter's turn lapsed"
+    );
+    assert_eq!(s(&v["previous"], "lockedBy"), "dead");
+    assert_eq!(n(&v, "fence"), n(&holder, "fence") + 2);
+}
