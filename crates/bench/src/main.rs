@@ -18,6 +18,7 @@
 mod coldstart;
 mod contention;
 mod fixtures;
+mod line;
 mod net;
 mod overhead;
 mod reconciler;
@@ -128,7 +129,7 @@ impl Env {
 
 type Section<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Row>>> + Send + 'a>>;
 
-const SECTIONS: [(u8, &str, &str); 7] = [
+const SECTIONS: [(u8, &str, &str); 8] = [
     (1, "1 requests", "DynamoDB requests per operation"),
     (2, "2 overhead", "library overhead against the raw SDK"),
     (
@@ -148,6 +149,11 @@ const SECTIONS: [(u8, &str, &str); 7] = [
         "7 reconciler",
         "reconciler: requests and time per pass, lost-webhook release",
     ),
+    (
+        8,
+        "8 line",
+        "waiting lines: requests, throughput, fairness, hand-off latency",
+    ),
 ];
 
 fn section(env: &Env, n: u8) -> Section<'_> {
@@ -158,7 +164,8 @@ fn section(env: &Env, n: u8) -> Section<'_> {
         4 => Box::pin(worker::run(env)),
         5 => Box::pin(coldstart::run(env)),
         6 => Box::pin(router::run(env)),
-        _ => Box::pin(reconciler::run(env)),
+        7 => Box::pin(reconciler::run(env)),
+        _ => Box::pin(line::run(env)),
     }
 }
 

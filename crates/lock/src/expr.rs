@@ -12,6 +12,8 @@ pub(crate) struct Expr {
     pub values: HashMap<String, AttributeValue>,
     sets: Vec<String>,
     removes: Vec<String>,
+    adds: Vec<String>,
+    deletes: Vec<String>,
 }
 
 impl Expr {
@@ -77,20 +79,28 @@ impl Expr {
         self.removes.push(path);
     }
 
+    /// A raw `ADD path :value` clause (to a set), from placeholders of this builder.
+    pub fn add_raw(&mut self, clause: String) {
+        self.adds.push(clause);
+    }
+
+    /// A raw `DELETE path :value` clause (from a set), from placeholders of this builder.
+    pub fn delete_raw(&mut self, clause: String) {
+        self.deletes.push(clause);
+    }
+
     /// The full update expression.
     pub fn update_expression(&self) -> String {
-        let mut out = String::new();
-        if !self.sets.is_empty() {
-            out.push_str("SET ");
-            out.push_str(&self.sets.join(", "));
-        }
-        if !self.removes.is_empty() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str("REMOVE ");
-            out.push_str(&self.removes.join(", "));
-        }
-        out
+        [
+            ("SET", &self.sets),
+            ("REMOVE", &self.removes),
+            ("ADD", &self.adds),
+            ("DELETE", &self.deletes),
+        ]
+        .iter()
+        .filter(|(_, clauses)| !clauses.is_empty())
+        .map(|(action, clauses)| format!("{action} {}", clauses.join(", ")))
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 }

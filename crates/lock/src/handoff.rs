@@ -18,9 +18,25 @@ use crate::line::{Waiter, successor};
 use crate::record::{LockRecord, LockStatus};
 use crate::schema::attr;
 
-/// How many times an ending write is tried again when the line changed
-/// between reading it and writing (someone joined or left meanwhile).
-pub(crate) const LINE_ATTEMPTS: usize = 8;
+/// How many times a write that depends on the line is tried when the line
+/// changed between reading it and writing (someone joined or left
+/// meanwhile). Every failed attempt means another writer's landed, so a
+/// burst of joins always makes progress; this bounds one writer's bad luck.
+pub(crate) const LINE_ATTEMPTS: usize = 32;
+
+/// Before attempt `attempt` (from 0) of a write that depends on the line: a
+/// jittered pause growing to 32 ms, so writers that keep colliding spread
+/// out instead of colliding again in step. No pause before the first.
+pub(crate) async fn line_retry_pause(attempt: usize) {
+    if attempt == 0 {
+        return;
+    }
+    let ceiling = 1u64 << attempt.min(5);
+    tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(
+        0..ceiling * 1000,
+    )))
+    .await;
+}
 
 /// How a grant ends.
 #[derive(Debug, Clone)]
@@ -113,8 +129,12 @@ impl Deref for Ended {
 }
 
 /// What an ending write with a known line came to.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per write and matched at once; never stored"
+)]
 pub(crate) enum LineWrite {
-    Done(Ended),
+    Done(Box<Ended>),
     /// The item changed since it was read: here it is now.
     Changed(Option<LockRecord>),
 }
@@ -122,8 +142,8 @@ pub(crate) enum LineWrite {
 impl LockClient {
     /// Ends `seen` (the key's current grant, as just read) the way `ending`
     /// says, in one conditional write that also hands the key to the head
-    /// of `seen`'s line. The write applies only if the grant and its line
-    /// are still exactly as seen; otherwise the key's current record comes
+    /// of `seen`'s line. The write applies only if the grant and the head of
+    /// its line are still as seen; otherwise the key's current record comes
     /// back for the caller to decide again.
     pub(crate) async fn end_with_line(
         &self,
@@ -157,8 +177,15 @@ impl LockClient {
             e.set_raw(format!(
                 "{version} = if_not_exists({version}, {zero}) + {one}"
             ));
+            let members = e.name(attr::LINE_MEMBERS);
+            let gone: Vec<String> = seen.waiters[..handed]
+                .iter()
+                .flat_map(Waiter::member_keys)
+                .collect();
+            let gone = e.value("gone", AttributeValue::Ss(gone));
+            e.delete_raw(format!("{members} {gone}"));
         }
-        let condition = seen_condition(&mut e, seen, ending, &self.options, now_ms);
+        let condition = seen_condition(&mut e, seen, handed, ending, &self.options, now_ms);
         match self.conditional_update(key, e, condition).await {
             Ok(out) => {
                 let after = LockRecord::from_optional_item(out.attributes())?;
@@ -170,11 +197,11 @@ impl LockClient {
                     }),
                     _ => None,
                 };
-                Ok(LineWrite::Done(Ended {
+                Ok(LineWrite::Done(Box::new(Ended {
                     record,
                     next,
                     dropped: dropped.to_vec(),
-                }))
+                })))
             }
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
@@ -187,14 +214,14 @@ impl LockClient {
                             .as_ref()
                             .is_some_and(|p| p.lock_id == seen.lock_id)
                     {
-                        return Ok(LineWrite::Done(Ended {
+                        return Ok(LineWrite::Done(Box::new(Ended {
                             record: ending.apply(seen, now_ms, self.options.retention.as_secs()),
                             next: Some(Grant {
                                 kind: grant_kind(c.previous.as_ref()),
                                 record: c.clone(),
                             }),
                             dropped: dropped.to_vec(),
-                        }));
+                        })));
                     }
                     Ok(LineWrite::Changed(current))
                 }
@@ -229,11 +256,15 @@ pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retentio
     e.remove(attr::ACTIVE);
 }
 
-/// The grant is still `seen`'s, still in progress, with `seen`'s line; a
-/// lapse must still be past the skew margin.
+/// The grant is still `seen`'s and still in progress, and the line still
+/// starts with the `handed` waiters this write removes (or is still empty);
+/// a lapse must still be past the skew margin. Waiters who joined behind
+/// them since do not matter: the write removes only the head of the line,
+/// so a stream of joins never starves an ending.
 fn seen_condition(
     e: &mut Expr,
     seen: &LockRecord,
+    handed: usize,
     ending: &Ending,
     options: &crate::client::LockOptions,
     now_ms: u64,
@@ -243,12 +274,19 @@ fn seen_condition(
         e.name(attr::STATUS),
         e.string("inProgress", LockStatus::InProgress.as_str()),
     );
-    let version = e.name(attr::LINE_VERSION);
-    let line = if seen.line_version == 0 {
-        format!("attribute_not_exists({version})")
+    let waiters = e.name(attr::WAITERS);
+    let line = if handed == 0 {
+        let zero = e.number("zero", 0);
+        format!("(attribute_not_exists({waiters}) OR size({waiters}) = {zero})")
     } else {
-        let v = e.number("lineVersion", seen.line_version);
-        format!("{version} = {v}")
+        let ticket = e.name("ticket");
+        (0..handed)
+            .map(|i| {
+                let value = e.string(&format!("ticket{i}"), &seen.waiters[i].ticket);
+                format!("{waiters}[{i}].{ticket} = {value}")
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
     };
     let mut condition = format!("{id} = {id_value} AND {status} = {in_progress} AND {line}");
     if matches!(ending, Ending::Lapsed) {
@@ -259,7 +297,16 @@ fn seen_condition(
     condition
 }
 
-/// The `waiters` value for `line`.
-pub(crate) fn line_attribute(line: &[Waiter]) -> AttributeValue {
-    AttributeValue::L(line.iter().map(Waiter::to_attribute).collect())
+/// Sets `waiters` to `line`, and the member set to match it.
+pub(crate) fn set_line(e: &mut Expr, line: &[Waiter]) {
+    e.set(
+        attr::WAITERS,
+        AttributeValue::L(line.iter().map(Waiter::to_attribute).collect()),
+    );
+    let members: Vec<String> = line.iter().flat_map(Waiter::member_keys).collect();
+    if members.is_empty() {
+        e.remove(attr::LINE_MEMBERS);
+    } else {
+        e.set(attr::LINE_MEMBERS, AttributeValue::Ss(members));
+    }
 }

@@ -7,8 +7,10 @@ use crate::client::{LockClient, validate_key};
 use crate::clock::now_epoch_millis;
 use crate::error::LockError;
 use crate::expr::Expr;
-use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, line_attribute};
-use crate::line::{JoinPlan, JoinRequest, Joined, Left, Place, Waiter, validate_join};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, line_retry_pause, set_line};
+use crate::line::{JoinPlan, JoinRequest, Joined, Left, LineMode, Place, Waiter, validate_join};
 use crate::record::{LockRecord, LockStatus};
 use crate::schema::attr;
 
@@ -41,17 +43,18 @@ impl LockClient {
         // One waiter (one ticket) across attempts: a write whose answer was
         // lost is recognised by it.
         let waiter = Waiter::new(request, now_epoch_millis());
-        for _ in 0..LINE_ATTEMPTS {
+        for attempt in 0..LINE_ATTEMPTS {
+            line_retry_pause(attempt).await;
             let (line, position, superseded) =
                 match JoinPlan::decide(&seen, waiter.clone(), request.mode) {
                     JoinPlan::Already(w, position) => {
-                        return Ok(Joined::Waiting(Place {
-                            waiter: w,
+                        return Ok(Joined::Waiting(Box::new(Place {
+                            waiter: *w,
                             position,
                             record: seen,
                             already_waiting: true,
                             superseded: Vec::new(),
-                        }));
+                        })));
                     }
                     JoinPlan::Full => {
                         return Err(LockError::LineFull {
@@ -65,15 +68,20 @@ impl LockClient {
                         superseded,
                     } => (line, position, superseded),
                 };
-            match self.write_line(&seen, &line).await? {
+            let written = match request.mode {
+                LineMode::Fifo { max } => self.append_waiter(key, &waiter, max).await?,
+                LineMode::Latest => self.write_line(&seen, &line).await?,
+            };
+            match written {
                 Ok(record) => {
-                    return Ok(Joined::Waiting(Place {
+                    let position = record.position_of(&waiter.ticket).unwrap_or(position);
+                    return Ok(Joined::Waiting(Box::new(Place {
                         waiter,
                         position,
                         record,
                         already_waiting: false,
                         superseded,
-                    }));
+                    })));
                 }
                 Err(Some(current)) if !current.waiters.is_empty() => seen = current,
                 // The key was freed, or its line emptied, since the acquire:
@@ -94,7 +102,8 @@ impl LockClient {
     pub async fn leave(&self, key: &str, who: &str) -> Result<Left, LockError> {
         validate_key(key)?;
         let mut current = self.status(key).await?;
-        for _ in 0..LINE_ATTEMPTS {
+        for attempt in 0..LINE_ATTEMPTS {
+            line_retry_pause(attempt).await;
             let Some(seen) = current else {
                 return Err(LockError::NotWaiting {
                     key: key.to_owned(),
@@ -127,12 +136,13 @@ impl LockClient {
     pub async fn end_lapsed(&self, key: &str) -> Result<Option<Ended>, LockError> {
         validate_key(key)?;
         let mut current = self.status(key).await?;
-        for _ in 0..LINE_ATTEMPTS {
+        for attempt in 0..LINE_ATTEMPTS {
+            line_retry_pause(attempt).await;
             let Some(seen) = current.filter(|r| self.lapsed_with_line(r)) else {
                 return Ok(None);
             };
             match self.end_with_line(&seen, &Ending::Lapsed).await? {
-                LineWrite::Done(ended) => return Ok(Some(ended)),
+                LineWrite::Done(ended) => return Ok(Some(*ended)),
                 LineWrite::Changed(now) => current = now,
             }
         }
@@ -148,6 +158,47 @@ impl LockClient {
             && r.expires_at + self.options.clock_skew.as_secs() <= now
     }
 
+    /// Appends `waiter` to `key`'s line while the key is held, the line is
+    /// shorter than `max` and the waiter (by request id or member) is not
+    /// in it yet: all decided by the write's own condition, so joins never
+    /// collide with each other. `Err(current)` when the condition failed.
+    async fn append_waiter(
+        &self,
+        key: &str,
+        waiter: &Waiter,
+        max: usize,
+    ) -> Result<Result<LockRecord, Option<LockRecord>>, LockError> {
+        let mut e = Expr::default();
+        let waiters = e.name(attr::WAITERS);
+        let empty = e.value("emptyLine", AttributeValue::L(Vec::new()));
+        let new = e.value("newWaiter", AttributeValue::L(vec![waiter.to_attribute()]));
+        e.set_raw(format!(
+            "{waiters} = list_append(if_not_exists({waiters}, {empty}), {new})"
+        ));
+        let version = e.name(attr::LINE_VERSION);
+        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
+        e.set_raw(format!(
+            "{version} = if_not_exists({version}, {zero}) + {one}"
+        ));
+        let members = e.name(attr::LINE_MEMBERS);
+        let keys = waiter.member_keys();
+        let joining = e.value("joining", AttributeValue::Ss(keys.clone()));
+        e.add_raw(format!("{members} {joining}"));
+        let (status, in_progress) = (
+            e.name(attr::STATUS),
+            e.string("inProgress", LockStatus::InProgress.as_str()),
+        );
+        let max = e.number("maxLine", u64::try_from(max).unwrap_or(u64::MAX));
+        let mut condition = format!(
+            "{status} = {in_progress} AND (attribute_not_exists({waiters}) OR size({waiters}) < {max})"
+        );
+        for (i, k) in keys.iter().enumerate() {
+            let k = e.string(&format!("member{i}"), k);
+            condition.push_str(&format!(" AND NOT contains({members}, {k})"));
+        }
+        self.line_update(key, e, condition).await
+    }
+
     /// Replaces `seen`'s line with `line` if the grant and the line are
     /// still as seen. `Err(current)` when they changed.
     async fn write_line(
@@ -156,7 +207,7 @@ impl LockClient {
         line: &[Waiter],
     ) -> Result<Result<LockRecord, Option<LockRecord>>, LockError> {
         let mut e = Expr::default();
-        e.set(attr::WAITERS, line_attribute(line));
+        set_line(&mut e, line);
         let version = e.name(attr::LINE_VERSION);
         let (zero, one) = (e.number("zero", 0), e.number("one", 1));
         e.set_raw(format!(
@@ -174,11 +225,22 @@ impl LockClient {
             format!("{version} = {v}")
         };
         let condition = format!("{id} = {id_value} AND {status} = {in_progress} AND {line_seen}");
-        match self.conditional_update(&seen.lock_key, e, condition).await {
+        self.line_update(&seen.lock_key, e, condition).await
+    }
+
+    /// One conditional write of the line: the record after it, or
+    /// `Err(current)` when its condition failed.
+    async fn line_update(
+        &self,
+        key: &str,
+        e: Expr,
+        condition: String,
+    ) -> Result<Result<LockRecord, Option<LockRecord>>, LockError> {
+        match self.conditional_update(key, e, condition).await {
             Ok(out) => LockRecord::from_optional_item(out.attributes())?
                 .map(Ok)
                 .ok_or_else(|| LockError::Corrupt {
-                    key: seen.lock_key.clone(),
+                    key: key.to_owned(),
                     detail: "update returned no attributes".into(),
                 }),
             Err(err) => match err.as_service_error() {

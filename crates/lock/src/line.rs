@@ -141,6 +141,16 @@ impl Waiter {
         }
     }
 
+    /// Who this waiter is in the line's member set: its request id, and its
+    /// member when it has one.
+    pub(crate) fn member_keys(&self) -> Vec<String> {
+        let mut keys = vec![format!("r:{}", self.request_id)];
+        if let Some(member) = &self.member {
+            keys.push(format!("m:{member}"));
+        }
+        keys
+    }
+
     /// How long the waiter has waited at `now_ms`.
     pub fn waited(&self, now_ms: u64) -> Duration {
         Duration::from_millis(now_ms.saturating_sub(self.joined_at_ms))
@@ -241,11 +251,15 @@ fn millis(d: Duration) -> u64 {
 /// What a join came to.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per join and matched at once; never stored in bulk"
+)]
 pub enum Joined {
     /// The key was free: granted at once, as by an acquire.
     Granted(Grant),
     /// The key is held: the caller waits at `place`.
-    Waiting(Place),
+    Waiting(Box<Place>),
 }
 
 /// A waiter's place in a line, and the key as it stood.
@@ -268,7 +282,7 @@ pub struct Place {
 /// What the line decides for a join, from the record the writer saw.
 pub(crate) enum JoinPlan {
     /// The member already waits at this place.
-    Already(Waiter, usize),
+    Already(Box<Waiter>, usize),
     /// The line is full.
     Full,
     /// Write this line (this waiter at this position), replacing those.
@@ -288,7 +302,7 @@ impl JoinPlan {
                 || (waiter.member.is_some() && w.member == waiter.member)
         };
         if let Some((i, w)) = line.iter().enumerate().find(|(_, w)| same(w)) {
-            return JoinPlan::Already(w.clone(), i + 1);
+            return JoinPlan::Already(Box::new(w.clone()), i + 1);
         }
         match mode {
             LineMode::Fifo { max } if line.len() >= max.clamp(1, MAX_LINE_LEN) => JoinPlan::Full,

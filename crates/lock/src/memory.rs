@@ -270,13 +270,13 @@ impl MemoryStore {
             return Err(LockError::LineBusy { key: key.clone() });
         };
         match JoinPlan::decide(&entry.record, waiter.clone(), request.mode) {
-            JoinPlan::Already(waiter, position) => Ok(Joined::Waiting(Place {
-                waiter,
+            JoinPlan::Already(waiter, position) => Ok(Joined::Waiting(Box::new(Place {
+                waiter: *waiter,
                 position,
                 record: entry.record.clone(),
                 already_waiting: true,
                 superseded: Vec::new(),
-            })),
+            }))),
             JoinPlan::Full => Err(LockError::LineFull {
                 key: key.clone(),
                 holder: Box::new(entry.record.clone()),
@@ -288,13 +288,13 @@ impl MemoryStore {
             } => {
                 entry.record.waiters = line;
                 entry.record.line_version += 1;
-                Ok(Joined::Waiting(Place {
+                Ok(Joined::Waiting(Box::new(Place {
                     waiter,
                     position,
                     record: entry.record.clone(),
                     already_waiting: false,
                     superseded,
-                }))
+                })))
             }
         }
     }

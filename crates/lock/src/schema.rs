@@ -71,4 +71,8 @@ pub mod attr {
     pub const WAITERS: &str = "waiters";
     /// Counts changes of the line; writes that depend on it check it.
     pub const LINE_VERSION: &str = "lineVersion";
+    /// A string set of who is in the line (`r:` request ids, `m:` members),
+    /// so a join can refuse a second place in the condition of its own
+    /// write, without reading the line first.
+    pub const LINE_MEMBERS: &str = "lineMembers";
 }

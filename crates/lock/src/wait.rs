@@ -201,7 +201,11 @@ pub(crate) async fn acquire_in_line<S: LockStore>(
                 holder: store.status(key).await?.map(Box::new),
             });
         }
-        let delay = store.options().line_poll.min(deadline - now);
+        // The head polls at `line_poll`; those behind it less often, as
+        // their turn is further off (and the key is read less).
+        let delay = (store.options().line_poll * u32::try_from(place.position).unwrap_or(u32::MAX))
+            .min(store.options().poll_max.max(store.options().line_poll))
+            .min(deadline - now);
         tokio::select! {
             () = cancel.cancelled() => {
                 give_up(store, key, &ticket, "the wait was cancelled").await?;

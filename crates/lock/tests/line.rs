@@ -48,7 +48,7 @@ fn join(key: &str, owner: &str) -> JoinRequest {
 
 async fn waiting<S: Subject>(store: &S, request: &JoinRequest) -> Place {
     match store.join(request).await.expect("join") {
-        Joined::Waiting(place) => place,
+        Joined::Waiting(place) => *place,
         Joined::Granted(g) => panic!("expected to wait, was granted {:?}", g.record),
     }
 }

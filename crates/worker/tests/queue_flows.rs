@@ -474,9 +474,9 @@ async fn the_reconciler_starts_a_hand_off_whose_worker_stopped_before_dispatchin
     let ended = s.locks.release(&release).await.expect("release");
     let handed = ended.next.expect("handed off").record;
     assert_eq!(handed.locked_by, "U2");
-    let runs = format!("/repos/acme/platform/actions/workflows/deploy.yml/runs");
+    let runs = "/repos/acme/platform/actions/workflows/deploy.yml/runs";
     s.github.default_reply(
-        &runs,
+        runs,
         Reply::json(200, json!({"total_count": 0, "workflow_runs": []})),
     );
     let second = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
