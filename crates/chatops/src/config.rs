@@ -27,12 +27,29 @@
 //! ref = "main"
 //! [commands."/build".pipeline.inputs]
 //! notify = "true"
+//!
+//! [commands."/deploy"]
+//! lock_ttl = "30m"
+//! components = ["api"]
+//! environments = ["prod"]
+//! [commands."/deploy".pipeline]
+//! kind = "azure-pipelines"
+//! organization = "acme"
+//! project = "Platform"
+//! pipeline_id = 42
+//! branch = "main"
+//! [commands."/deploy".pipeline.parameters]
+//! notify = "true"
 //! ```
+//!
+//! A pipeline's `kind` is `github-actions` (the default) or
+//! `azure-pipelines`; each kind has its own fields, and a field of the
+//! other kind is refused by name.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_path_to_error::{Path, Segment};
 
 use crate::target::Target;
@@ -144,9 +161,43 @@ impl OnConflict {
     }
 }
 
+/// Which CI service runs a command's pipeline; the config file names it in
+/// kebab case as the pipeline's `kind`. Each kind has its own adapter in the
+/// worker, and its own fields in [`PipelineConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// A GitHub Actions workflow started by `workflow_dispatch`; the default,
+    /// so configs written before there was a choice keep their meaning.
+    #[default]
+    #[serde(rename = "github-actions")]
+    GitHubActions,
+    /// An Azure DevOps YAML pipeline queued through the Pipelines REST API.
+    AzurePipelines,
+}
+
+impl PipelineKind {
+    /// The name the config file uses (`github-actions`, `azure-pipelines`),
+    /// from the serde names alone so reading and messages cannot disagree.
+    pub fn as_str(self) -> &'static str {
+        serde_variant::to_variant_name(&self).expect("a unit variant always has a serde name")
+    }
+}
+
+/// The pipeline a command starts: one variant per [`PipelineKind`], so code
+/// that starts, reads or cancels a run handles every kind the config allows
+/// (the compiler sees to it) and never reads one kind's fields for another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineConfig {
+    /// `kind = "github-actions"` (the default).
+    GitHubActions(GitHubActions),
+    /// `kind = "azure-pipelines"`.
+    AzurePipelines(AzurePipelines),
+}
+
 /// The GitHub Actions workflow a command dispatches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipelineConfig {
+pub struct GitHubActions {
     /// Repository owner (user or organisation).
     pub owner: String,
     /// Repository name.
@@ -159,10 +210,105 @@ pub struct PipelineConfig {
     pub inputs: BTreeMap<String, String>,
 }
 
-impl PipelineConfig {
+impl GitHubActions {
     /// `owner/name`, for messages and API paths.
     pub fn repository(&self) -> String {
         format!("{}/{}", self.owner, self.repo)
+    }
+}
+
+/// The Azure DevOps pipeline a command queues a run of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzurePipelines {
+    /// The organization, as in `https://dev.azure.com/<organization>`.
+    pub organization: String,
+    /// The project inside the organization (its name may contain spaces).
+    pub project: String,
+    /// The pipeline's numeric id (`definitionId` in its web address).
+    pub pipeline_id: u64,
+    /// The branch the run builds, e.g. `main` (a full `refs/...` name is
+    /// accepted too; see [`AzurePipelines::ref_name`]).
+    pub branch: String,
+    /// Extra template parameters sent alongside baton's own [`BATON_INPUTS`].
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl AzurePipelines {
+    /// `organization/project`, for messages.
+    pub fn project_path(&self) -> String {
+        format!("{}/{}", self.organization, self.project)
+    }
+
+    /// The branch as the run API wants it: `refs/heads/<branch>` unless the
+    /// config already wrote a full ref.
+    pub fn ref_name(&self) -> String {
+        if self.branch.starts_with("refs/") {
+            self.branch.clone()
+        } else {
+            format!("refs/heads/{}", self.branch)
+        }
+    }
+}
+
+/// The prefix of an Azure pipeline's [`PipelineConfig::repository`]: no
+/// GitHub `owner/name` contains a colon, so a grant's binding can never name
+/// a pipeline of the other kind.
+pub const AZURE_REPOSITORY_PREFIX: &str = "azure-devops:";
+
+impl PipelineConfig {
+    /// Which kind of pipeline this is.
+    pub fn kind(&self) -> PipelineKind {
+        match self {
+            PipelineConfig::GitHubActions(_) => PipelineKind::GitHubActions,
+            PipelineConfig::AzurePipelines(_) => PipelineKind::AzurePipelines,
+        }
+    }
+
+    /// The first half of the binding a grant records for its run (with
+    /// [`PipelineConfig::workflow`]), and a completion must name: a GitHub
+    /// pipeline's `owner/name`; an Azure pipeline's
+    /// `azure-devops:organization/project`.
+    pub fn repository(&self) -> String {
+        match self {
+            PipelineConfig::GitHubActions(g) => g.repository(),
+            PipelineConfig::AzurePipelines(a) => {
+                format!("{AZURE_REPOSITORY_PREFIX}{}", a.project_path())
+            }
+        }
+    }
+
+    /// The second half of the binding: a GitHub workflow file (or id); an
+    /// Azure pipeline's id.
+    pub fn workflow(&self) -> String {
+        match self {
+            PipelineConfig::GitHubActions(g) => g.workflow.clone(),
+            PipelineConfig::AzurePipelines(a) => a.pipeline_id.to_string(),
+        }
+    }
+
+    /// The configured extras sent with baton's own [`BATON_INPUTS`]: a
+    /// GitHub workflow's `inputs`, an Azure pipeline's template `parameters`.
+    pub fn extra_inputs(&self) -> &BTreeMap<String, String> {
+        match self {
+            PipelineConfig::GitHubActions(g) => &g.inputs,
+            PipelineConfig::AzurePipelines(a) => &a.parameters,
+        }
+    }
+
+    /// The GitHub workflow, when this is one.
+    pub fn github(&self) -> Option<&GitHubActions> {
+        match self {
+            PipelineConfig::GitHubActions(g) => Some(g),
+            PipelineConfig::AzurePipelines(_) => None,
+        }
+    }
+
+    /// The Azure pipeline, when this is one.
+    pub fn azure(&self) -> Option<&AzurePipelines> {
+        match self {
+            PipelineConfig::AzurePipelines(a) => Some(a),
+            PipelineConfig::GitHubActions(_) => None,
+        }
     }
 }
 
@@ -192,7 +338,7 @@ pub struct CommandConfig {
     /// Per environment, the Slack user ids allowed to run the command there;
     /// an environment that is not listed is open to everyone.
     pub allowed_users: BTreeMap<String, Vec<String>>,
-    /// The workflow to dispatch.
+    /// The pipeline to start: a GitHub workflow or an Azure DevOps pipeline.
     pub pipeline: PipelineConfig,
 }
 
@@ -334,23 +480,32 @@ struct RawCommand {
     pipeline: RawPipeline,
 }
 
+/// The pipeline table as written. It is one flat table whatever the kind
+/// (TOML has no tagged unions, and a flat table keeps serde's line and
+/// column for every field); [`RawPipeline::validate`] then checks that the
+/// fields present are the ones the chosen kind uses.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
-    repo: String,
-    workflow: String,
-    #[serde(rename = "ref", default = "default_ref")]
-    git_ref: String,
     #[serde(default)]
-    inputs: BTreeMap<String, String>,
+    kind: PipelineKind,
+    repo: Option<String>,
+    workflow: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    inputs: Option<BTreeMap<String, String>>,
+    organization: Option<String>,
+    project: Option<String>,
+    pipeline_id: Option<u64>,
+    branch: Option<String>,
+    parameters: Option<BTreeMap<String, String>>,
 }
 
 fn default_true() -> bool {
     true
 }
-fn default_ref() -> String {
-    "main".into()
-}
+/// The branch or ref a pipeline runs on when the config names none.
+const DEFAULT_REF: &str = "main";
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -395,9 +550,10 @@ impl RawConfig {
                 "no commands are configured; add at least one [commands.\"/name\"] table",
             ));
         }
-        let mut commands = BTreeMap::new();
+        let mut commands: BTreeMap<String, CommandConfig> = BTreeMap::new();
         for (name, raw) in self.commands {
             let cmd = raw.validate(&name)?;
+            check_azure_ids_distinct(&cmd, commands.values())?;
             commands.insert(name, cmd);
         }
         Ok(Config { commands })
@@ -508,69 +664,260 @@ impl RawCommand {
 }
 
 impl RawPipeline {
-    /// Checks the pipeline table field by field, like [`RawCommand::validate`].
+    /// Checks the pipeline table for its kind: the kind's own fields, field
+    /// by field like [`RawCommand::validate`], and none of the other kind's.
     fn validate(self, at: &str) -> Result<PipelineConfig, ConfigError> {
         let field = |f: &str| format!("{at}.{f}");
-        let (owner, repo) = match self.repo.split_once('/') {
+        let (github, azure) = (
+            [
+                ("repo", self.repo.is_some()),
+                ("workflow", self.workflow.is_some()),
+                ("ref", self.git_ref.is_some()),
+                ("inputs", self.inputs.is_some()),
+            ],
+            [
+                ("organization", self.organization.is_some()),
+                ("project", self.project.is_some()),
+                ("pipeline_id", self.pipeline_id.is_some()),
+                ("branch", self.branch.is_some()),
+                ("parameters", self.parameters.is_some()),
+            ],
+        );
+        let foreign: &[(&str, bool)] = match self.kind {
+            PipelineKind::GitHubActions => &azure,
+            PipelineKind::AzurePipelines => &github,
+        };
+        if let Some((name, _)) = foreign.iter().find(|(_, present)| *present) {
+            let other = match self.kind {
+                PipelineKind::GitHubActions => PipelineKind::AzurePipelines,
+                PipelineKind::AzurePipelines => PipelineKind::GitHubActions,
+            };
+            return Err(invalid(
+                field(name),
+                format!(
+                    "`{name}` belongs to {} pipelines, but this pipeline's kind is {:?}{}",
+                    other.as_str(),
+                    self.kind.as_str(),
+                    if self.kind == PipelineKind::GitHubActions {
+                        " (the default); set kind = \"azure-pipelines\" for an Azure DevOps pipeline"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        match self.kind {
+            PipelineKind::GitHubActions => self.github(at).map(PipelineConfig::GitHubActions),
+            PipelineKind::AzurePipelines => self.azure(at).map(PipelineConfig::AzurePipelines),
+        }
+    }
+
+    /// A `github-actions` pipeline: `repo`, `workflow`, `ref`, `inputs`.
+    fn github(self, at: &str) -> Result<GitHubActions, ConfigError> {
+        let field = |f: &str| format!("{at}.{f}");
+        let repo = required(self.repo, &field("repo"), "repo", "\"owner/name\"")?;
+        let (owner, repo) = match repo.split_once('/') {
             Some((o, r)) if is_github_name(o) && is_github_name(r) => {
                 (o.to_string(), r.to_string())
             }
             _ => {
                 return Err(invalid(
                     field("repo"),
-                    format!(
-                        "{:?} is not a repository; write it as \"owner/name\"",
-                        self.repo
-                    ),
+                    format!("{repo:?} is not a repository; write it as \"owner/name\""),
                 ));
             }
         };
-        let workflow = self.workflow.trim();
+        let workflow = required(
+            self.workflow,
+            &field("workflow"),
+            "workflow",
+            "the workflow file, e.g. \"build.yml\"",
+        )?;
+        let workflow = workflow.trim();
         if workflow.is_empty() || workflow.chars().any(char::is_whitespace) {
             return Err(invalid(
                 field("workflow"),
                 "must name the workflow file (e.g. \"build.yml\") or its id",
             ));
         }
-        let git_ref = self.git_ref.trim();
+        let git_ref = self.git_ref.unwrap_or_else(|| DEFAULT_REF.into());
+        let git_ref = git_ref.trim();
         if git_ref.is_empty() || git_ref.chars().any(char::is_whitespace) {
             return Err(invalid(
                 field("ref"),
                 "must be a branch, tag or commit, e.g. \"main\"",
             ));
         }
-        for key in self.inputs.keys() {
-            let path = format!("{}.{}", field("inputs"), toml_key(key));
-            if key.trim().is_empty() {
-                return Err(invalid(path, "input names must not be empty"));
-            }
-            if BATON_INPUTS.contains(&key.as_str()) {
-                return Err(invalid(
-                    path,
-                    format!("{key:?} is one of baton's own inputs and is always sent; remove it"),
-                ));
-            }
-        }
-        let total = BATON_INPUTS.len() + self.inputs.len();
+        let inputs = self.inputs.unwrap_or_default();
+        check_extras(&field("inputs"), &inputs, "input")?;
+        let total = BATON_INPUTS.len() + inputs.len();
         if total > MAX_DISPATCH_INPUTS {
             return Err(invalid(
                 field("inputs"),
                 format!(
                     "{} extra inputs plus baton's {} own make {total}; GitHub accepts at most {MAX_DISPATCH_INPUTS}, so keep extra inputs to {}",
-                    self.inputs.len(),
+                    inputs.len(),
                     BATON_INPUTS.len(),
                     MAX_DISPATCH_INPUTS - BATON_INPUTS.len()
                 ),
             ));
         }
-        Ok(PipelineConfig {
+        Ok(GitHubActions {
             owner,
             repo,
             workflow: workflow.to_string(),
             git_ref: git_ref.to_string(),
-            inputs: self.inputs,
+            inputs,
         })
     }
+
+    /// An `azure-pipelines` pipeline: `organization`, `project`,
+    /// `pipeline_id`, `branch`, `parameters`.
+    fn azure(self, at: &str) -> Result<AzurePipelines, ConfigError> {
+        let field = |f: &str| format!("{at}.{f}");
+        let organization = required(
+            self.organization,
+            &field("organization"),
+            "organization",
+            "the Azure DevOps organization, as in https://dev.azure.com/<organization>",
+        )?;
+        if !is_azure_organization(&organization) {
+            return Err(invalid(
+                field("organization"),
+                format!(
+                    "{organization:?} is not an Azure DevOps organization name (letters, digits and `-`, not at either end, at most 50)"
+                ),
+            ));
+        }
+        let project = required(
+            self.project,
+            &field("project"),
+            "project",
+            "the project that holds the pipeline",
+        )?;
+        if !is_azure_project(&project) {
+            return Err(invalid(
+                field("project"),
+                format!(
+                    "{project:?} is not an Azure DevOps project name (1 to 64 characters, none of {AZURE_PROJECT_FORBIDDEN:?}, not starting with `_` or `.`, not ending with `.`)"
+                ),
+            ));
+        }
+        let pipeline_id = required(
+            self.pipeline_id,
+            &field("pipeline_id"),
+            "pipeline_id",
+            "the pipeline's number (definitionId in its web address)",
+        )?;
+        if pipeline_id == 0 {
+            return Err(invalid(
+                field("pipeline_id"),
+                "must be the pipeline's number (definitionId in its web address), which starts at 1",
+            ));
+        }
+        let branch = self.branch.unwrap_or_else(|| DEFAULT_REF.into());
+        let branch = branch.trim();
+        if branch.is_empty() || branch.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                field("branch"),
+                "must be a branch, e.g. \"main\" (or a full ref such as \"refs/tags/v1\")",
+            ));
+        }
+        let parameters = self.parameters.unwrap_or_default();
+        check_extras(&field("parameters"), &parameters, "parameter")?;
+        Ok(AzurePipelines {
+            organization,
+            project,
+            pipeline_id,
+            branch: branch.to_string(),
+            parameters,
+        })
+    }
+}
+
+/// A field the pipeline's kind needs: missing, it is refused naming the
+/// field and what it should hold.
+fn required<T>(value: Option<T>, path: &str, name: &str, what: &str) -> Result<T, ConfigError> {
+    value.ok_or_else(|| invalid(path, format!("missing field `{name}`: {what}")))
+}
+
+/// Checks extra inputs or parameters: named, and none of baton's own.
+fn check_extras(
+    path: &str,
+    extras: &BTreeMap<String, String>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    for key in extras.keys() {
+        let path = format!("{path}.{}", toml_key(key));
+        if key.trim().is_empty() {
+            return Err(invalid(path, format!("{what} names must not be empty")));
+        }
+        if BATON_INPUTS.contains(&key.as_str()) {
+            return Err(invalid(
+                path,
+                format!("{key:?} is one of baton's own {what}s and is always sent; remove it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Characters Azure DevOps does not allow in a project name.
+const AZURE_PROJECT_FORBIDDEN: &str = "\\/:*?\"<>|;#$*{},+=[]%&'@~`^";
+
+/// Azure DevOps organization names: letters, digits and `-`, neither end a
+/// `-`, at most 50 characters.
+fn is_azure_organization(s: &str) -> bool {
+    (1..=50).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Azure DevOps project names: 1 to 64 characters, no control characters
+/// and none of [`AZURE_PROJECT_FORBIDDEN`], not starting with `_` or `.`,
+/// not ending with `.`; spaces are allowed (API paths escape them).
+fn is_azure_project(s: &str) -> bool {
+    (1..=64).contains(&s.chars().count())
+        && s.trim() == s
+        && !s.starts_with(['_', '.'])
+        && !s.ends_with('.')
+        && !s
+            .chars()
+            .any(|c| c.is_control() || AZURE_PROJECT_FORBIDDEN.contains(c))
+}
+
+/// Azure DevOps service hooks name a run's pipeline by its id alone, so two
+/// Azure pipelines with one id in different projects could not be told
+/// apart when their runs report back: such a config is refused.
+fn check_azure_ids_distinct<'a>(
+    cmd: &CommandConfig,
+    earlier: impl Iterator<Item = &'a CommandConfig>,
+) -> Result<(), ConfigError> {
+    let Some(mine) = cmd.pipeline.azure() else {
+        return Ok(());
+    };
+    for other in earlier {
+        let Some(theirs) = other.pipeline.azure() else {
+            continue;
+        };
+        let same_id = theirs.pipeline_id == mine.pipeline_id;
+        let same_project = theirs.organization.eq_ignore_ascii_case(&mine.organization)
+            && theirs.project.eq_ignore_ascii_case(&mine.project);
+        if same_id && !same_project {
+            return Err(invalid(
+                format!("commands.{}.pipeline.pipeline_id", toml_key(&cmd.name)),
+                format!(
+                    "pipeline {} of {} has the same id as the pipeline of commands.{} in {}; Azure DevOps service hooks name a run's pipeline by id alone, so their runs could not be told apart",
+                    mine.pipeline_id,
+                    mine.project_path(),
+                    toml_key(&other.name),
+                    theirs.project_path()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_names(path: &str, names: Vec<String>, what: &str) -> Result<Vec<String>, ConfigError> {
@@ -697,13 +1044,11 @@ workflow = "build.yml"
         assert_eq!(deploy.environments, vec!["dev", "plt", "prod"]);
         assert_eq!(build.pipeline.repository(), "acme/platform");
         assert_eq!(
-            (
-                build.pipeline.workflow.as_str(),
-                deploy.pipeline.workflow.as_str()
-            ),
-            ("build.yml", "deploy.yml")
+            (build.pipeline.workflow(), deploy.pipeline.workflow()),
+            ("build.yml".to_string(), "deploy.yml".to_string())
         );
-        assert_eq!(build.pipeline.git_ref, "main");
+        assert_eq!(build.pipeline.kind(), PipelineKind::GitHubActions);
+        assert_eq!(build.pipeline.github().unwrap().git_ref, "main");
         assert!(build.unlock_users.is_empty() && build.allowed_users.is_empty());
         assert_eq!(
             build.lock_key(&Target::new("/build", "router", "plt")),
@@ -723,9 +1068,12 @@ workflow = "build.yml"
         assert!(b.requires_lock);
         assert_eq!(b.lock_scope, LockScope::ComponentEnvironment);
         assert_eq!(b.on_conflict, OnConflict::Reject);
-        assert_eq!(b.pipeline.git_ref, "main");
-        assert_eq!(b.pipeline.repository(), "acme/platform");
-        assert!(b.pipeline.inputs.is_empty());
+        let PipelineConfig::GitHubActions(g) = &b.pipeline else {
+            panic!("the default kind is github-actions: {:?}", b.pipeline);
+        };
+        assert_eq!(g.git_ref, "main");
+        assert_eq!(g.repository(), "acme/platform");
+        assert!(g.inputs.is_empty());
     }
 
     #[test]
@@ -814,12 +1162,12 @@ workflow = "build.yml"
         assert_eq!(*line, 3);
         assert!(message.contains("unknown field `lock_tll`"), "{message}");
 
-        let e = err_text(&build_only().replace("workflow =", "branch = \"x\"\nworkflow ="));
+        let e = err_text(&build_only().replace("workflow =", "brnach = \"x\"\nworkflow ="));
         assert!(
-            e.starts_with(r#"commands."/build".pipeline.branch: line "#),
+            e.starts_with(r#"commands."/build".pipeline.brnach: line "#),
             "{e}"
         );
-        assert!(e.contains("unknown field `branch`"), "{e}");
+        assert!(e.contains("unknown field `brnach`"), "{e}");
 
         let e = err_text(&format!("verbose = true\n{}", build_only()));
         assert!(e.contains("unknown field `verbose`"), "{e}");
@@ -903,7 +1251,7 @@ workflow = "build.yml"
             src.push_str(&format!("extra{i} = \"v\"\n"));
         }
         let c = Config::from_toml_str(&src).unwrap();
-        assert_eq!(c.command("/build").unwrap().pipeline.inputs.len(), 19);
+        assert_eq!(c.command("/build").unwrap().pipeline.extra_inputs().len(), 19);
         src.push_str("extra19 = \"v\"\n");
         let e = err_text(&src);
         assert!(
@@ -995,6 +1343,161 @@ workflow = "build.yml"
                 .command("/build")
                 .unwrap()
                 .user_may_unlock("U0ADMIN")
+        );
+    }
+
+    fn azure_deploy() -> String {
+        r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+[commands."/deploy".pipeline]
+kind = "azure-pipelines"
+organization = "acme"
+project = "Platform Team"
+pipeline_id = 42
+[commands."/deploy".pipeline.parameters]
+notify = "true"
+"#
+        .to_string()
+    }
+
+    #[test]
+    fn azure_pipeline_reads_into_its_own_variant() {
+        let c = Config::from_toml_str(&azure_deploy()).unwrap();
+        let d = c.command("/deploy").unwrap();
+        assert_eq!(d.pipeline.kind(), PipelineKind::AzurePipelines);
+        let PipelineConfig::AzurePipelines(a) = &d.pipeline else {
+            panic!("expected an Azure pipeline, got {:?}", d.pipeline);
+        };
+        assert_eq!(
+            (a.organization.as_str(), a.project.as_str(), a.pipeline_id),
+            ("acme", "Platform Team", 42)
+        );
+        assert_eq!(a.branch, "main", "branch defaults to main");
+        assert_eq!(a.ref_name(), "refs/heads/main");
+        assert_eq!(a.parameters.get("notify").map(String::as_str), Some("true"));
+        assert_eq!(d.pipeline.repository(), "azure-devops:acme/Platform Team");
+        assert_eq!(d.pipeline.workflow(), "42");
+        assert!(d.pipeline.github().is_none());
+
+        let tagged = azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nbranch = \"refs/tags/v1\"");
+        let c = Config::from_toml_str(&tagged).unwrap();
+        let a = c.command("/deploy").unwrap().pipeline.azure().unwrap().clone();
+        assert_eq!(a.ref_name(), "refs/tags/v1");
+
+        let explicit = build_only().replace("repo =", "kind = \"github-actions\"\nrepo =");
+        assert_eq!(
+            Config::from_toml_str(&explicit).unwrap(),
+            Config::from_toml_str(&build_only()).unwrap()
+        );
+    }
+
+    #[test]
+    fn kind_names_are_the_config_names() {
+        assert_eq!(PipelineKind::GitHubActions.as_str(), "github-actions");
+        assert_eq!(PipelineKind::AzurePipelines.as_str(), "azure-pipelines");
+    }
+
+    #[test]
+    fn unknown_pipeline_kind_names_the_field_and_the_kinds() {
+        let e = err_text(&azure_deploy().replace("\"azure-pipelines\"", "\"jenkins\""));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.kind: line 7, column 8: unknown variant `jenkins`"#),
+            "{e}"
+        );
+        assert!(
+            e.contains("`github-actions`") && e.contains("`azure-pipelines`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn azure_fields_are_required_and_checked_by_name() {
+        let e = err_text(&azure_deploy().replace("organization = \"acme\"\n", ""));
+        assert_eq!(
+            e,
+            r#"commands."/deploy".pipeline.organization: missing field `organization`: the Azure DevOps organization, as in https://dev.azure.com/<organization>"#
+        );
+        let e = err_text(&azure_deploy().replace("project = \"Platform Team\"\n", ""));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.project: missing field `project`"#),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("pipeline_id = 42\n", ""));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.pipeline_id: missing field `pipeline_id`"#),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = \"42\""));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.pipeline_id: line "#)
+                && e.contains("expected u64"),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = 0"));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.pipeline_id: must be"#),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("\"acme\"", "\"acme corp\""));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.organization: "acme corp" is not"#),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("Platform Team", "Platform/Team"));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.project: "Platform/Team" is not"#),
+            "{e}"
+        );
+        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nbranch = \"my branch\""));
+        assert!(e.starts_with(r#"commands."/deploy".pipeline.branch: "#), "{e}");
+        let e = err_text(&azure_deploy().replace("notify = ", "lock_id = "));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.parameters.lock_id: "#)
+                && e.contains("baton's own parameters"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_kinds_fields_are_refused_on_the_other() {
+        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nworkflow = \"x.yml\""));
+        assert_eq!(
+            e,
+            r#"commands."/deploy".pipeline.workflow: `workflow` belongs to github-actions pipelines, but this pipeline's kind is "azure-pipelines""#
+        );
+        let e = err_text(&build_only().replace("workflow =", "organization = \"acme\"\nworkflow ="));
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.organization: `organization` belongs to azure-pipelines pipelines"#)
+                && e.contains("set kind = \"azure-pipelines\""),
+            "{e}"
+        );
+        let e = err_text(&build_only().replace("workflow =", "branch = \"x\"\nworkflow ="));
+        assert!(e.starts_with(r#"commands."/build".pipeline.branch: "#), "{e}");
+    }
+
+    #[test]
+    fn azure_pipeline_ids_must_tell_runs_apart() {
+        let same = format!(
+            "{}{}",
+            azure_deploy(),
+            azure_deploy().replace("/deploy", "/build")
+        );
+        assert!(Config::from_toml_str(&same).is_ok(), "one pipeline, two commands");
+        let clash = format!(
+            "{}{}",
+            azure_deploy(),
+            azure_deploy()
+                .replace("/deploy", "/build")
+                .replace("Platform Team", "Other")
+        );
+        let e = err_text(&clash);
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.pipeline_id: pipeline 42 of acme/Platform Team has the same id"#)
+                && e.contains("acme/Other"),
+            "{e}"
         );
     }
 }

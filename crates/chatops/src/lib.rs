@@ -25,8 +25,8 @@ pub mod target;
 
 pub use command::{CommandError, Malformation, Request, parse_request};
 pub use config::{
-    BATON_INPUTS, CommandConfig, Config, ConfigError, LockScope, MAX_DISPATCH_INPUTS, OnConflict,
-    PipelineConfig,
+    AZURE_REPOSITORY_PREFIX, AzurePipelines, BATON_INPUTS, CommandConfig, Config, ConfigError,
+    GitHubActions, LockScope, MAX_DISPATCH_INPUTS, OnConflict, PipelineConfig, PipelineKind,
 };
 pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
 pub use render::{

@@ -165,6 +165,26 @@ impl Conclusion {
         }
     }
 
+    /// An Azure DevOps run's `result` in baton's vocabulary. Only
+    /// `succeeded` succeeds; `failed` fails, `canceled` is cancelled;
+    /// `partiallySucceeded` (some jobs failed), a missing result and anything
+    /// newer count as failures, with a reason naming what Azure DevOps said.
+    pub fn of_azure_result(result: Option<&str>) -> (Conclusion, Option<String>) {
+        match result {
+            Some("succeeded") => (Conclusion::Success, None),
+            Some("failed") => (Conclusion::Failure, None),
+            Some("canceled") => (Conclusion::Cancelled, None),
+            Some(other) => (
+                Conclusion::Failure,
+                Some(format!("Azure DevOps reported result `{other}`")),
+            ),
+            None => (
+                Conclusion::Failure,
+                Some("Azure DevOps reported the run completed without a result".to_string()),
+            ),
+        }
+    }
+
     /// The wire name (`success`, `failure`, `cancelled`, `timed_out`), for
     /// logs and replies that show the conclusion as the queue body spells it.
     pub fn as_str(self) -> &'static str {
@@ -539,6 +559,25 @@ mod tests {
             );
         }
         assert_eq!(Conclusion::TimedOut.as_str(), "timed_out");
+    }
+
+    #[test]
+    fn azure_results_map_and_unknown_ones_fail_with_a_reason() {
+        let cases = [
+            (Some("succeeded"), Conclusion::Success, false),
+            (Some("failed"), Conclusion::Failure, false),
+            (Some("canceled"), Conclusion::Cancelled, false),
+            (Some("partiallySucceeded"), Conclusion::Failure, true),
+            (Some("unknown"), Conclusion::Failure, true),
+            (None, Conclusion::Failure, true),
+        ];
+        for (result, want, has_reason) in cases {
+            let (got, reason) = Conclusion::of_azure_result(result);
+            assert_eq!(got, want, "{result:?}");
+            assert_eq!(reason.is_some(), has_reason, "{result:?}");
+        }
+        let (_, reason) = Conclusion::of_azure_result(Some("partiallySucceeded"));
+        assert!(reason.unwrap().contains("`partiallySucceeded`"));
     }
 
     #[test]

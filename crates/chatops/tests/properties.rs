@@ -607,11 +607,11 @@ fn check_accepted(config: &Config) -> Result<(), TestCaseError> {
                 .contains(&c.lock_ttl),
             "{c:?}"
         );
-        prop_assert!(
-            !c.pipeline.owner.is_empty()
-                && !c.pipeline.repo.is_empty()
-                && !c.pipeline.workflow.is_empty()
-        );
+        let pipeline = c.pipeline.github();
+        prop_assert!(pipeline.is_some(), "{:?}", c.pipeline);
+        prop_assert!(pipeline.is_some_and(|p| !p.owner.is_empty()
+            && !p.repo.is_empty()
+            && !p.workflow.is_empty()));
         for word in ["status", "unlock", "help"] {
             prop_assert!(
                 !c.components.iter().any(|x| x == word)

@@ -519,6 +519,38 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_names_an_azure_pipeline() {
+        let cfg = Config::from_toml_str(
+            r#"[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+[commands."/deploy".pipeline]
+kind = "azure-pipelines"
+organization = "acme"
+project = "Platform"
+pipeline_id = 42
+branch = "release"
+"#,
+        )
+        .unwrap();
+        let r = dry_run(
+            &Target::new("/deploy", "api", "prod"),
+            "deploy-api-prod",
+            cfg.command("/deploy").unwrap(),
+            None,
+            T0,
+        );
+        assert!(
+            r.text.contains(
+                "would take lock `deploy-api-prod` for 30m and queue Azure pipeline `42` in `acme/Platform` on `release`"
+            ),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
     fn dry_run_free_and_held() {
         let cfg = Config::builtin();
         let build = cfg.command("/build").unwrap();

@@ -5,7 +5,7 @@ use super::{
     LockView, Reply, clock, emoji_for, escape, invocation, mention, run_link, short_duration,
     ttl_display,
 };
-use crate::config::CommandConfig;
+use crate::config::{CommandConfig, PipelineConfig};
 use crate::message::Conclusion;
 use crate::target::Target;
 
@@ -150,13 +150,20 @@ pub fn dry_run(
     current: Option<&LockView>,
     now: u64,
 ) -> Reply {
-    let p = &config.pipeline;
-    let dispatch = format!(
-        "dispatch `{}` `{}@{}`",
-        escape(&p.repository()),
-        escape(&p.workflow),
-        escape(&p.git_ref)
-    );
+    let dispatch = match &config.pipeline {
+        PipelineConfig::GitHubActions(p) => format!(
+            "dispatch `{}` `{}@{}`",
+            escape(&p.repository()),
+            escape(&p.workflow),
+            escape(&p.git_ref)
+        ),
+        PipelineConfig::AzurePipelines(p) => format!(
+            "queue Azure pipeline `{}` in `{}` on `{}`",
+            p.pipeline_id,
+            escape(&p.project_path()),
+            escape(&p.branch)
+        ),
+    };
     let ttl = ttl_display(config.lock_ttl);
     let inv = invocation(target);
     let text = match current {
