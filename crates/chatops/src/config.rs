@@ -182,6 +182,15 @@ impl PipelineKind {
     pub fn as_str(self) -> &'static str {
         serde_variant::to_variant_name(&self).expect("a unit variant always has a serde name")
     }
+
+    /// The service that runs this kind's pipelines, as people call it in
+    /// messages (`GitHub`, `Azure DevOps`).
+    pub fn service(self) -> &'static str {
+        match self {
+            PipelineKind::GitHubActions => "GitHub",
+            PipelineKind::AzurePipelines => "Azure DevOps",
+        }
+    }
 }
 
 /// The pipeline a command starts: one variant per [`PipelineKind`], so code

@@ -30,7 +30,7 @@
 //! it is forwarded, and the worker, which knows whether the grant still
 //! stands for that run, decides.
 
-use baton_chatops::{CompletionMessage, Conclusion, Config, PipelineConfig};
+use baton_chatops::{CompletionMessage, Conclusion, Config, GitHubActions};
 use serde::Deserialize;
 
 /// What `reported_by` says on completions from this route.
@@ -161,9 +161,9 @@ pub fn workflow_run(body: &[u8], config: &Config) -> Result<WorkflowRun, Payload
     if payload.action.as_deref() != Some("completed") {
         return Ok(ignored(NOT_COMPLETED));
     }
-    let in_repository: Vec<&PipelineConfig> = config
+    let in_repository: Vec<&GitHubActions> = config
         .commands()
-        .map(|c| &c.pipeline)
+        .filter_map(|c| c.pipeline.github())
         .filter(|p| {
             repository
                 .as_deref()
@@ -208,7 +208,7 @@ pub fn workflow_run(body: &[u8], config: &Config) -> Result<WorkflowRun, Payload
 /// is `pipeline`'s workflow. The configured workflow is a file name, matched
 /// exactly (file names are case-sensitive) against the run's path under
 /// [`WORKFLOWS_DIR`], or a numeric workflow id, matched against the run's.
-fn runs_workflow(pipeline: &PipelineConfig, path: Option<&str>, workflow_id: Option<u64>) -> bool {
+fn runs_workflow(pipeline: &GitHubActions, path: Option<&str>, workflow_id: Option<u64>) -> bool {
     let by_file = path
         .and_then(|p| p.strip_prefix(WORKFLOWS_DIR))
         .is_some_and(|file| file == pipeline.workflow);

@@ -1,17 +1,18 @@
 //! In-memory [`Chat`] and [`Pipeline`] adapters, so the worker's decisions
 //! can be tested without HTTP: what was said where, which runs were started,
 //! and runs that finish, fail to answer or get cancelled on cue. The Slack
-//! and GitHub adapters are tested over loopback HTTP beside these.
+//! GitHub and Azure DevOps adapters are tested over loopback HTTP beside
+//! these. [`FakePipeline`] serves every pipeline kind, keeping each run under
+//! its pipeline's binding ([`PipelineConfig::workflow`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use baton_chatops::{PipelineConfig, PostMessage, Reply};
+use baton_chatops::{Conclusion, PipelineConfig, PipelineKind, PostMessage, Reply};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::github::{DispatchError, DispatchedRun, WorkflowRun};
-use crate::ports::{Chat, Pipeline};
+use crate::ports::{Chat, DispatchError, DispatchedRun, Pipeline, WorkflowRun};
 use crate::slack::SlackError;
 
 /// Locks a fake's state; a test that panicked while holding it has already failed.
@@ -177,12 +178,13 @@ impl FakePipeline {
         state(&self.state).lose_next_answer = true;
     }
 
-    fn up(&self) -> Result<MutexGuard<'_, PipelineState>, DispatchError> {
+    fn up(&self, kind: PipelineKind) -> Result<MutexGuard<'_, PipelineState>, DispatchError> {
         let s = state(&self.state);
         if s.down {
-            return Err(DispatchError::Unavailable(
-                "the fake pipeline is down".into(),
-            ));
+            return Err(DispatchError::Unavailable {
+                kind,
+                detail: "the fake pipeline is down".into(),
+            });
         }
         Ok(s)
     }
@@ -191,11 +193,11 @@ impl FakePipeline {
         let input = |name: &str| run.inputs.get(name).cloned().unwrap_or_default();
         WorkflowRun {
             id: run.id,
-            status: run.status.clone(),
+            alive: run.status != "completed",
             conclusion: run.conclusion.clone(),
-            event: "workflow_dispatch".into(),
-            path: format!(".github/workflows/{}", run.workflow),
-            display_title: format!(
+            verdict: Conclusion::of_run(run.conclusion.as_deref()).0,
+            dispatched: true,
+            title: format!(
                 "baton lock_key={} lock_id={} fence={}",
                 input("lock_key"),
                 input("lock_id"),
@@ -217,18 +219,21 @@ impl Pipeline for FakePipeline {
         pipeline: &PipelineConfig,
         inputs: &BTreeMap<String, String>,
     ) -> Result<DispatchedRun, DispatchError> {
-        let mut s = self.up()?;
+        let mut s = self.up(pipeline.kind())?;
         let id = 1000 + s.runs.len() as u64;
         s.runs.push(FakeRun {
             id,
-            workflow: pipeline.workflow.clone(),
+            workflow: pipeline.workflow(),
             inputs: inputs.clone(),
             status: "queued".into(),
             conclusion: None,
             cancel_requested: false,
         });
         if std::mem::take(&mut s.lose_next_answer) {
-            return Err(DispatchError::Unavailable("answer lost".into()));
+            return Err(DispatchError::Unavailable {
+                kind: pipeline.kind(),
+                detail: "answer lost".into(),
+            });
         }
         Ok(DispatchedRun {
             run_id: Some(id),
@@ -243,11 +248,11 @@ impl Pipeline for FakePipeline {
         lock_id: &str,
         _deadline: Instant,
     ) -> Result<Option<DispatchedRun>, DispatchError> {
-        let s = self.up()?;
+        let s = self.up(pipeline.kind())?;
         Ok(s.runs
             .iter()
             .find(|r| {
-                r.workflow == pipeline.workflow
+                r.workflow == pipeline.workflow()
                     && r.inputs.get("lock_id").map(String::as_str) == Some(lock_id)
             })
             .map(|r| DispatchedRun {
@@ -259,23 +264,24 @@ impl Pipeline for FakePipeline {
 
     async fn run(
         &self,
-        _pipeline: &PipelineConfig,
+        pipeline: &PipelineConfig,
         run_id: u64,
         _deadline: Instant,
     ) -> Result<WorkflowRun, DispatchError> {
-        let s = self.up()?;
+        let s = self.up(pipeline.kind())?;
         s.runs
             .iter()
             .find(|r| r.id == run_id)
             .map(FakePipeline::described)
             .ok_or_else(|| DispatchError::Refused {
+                kind: pipeline.kind(),
                 status: 404,
                 message: format!("no run {run_id}"),
             })
     }
 
-    async fn cancel(&self, _pipeline: &PipelineConfig, run_id: u64) -> Result<(), DispatchError> {
-        let mut s = self.up()?;
+    async fn cancel(&self, pipeline: &PipelineConfig, run_id: u64) -> Result<(), DispatchError> {
+        let mut s = self.up(pipeline.kind())?;
         match s.runs.iter_mut().find(|r| r.id == run_id) {
             Some(run) => {
                 run.cancel_requested = true;
@@ -286,6 +292,7 @@ impl Pipeline for FakePipeline {
                 Ok(())
             }
             None => Err(DispatchError::Refused {
+                kind: pipeline.kind(),
                 status: 404,
                 message: format!("no run {run_id}"),
             }),
@@ -294,8 +301,9 @@ impl Pipeline for FakePipeline {
 
     fn workflow_page(&self, pipeline: &PipelineConfig) -> String {
         format!(
-            "https://pipeline.example/{}/{}/workflows/{}",
-            pipeline.owner, pipeline.repo, pipeline.workflow
+            "https://pipeline.example/{}/workflows/{}",
+            pipeline.repository(),
+            pipeline.workflow()
         )
     }
 }

@@ -3,73 +3,70 @@
 
 use std::collections::BTreeMap;
 
-use baton_chatops::PipelineConfig;
+use baton_chatops::{Conclusion, GitHubActions, PipelineKind};
 use baton_runtime::Secret;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::ports::Pipeline;
+use crate::ports::{DispatchError, DispatchedRun, Pipeline, WorkflowRun};
 use crate::retry::{Attempt, retry_after, with_retries};
-
-/// A run that was started, as far as GitHub told us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DispatchedRun {
-    pub run_id: Option<u64>,
-    /// The run's page, or the workflow's page when GitHub returned no run details.
-    pub run_url: String,
-    /// Whether `run_url` points at the run itself.
-    pub exact: bool,
-}
 
 /// One workflow run as GitHub's REST API describes it (the fields baton reads).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct WorkflowRun {
-    pub id: u64,
+struct GitHubRun {
+    id: u64,
     /// `queued`, `in_progress`, `completed`, `waiting`, `requested`, `pending`.
-    pub status: String,
+    status: String,
     /// Set once `status` is `completed`: `success`, `failure`, `cancelled`, …
-    pub conclusion: Option<String>,
+    conclusion: Option<String>,
     /// What started the run; baton's runs are `workflow_dispatch`.
     #[serde(default)]
-    pub event: String,
+    event: String,
     /// The workflow file, e.g. `.github/workflows/deploy.yml`.
     #[serde(default)]
-    pub path: String,
+    path: String,
     /// The run's name; baton's runs carry their grant's lock id in it.
     #[serde(default)]
-    pub display_title: String,
-    pub html_url: Option<String>,
+    display_title: String,
+    html_url: Option<String>,
 }
 
-impl WorkflowRun {
-    /// Still queued or working: its grant must not lapse.
-    pub fn is_alive(&self) -> bool {
-        self.status != "completed"
-    }
-
-    /// Whether this is the run dispatched for the grant `lock_id` of
-    /// `pipeline`: the right workflow file, started by a dispatch, titled
-    /// with that grant's lock id.
-    pub fn belongs_to(&self, pipeline: &PipelineConfig, lock_id: &str) -> bool {
+impl GitHubRun {
+    /// The run in the worker's terms: dispatched means `pipeline`'s workflow
+    /// file, started by `workflow_dispatch`.
+    fn described(self, pipeline: &GitHubActions) -> WorkflowRun {
         let file = self.path.split('@').next().unwrap_or_default();
-        file.rsplit('/').next() == Some(pipeline.workflow.as_str())
-            && self.event == "workflow_dispatch"
-            && self
-                .display_title
-                .split_whitespace()
-                .any(|word| word.strip_prefix("lock_id=") == Some(lock_id))
+        let dispatched = file.rsplit('/').next() == Some(pipeline.workflow.as_str())
+            && self.event == "workflow_dispatch";
+        let alive = self.status != "completed";
+        let (verdict, _) = Conclusion::of_run(self.conclusion.as_deref());
+        WorkflowRun {
+            id: self.id,
+            alive,
+            conclusion: self.conclusion,
+            verdict,
+            html_url: self.html_url,
+            dispatched,
+            title: self.display_title,
+        }
     }
 }
 
-/// Why a dispatch did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    /// GitHub refused (4xx): a missing workflow, a bad ref, a bad token.
-    #[error("GitHub refused the dispatch (HTTP {status}): {message}")]
-    Refused { status: u16, message: String },
-    /// GitHub was unavailable (5xx, 429, timeout) for the whole time budget.
-    #[error("GitHub was unavailable: {0}")]
-    Unavailable(String),
+/// A refusal from GitHub.
+fn refused(status: u16, message: String) -> DispatchError {
+    DispatchError::Refused {
+        kind: PipelineKind::GitHubActions,
+        status,
+        message,
+    }
+}
+
+/// GitHub did not answer usefully.
+fn unavailable(detail: String) -> DispatchError {
+    DispatchError::Unavailable {
+        kind: PipelineKind::GitHubActions,
+        detail,
+    }
 }
 
 /// A GitHub REST client for one token.
@@ -93,7 +90,7 @@ impl GitHub {
         }
     }
 
-    fn workflow_path(&self, p: &PipelineConfig) -> String {
+    fn workflow_path(&self, p: &GitHubActions) -> String {
         format!(
             "{}/repos/{}/{}/actions/workflows/{}",
             self.api_url, p.owner, p.repo, p.workflow
@@ -110,13 +107,13 @@ impl GitHub {
     }
 }
 
-impl Pipeline for GitHub {
+impl Pipeline<GitHubActions> for GitHub {
     /// Sends `workflow_dispatch` once. Not retried here: a lost response
     /// might mean the run started, so the caller retries through the queue
     /// and checks with [`GitHub::find_run`] first.
     async fn dispatch(
         &self,
-        pipeline: &PipelineConfig,
+        pipeline: &GitHubActions,
         inputs: &BTreeMap<String, String>,
     ) -> Result<DispatchedRun, DispatchError> {
         let url = format!("{}/dispatches", self.workflow_path(pipeline));
@@ -126,7 +123,7 @@ impl Pipeline for GitHub {
             .json(&body)
             .send()
             .await
-            .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
             // Without run details (204, an older GitHub) the body is empty.
@@ -149,14 +146,11 @@ impl Pipeline for GitHub {
             status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
         let message = error_message(response).await;
         if transient {
-            Err(DispatchError::Unavailable(format!(
+            Err(unavailable(format!(
                 "HTTP {status}: {message}"
             )))
         } else {
-            Err(DispatchError::Refused {
-                status: status.as_u16(),
-                message,
-            })
+            Err(refused(status.as_u16(), message))
         }
     }
 
@@ -165,7 +159,7 @@ impl Pipeline for GitHub {
     /// `deadline`: a read is safe to repeat.
     async fn find_run(
         &self,
-        pipeline: &PipelineConfig,
+        pipeline: &GitHubActions,
         lock_id: &str,
         deadline: Instant,
     ) -> Result<Option<DispatchedRun>, DispatchError> {
@@ -178,7 +172,7 @@ impl Pipeline for GitHub {
                 Ok(r) => r,
                 Err(e) => {
                     return Attempt::Transient {
-                        error: DispatchError::Unavailable(e.to_string()),
+                        error: unavailable(e.to_string()),
                         after: None,
                     };
                 }
@@ -187,15 +181,12 @@ impl Pipeline for GitHub {
             if status.is_server_error() || status.as_u16() == 429 {
                 return Attempt::Transient {
                     after: retry_after(&response),
-                    error: DispatchError::Unavailable(format!("HTTP {status}")),
+                    error: unavailable(format!("HTTP {status}")),
                 };
             }
             if !status.is_success() {
                 let message = error_message(response).await;
-                return Attempt::Permanent(DispatchError::Refused {
-                    status: status.as_u16(),
-                    message,
-                });
+                return Attempt::Permanent(refused(status.as_u16(), message));
             }
             // An answer that cannot be read says nothing about whether the
             // run started: unknown, never "not started".
@@ -203,7 +194,7 @@ impl Pipeline for GitHub {
                 Ok(page) => page,
                 Err(e) => {
                     return Attempt::Transient {
-                        error: DispatchError::Unavailable(format!("unreadable runs list: {e}")),
+                        error: unavailable(format!("unreadable runs list: {e}")),
                         after: None,
                     };
                 }
@@ -227,7 +218,7 @@ impl Pipeline for GitHub {
     /// grant dispatched. Retried within `deadline`: a read is safe to repeat.
     async fn run(
         &self,
-        pipeline: &PipelineConfig,
+        pipeline: &GitHubActions,
         run_id: u64,
         deadline: Instant,
     ) -> Result<WorkflowRun, DispatchError> {
@@ -240,7 +231,7 @@ impl Pipeline for GitHub {
                 Ok(r) => r,
                 Err(e) => {
                     return Attempt::Transient {
-                        error: DispatchError::Unavailable(e.to_string()),
+                        error: unavailable(e.to_string()),
                         after: None,
                     };
                 }
@@ -249,22 +240,16 @@ impl Pipeline for GitHub {
             if status.is_server_error() || status.as_u16() == 429 {
                 return Attempt::Transient {
                     after: retry_after(&response),
-                    error: DispatchError::Unavailable(format!("HTTP {status}")),
+                    error: unavailable(format!("HTTP {status}")),
                 };
             }
             if !status.is_success() {
                 let message = error_message(response).await;
-                return Attempt::Permanent(DispatchError::Refused {
-                    status: status.as_u16(),
-                    message,
-                });
+                return Attempt::Permanent(refused(status.as_u16(), message));
             }
-            match response.json::<WorkflowRun>().await {
-                Ok(run) => Attempt::Done(run),
-                Err(e) => Attempt::Permanent(DispatchError::Refused {
-                    status: status.as_u16(),
-                    message: format!("unexpected run shape: {e}"),
-                }),
+            match response.json::<GitHubRun>().await {
+                Ok(run) => Attempt::Done(run.described(pipeline)),
+                Err(e) => Attempt::Permanent(refused(status.as_u16(), format!("unexpected run shape: {e}"))),
             }
         })
         .await
@@ -272,7 +257,7 @@ impl Pipeline for GitHub {
 
     /// Asks GitHub to cancel a run. Sent once: a 409 (the run already
     /// finished) counts as done, since the run is not working any more.
-    async fn cancel(&self, pipeline: &PipelineConfig, run_id: u64) -> Result<(), DispatchError> {
+    async fn cancel(&self, pipeline: &GitHubActions, run_id: u64) -> Result<(), DispatchError> {
         let url = format!(
             "{}/repos/{}/{}/actions/runs/{run_id}/cancel",
             self.api_url, pipeline.owner, pipeline.repo
@@ -281,26 +266,23 @@ impl Pipeline for GitHub {
             .request(reqwest::Method::POST, &url)
             .send()
             .await
-            .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
         if status.is_success() || status.as_u16() == 409 {
             return Ok(());
         }
         let message = error_message(response).await;
         if status.is_server_error() || status.as_u16() == 429 {
-            Err(DispatchError::Unavailable(format!(
+            Err(unavailable(format!(
                 "HTTP {status}: {message}"
             )))
         } else {
-            Err(DispatchError::Refused {
-                status: status.as_u16(),
-                message,
-            })
+            Err(refused(status.as_u16(), message))
         }
     }
 
     /// The workflow's page, for when GitHub returned no run details.
-    fn workflow_page(&self, p: &PipelineConfig) -> String {
+    fn workflow_page(&self, p: &GitHubActions) -> String {
         format!(
             "{}/{}/{}/actions/workflows/{}",
             self.web_url, p.owner, p.repo, p.workflow

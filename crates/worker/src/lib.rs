@@ -1,13 +1,14 @@
 //! # baton-worker
 //!
 //! The SQS-triggered Lambda at the heart of baton: each queued Slack command
-//! takes its lock, dispatches its GitHub Actions workflow and tells the
-//! channel; each completion record ends the lock and reports the outcome.
+//! takes its lock, starts its pipeline (a GitHub Actions workflow or an
+//! Azure DevOps pipeline) and tells the channel; each completion record ends the lock and reports the outcome.
 //! Decisions live in [`worker`] and [`reconcile`](ReconcileReport); the lock
 //! store, the chat and the pipeline are ports ([`ports`], `baton_lock::LockStore`)
-//! with DynamoDB, Slack and GitHub adapters for production and in-memory ones
+//! with DynamoDB, Slack, GitHub and Azure DevOps adapters for production and in-memory ones
 //! ([`fakes`], `baton_lock::MemoryStore`) for fast decision tests.
 
+pub mod azure;
 pub mod emf;
 pub mod fakes;
 pub mod github;

@@ -13,7 +13,7 @@
 //! The worker settles a lapsed grant the same way when it contends for its
 //! key, so a late reconciler never lets a second run in.
 
-use baton_chatops::{Conclusion, PipelineConfig, render};
+use baton_chatops::{PipelineConfig, render};
 use baton_lock::{
     Grant, GrantKind, ListQuery, LockRecord, LockState, LockStatus, PipelineRun, ReleaseRequest,
     RunCheck,
@@ -23,8 +23,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::github::WorkflowRun;
-use crate::ports::{Chat, Pipeline};
+use crate::ports::{Chat, Pipeline, WorkflowRun};
 #[cfg(doc)]
 use crate::worker::WorkerSettings;
 use crate::worker::{Outcome, Worker, channel_from_correlation};
@@ -153,7 +152,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 return Settled::Unknown;
             }
         };
-        if !run.belongs_to(pipeline, &grant.lock_id) {
+        if !run.belongs_to(&grant.lock_id) {
             warn!(lock_key = %grant.lock_key, run_id, "the recorded run does not carry this grant; leaving the lock alone");
             return Settled::Unknown;
         }
@@ -325,7 +324,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         deadline: Instant,
     ) -> Settled {
         let run_id = run.id;
-        let (conclusion, _) = Conclusion::of_run(run.conclusion.as_deref());
+        let conclusion = run.verdict;
         let outcome = if conclusion.succeeded() {
             LockStatus::Completed
         } else {

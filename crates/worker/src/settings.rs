@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use baton_chatops::{Config, PipelineKind};
 use baton_runtime::secret;
-use baton_runtime::{Env, SecretSource};
+use baton_runtime::{Env, Secret, SecretSource};
 
 use crate::worker::WorkerSettings;
 
@@ -14,14 +15,14 @@ pub fn table_name(env: &Env) -> anyhow::Result<String> {
     env.required("BATON_TABLE", "the name of the DynamoDB lock table")
 }
 
-/// All settings, with secrets fetched once (both at the same time).
+/// All settings, with secrets fetched once (all at the same time).
 pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSettings> {
     let config = baton_runtime::config::command_config(env)?;
-    let needs_ssm = [SLACK_TOKEN, GITHUB_TOKEN]
+    let needs_ssm = [SLACK_TOKEN, GITHUB_TOKEN, AZURE_PAT]
         .iter()
         .any(|name| matches!(SecretSource::of(env, name), SecretSource::Ssm(_)));
     let ssm = needs_ssm.then(|| aws_sdk_ssm::Client::new(sdk));
-    let ((slack_bot_token, _), (github_token, _)) = tokio::try_join!(
+    let ((slack_bot_token, _), (github_token, _), azure_pat) = tokio::try_join!(
         secret::required(
             env,
             ssm.as_ref(),
@@ -33,7 +34,8 @@ pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<
             ssm.as_ref(),
             GITHUB_TOKEN,
             "a GitHub token that may dispatch, read and cancel workflow runs"
-        )
+        ),
+        azure_pat(env, ssm.as_ref(), &config)
     )?;
     Ok(WorkerSettings {
         config,
@@ -45,6 +47,8 @@ pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<
         github_api_url: env.url("GITHUB_API_URL", "https://api.github.com")?,
         github_web_url: env.url("GITHUB_SERVER_URL", "https://github.com")?,
         github_token,
+        azure_api_url: env.url("AZURE_DEVOPS_URL", crate::azure::DEFAULT_URL)?,
+        azure_pat,
         max_receives: env.number("BATON_MAX_RECEIVES", 5)?,
         default_budget: env.duration("BATON_BATCH_BUDGET", Duration::from_secs(30))?,
         http_timeout: env.duration("BATON_HTTP_TIMEOUT", Duration::from_secs(3))?,
@@ -54,5 +58,25 @@ pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<
     })
 }
 
+/// The Azure DevOps personal access token: required when a command starts
+/// an Azure pipeline (so a missing one stops the cold start, not a
+/// `/deploy` hours later), read if set otherwise.
+async fn azure_pat(
+    env: &Env,
+    ssm: Option<&aws_sdk_ssm::Client>,
+    config: &Config,
+) -> anyhow::Result<Option<Secret>> {
+    if config
+        .commands()
+        .any(|c| c.pipeline.kind() == PipelineKind::AzurePipelines)
+    {
+        let what = "an Azure DevOps personal access token allowed Build (read & execute)";
+        let (pat, _) = secret::required(env, ssm, AZURE_PAT, what).await?;
+        return Ok(Some(pat));
+    }
+    SecretSource::of(env, AZURE_PAT).fetch(env, ssm).await
+}
+
 const SLACK_TOKEN: &str = "SLACK_BOT_TOKEN";
 const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+const AZURE_PAT: &str = "AZURE_DEVOPS_PAT";

@@ -5,7 +5,7 @@ use super::{
     LockView, Reply, clock, emoji_for, escape, invocation, mention, run_link, short_duration,
     ttl_display,
 };
-use crate::config::{CommandConfig, PipelineConfig};
+use crate::config::{CommandConfig, PipelineConfig, PipelineKind};
 use crate::message::Conclusion;
 use crate::target::Target;
 
@@ -53,12 +53,23 @@ pub fn dispatch_failed(target: &Target, reason: &str) -> Reply {
     ))
 }
 
-/// Told to the requester when GitHub never answered the dispatch and its
-/// runs list could not say whether the run started: the lock is kept until
-/// `expires_at` so no second pipeline can start beside one that may run.
-pub fn dispatch_unconfirmed(target: &Target, reason: &str, expires_at: u64) -> Reply {
+/// Told to the requester when the pipeline's service (`kind`) never
+/// answered the dispatch and its runs list could not say whether the run
+/// started: the lock is kept until `expires_at` so no second pipeline can
+/// start beside one that may run.
+pub fn dispatch_unconfirmed(
+    target: &Target,
+    kind: PipelineKind,
+    reason: &str,
+    expires_at: u64,
+) -> Reply {
+    let runs = match kind {
+        PipelineKind::GitHubActions => "the workflow's runs in GitHub Actions",
+        PipelineKind::AzurePipelines => "the pipeline's runs in Azure DevOps",
+    };
     Reply::ephemeral(format!(
-        "⚠️ GitHub didn't confirm the pipeline for `{}`: {}\nIt may have started, so the lock stays until {} to keep a second run out. Check the workflow's runs in GitHub Actions.",
+        "⚠️ {} didn't confirm the pipeline for `{}`: {}\nIt may have started, so the lock stays until {} to keep a second run out. Check {runs}.",
+        kind.service(),
         invocation(target),
         escape(reason.trim()),
         clock(expires_at),

@@ -180,6 +180,6 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             .config
             .commands()
             .map(|c| &c.pipeline)
-            .find(|p| p.repository().eq_ignore_ascii_case(repository) && p.workflow == workflow)
+            .find(|p| p.repository().eq_ignore_ascii_case(repository) && p.workflow() == workflow)
     }
 }

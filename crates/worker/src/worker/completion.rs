@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::emf::{self, Metric};
-use crate::github::DispatchError;
+use crate::ports::DispatchError;
 
 use super::{Outcome, Worker, channel_from_correlation};
 use crate::ports::{Chat, Pipeline};
@@ -89,11 +89,11 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let run = match self.pipeline.run(pipeline, run_id, deadline).await {
             Ok(run) => run,
             Err(e) => {
-                let transient = matches!(e, DispatchError::Unavailable(_));
+                let transient = matches!(e, DispatchError::Unavailable { .. });
                 return Err(self.completion_refused(id, c, &e.to_string(), transient));
             }
         };
-        if !run.belongs_to(pipeline, &c.lock_id) {
+        if !run.belongs_to(&c.lock_id) {
             return Err(self.completion_refused(
                 id,
                 c,
@@ -204,7 +204,7 @@ fn release_for(c: &CompletionMessage, pipeline: &PipelineConfig, run_id: u64) ->
     );
     release.run = RunCheck::Recorded {
         repository: pipeline.repository(),
-        workflow: pipeline.workflow.clone(),
+        workflow: pipeline.workflow(),
         run_id,
     };
     release

@@ -167,7 +167,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 // An unanswered dispatch may have started the run: the
                 // reconciler settles the grant against the pipeline (it
                 // looks the run up by lock id) instead of ending it here.
-                if matches!(e, crate::github::DispatchError::Unavailable(_)) {
+                if matches!(e, crate::ports::DispatchError::Unavailable { .. }) {
                     warn!(lock_key = %run.key, error = %e, "queued run's dispatch unanswered; the reconciler settles it");
                     return None;
                 }

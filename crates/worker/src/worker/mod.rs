@@ -9,9 +9,10 @@ use baton_lock::{LockClient, LockRecord, LockStore};
 use baton_runtime::Secret;
 use tracing::warn;
 
+use crate::azure::AzureDevOps;
 use crate::github::GitHub;
 use crate::origin::SlackOrigin;
-use crate::ports::{Chat, Pipeline};
+use crate::ports::{Chat, Pipeline, Pipelines};
 use crate::slack::Slack;
 
 mod admin;
@@ -35,6 +36,12 @@ pub struct WorkerSettings {
     pub github_api_url: String,
     pub github_web_url: String,
     pub github_token: Secret,
+    /// Azure DevOps' base URL (`https://dev.azure.com`, a Server
+    /// collection, or a loopback stand-in).
+    pub azure_api_url: String,
+    /// The Azure DevOps personal access token; `None` when no command
+    /// uses an Azure pipeline (their calls are then refused, saying so).
+    pub azure_pat: Option<Secret>,
     /// The queue's `maxReceiveCount`: on the last delivery a still-failing
     /// dispatch gives up, releases the lock and tells the user, instead of
     /// leaving the message to the dead-letter queue in silence.
@@ -59,7 +66,8 @@ impl WorkerSettings {
     /// Settings for a worker whose Slack and GitHub are local stand-ins (the
     /// demo, tests and benchmarks): Slack's Web API at `{slack_base}/api`,
     /// replies accepted under `{slack_base}/response/`, GitHub's REST API at
-    /// `github_base`, placeholder tokens, locking on.
+    /// `github_base` and Azure DevOps there too (their paths never meet),
+    /// placeholder tokens, locking on.
     pub fn local(config: Config, slack_base: &str, github_base: &str) -> WorkerSettings {
         WorkerSettings {
             config,
@@ -70,6 +78,8 @@ impl WorkerSettings {
             github_api_url: github_base.to_owned(),
             github_web_url: "https://github.example".into(),
             github_token: Secret::new("ghp-local"),
+            azure_api_url: github_base.to_owned(),
+            azure_pat: Some(Secret::new("azure-pat-local")),
             max_receives: 5,
             default_budget: Duration::from_secs(10),
             http_timeout: Duration::from_secs(2),
@@ -91,10 +101,11 @@ pub(crate) enum Outcome {
 
 /// The SQS-triggered worker. Build once per cold start; `handle` each batch.
 ///
-/// Its lock store, chat and pipeline are ports: DynamoDB, Slack and GitHub
-/// Actions in production ([`Worker::new`]); in-memory adapters in decision
-/// tests ([`Worker::with_parts`]).
-pub struct Worker<S = LockClient, C = Slack, P = GitHub> {
+/// Its lock store, chat and pipeline are ports: DynamoDB, Slack and
+/// [`Pipelines`] (GitHub Actions and Azure DevOps) in production
+/// ([`Worker::new`]); in-memory adapters in decision tests
+/// ([`Worker::with_parts`]).
+pub struct Worker<S = LockClient, C = Slack, P = Pipelines> {
     pub(crate) locks: S,
     pub(crate) settings: WorkerSettings,
     pub(crate) chat: C,
@@ -102,8 +113,8 @@ pub struct Worker<S = LockClient, C = Slack, P = GitHub> {
 }
 
 impl Worker {
-    /// The production worker: Slack and GitHub over HTTPS, with one HTTP
-    /// client built from the settings' timeouts.
+    /// The production worker: Slack, GitHub and Azure DevOps over HTTPS,
+    /// with one HTTP client built from the settings' timeouts.
     pub fn new(locks: LockClient, settings: WorkerSettings) -> anyhow::Result<Worker> {
         // reqwest is built without a default crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -118,12 +129,14 @@ impl Worker {
             settings.slack_response_url_prefix.clone(),
         );
         let github = GitHub::new(
-            http,
+            http.clone(),
             &settings.github_api_url,
             &settings.github_web_url,
             settings.github_token.clone(),
         );
-        Ok(Worker::with_parts(locks, settings, slack, github))
+        let azure = AzureDevOps::new(http, &settings.azure_api_url, settings.azure_pat.clone())?;
+        let pipelines = Pipelines { github, azure };
+        Ok(Worker::with_parts(locks, settings, slack, pipelines))
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::emf::{self, Metric};
-use crate::github::{DispatchError, DispatchedRun};
+use crate::ports::{DispatchError, DispatchedRun};
 use crate::reconcile::Settled;
 
 use super::{Outcome, Worker, view};
@@ -184,7 +184,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         request.correlation_id = Some(slack_correlation(message));
         request.pipeline = Some(PipelineRun {
             repository: run.config.pipeline.repository(),
-            workflow: run.config.pipeline.workflow.clone(),
+            workflow: run.config.pipeline.workflow(),
             run_id: None,
         });
         request.takeover = Takeover::UnlessPipeline;
@@ -357,7 +357,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         deadline: Instant,
     ) -> Outcome {
         emf::emit(Metric::DispatchFailed, &run.target.command, 1.0);
-        if let DispatchError::Unavailable(why) = &error {
+        if let DispatchError::Unavailable { detail: why, .. } = &error {
             if run.receive_count < self.settings.max_receives {
                 // Keep the lock (same request id finds it again) and retry via the queue.
                 return Outcome::Retry(format!("dispatch: {why}"));
@@ -377,8 +377,13 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 Ok(None) => {}
                 Err(e) => {
                     warn!(lock_key = %run.key, error = %e, "cannot tell whether the run started; keeping the lock until its lease ends");
-                    let reply =
-                        render::dispatch_unconfirmed(run.target, why, grant.record.expires_at);
+                    let kind = run.config.pipeline.kind();
+                    let reply = render::dispatch_unconfirmed(
+                        run.target,
+                        kind,
+                        why,
+                        grant.record.expires_at,
+                    );
                     return self.reply(run.message, &reply, deadline).await;
                 }
             }
@@ -452,9 +457,10 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// `workflow_dispatch` inputs: baton's own, then the configured extras.
+    /// Workflow inputs (template parameters in Azure DevOps): baton's own,
+    /// then the configured extras.
     pub(super) fn inputs(&self, lock_id: &str, fence: u64) -> BTreeMap<String, String> {
-        let mut inputs = self.config.pipeline.inputs.clone();
+        let mut inputs = self.config.pipeline.extra_inputs().clone();
         inputs.insert("component".into(), self.target.component.clone());
         inputs.insert("environment".into(), self.target.environment.clone());
         inputs.insert("lock_key".into(), self.key.clone());
