@@ -6,6 +6,7 @@
 //! | `BATON_CONFIG` | path of the command config TOML; unset = the built-in config |
 //! | `SLACK_SIGNING_SECRET_PARAM` / `SLACK_SIGNING_SECRET` | see [`crate::secrets`] |
 //! | `GITHUB_WEBHOOK_SECRET_PARAM` / `GITHUB_WEBHOOK_SECRET` | see [`crate::secrets`] |
+//! | `AZURE_DEVOPS_HOOK_SECRET_PARAM` / `AZURE_DEVOPS_HOOK_SECRET` | see [`crate::secrets`] |
 //! | `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SSM`, `AWS_REGION`… | the AWS SDK's usual settings |
 //!
 //! Anything wrong (no queue URL, an invalid config, a missing secret, an
@@ -50,6 +51,7 @@ pub async fn router_from_env() -> anyhow::Result<Router<SqsQueue>> {
         commands = ?config.command_names(),
         slack_secret = ?sources[0],
         github_secret = ?sources[1],
+        azure_hook_secret = ?sources[2],
         "router ready"
     );
     Ok(Router::new(config, secrets, queue))

@@ -17,6 +17,7 @@
 //! [`local`] the `--listen` HTTP server.
 
 pub mod app;
+pub mod azure;
 pub mod github;
 pub mod local;
 pub mod queue;

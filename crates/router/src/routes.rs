@@ -18,6 +18,14 @@
 //! |                        | `ping`, other events/actions, runs of another repository, workflow or event, runs without baton's identity | 204 |
 //! |                        | not JSON                                          | 400    |
 //! |                        | queue unavailable                                 | 503 (GitHub shows a failed delivery to redeliver) |
+//! | `POST /azure-devops/hook` | no service-hook secret configured             | 404    |
+//! |                        | body over [`AZURE_MAX_BODY`]                      | 413    |
+//! |                        | credential (basic-auth password or `X-Baton-Hook-Secret`) missing or wrong | 401, empty |
+//! |                        | an event type other than `ms.vss-pipelines.run-state-changed-event` | 400, JSON naming the event type |
+//! |                        | a completed run of a configured Azure pipeline with baton's identity | 202, queued |
+//! |                        | runs not completed, of another pipeline, or without baton's identity | 204 |
+//! |                        | not JSON                                          | 400    |
+//! |                        | queue unavailable                                 | 503 (Azure DevOps retries the delivery) |
 //! | known path, other method |                                                 | 405    |
 //! | anything else          |                                                   | 404    |
 //!
@@ -35,6 +43,7 @@ use bytes::Bytes;
 use lambda_http::http::{self, HeaderMap, Method, StatusCode, header};
 use tracing::{error, info, warn};
 
+use crate::azure::{self, RunStateChanged};
 use crate::github::{self, WorkflowRun};
 use crate::queue::{Enqueue, Outgoing};
 use crate::secrets::Secrets;
@@ -47,6 +56,9 @@ pub const SLACK_MAX_BODY: usize = 64 * 1024;
 /// Largest GitHub webhook body accepted. A `workflow_run` delivery is
 /// typically 20–40 KiB (it embeds the repository twice); 1 MiB is ample.
 pub const GITHUB_MAX_BODY: usize = 1024 * 1024;
+/// Largest Azure DevOps service-hook body accepted. A run-state event is a
+/// few KiB (messages, links and the resource); 1 MiB is ample.
+pub const AZURE_MAX_BODY: usize = 1024 * 1024;
 /// The most any route reads; the `--listen` server stops reading beyond it.
 pub const MAX_BODY: usize = GITHUB_MAX_BODY;
 
@@ -54,6 +66,8 @@ pub const MAX_BODY: usize = GITHUB_MAX_BODY;
 pub const SLACK_COMMANDS_PATH: &str = "/slack/commands";
 /// Path of the GitHub webhook route.
 pub const GITHUB_WEBHOOK_PATH: &str = "/github/webhook";
+/// Path of the Azure DevOps service-hook route.
+pub const AZURE_HOOK_PATH: &str = "/azure-devops/hook";
 
 /// The ephemeral text sent when SQS could not take a command.
 pub const COULD_NOT_QUEUE: &str = "⚠️ baton could not queue your command, try again in a moment.";
@@ -111,6 +125,7 @@ impl Answer {
 enum Route {
     SlackCommands,
     GithubWebhook,
+    AzureHook,
 }
 
 impl Route {
@@ -120,6 +135,8 @@ impl Route {
             Some(Route::SlackCommands)
         } else if path.ends_with(GITHUB_WEBHOOK_PATH) {
             Some(Route::GithubWebhook)
+        } else if path.ends_with(AZURE_HOOK_PATH) {
+            Some(Route::AzureHook)
         } else {
             None
         }
@@ -129,6 +146,7 @@ impl Route {
         match route {
             Some(Route::SlackCommands) => "slack_commands",
             Some(Route::GithubWebhook) => "github_webhook",
+            Some(Route::AzureHook) => "azure_hook",
             None => "none",
         }
     }
@@ -207,12 +225,16 @@ impl<Q: Enqueue> Router<Q> {
         if route == Route::GithubWebhook && self.secrets.github_webhook.is_none() {
             return Answer::empty(StatusCode::NOT_FOUND, "github_webhook_not_configured");
         }
+        if route == Route::AzureHook && self.secrets.azure_hook.is_none() {
+            return Answer::empty(StatusCode::NOT_FOUND, "azure_hook_not_configured");
+        }
         if req.method() != Method::POST {
             return Answer::empty(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         }
         match route {
             Route::SlackCommands => self.slack_command(req.headers(), req.body()).await,
             Route::GithubWebhook => self.github_webhook(req.headers(), req.body()).await,
+            Route::AzureHook => self.azure_hook(req.headers(), req.body()).await,
         }
     }
 
@@ -323,6 +345,80 @@ impl<Q: Enqueue> Router<Q> {
     }
 }
 
+impl<Q: Enqueue> Router<Q> {
+    /// An Azure DevOps service-hook delivery: credential first, then the
+    /// event type, then the run; a completion is queued like GitHub's.
+    async fn azure_hook(&self, headers: &HeaderMap, body: &Bytes) -> Answer {
+        let Some(secret) = &self.secrets.azure_hook else {
+            return Answer::empty(StatusCode::NOT_FOUND, "azure_hook_not_configured");
+        };
+        if body.len() > AZURE_MAX_BODY {
+            return Answer::empty(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        }
+        if let Err(e) = azure::verify_credential(
+            secret.expose().as_bytes(),
+            header_str(headers, header::AUTHORIZATION.as_str()),
+            header_str(headers, azure::SECRET_HEADER),
+        ) {
+            warn!(reason = %e, "azure devops service hook credential refused");
+            return Answer::empty(StatusCode::UNAUTHORIZED, signature_outcome(e));
+        }
+        let completion = match azure::run_state_changed(body, &self.config) {
+            Ok(RunStateChanged::Completed(c)) => c,
+            Ok(RunStateChanged::Ignored(why)) => {
+                log_ignored_run(&why);
+                return Answer::empty(StatusCode::NO_CONTENT, "run_ignored");
+            }
+            Ok(RunStateChanged::UnknownEvent(event_type)) => {
+                let event_type = event_type.unwrap_or_default();
+                warn!(event_type = %event_type, expected = azure::RUN_STATE_CHANGED,
+                    "service hook for an event type baton does not read: subscribe to run state changes");
+                return Answer {
+                    status: StatusCode::BAD_REQUEST,
+                    json: Some(serde_json::json!({
+                        "error": format!(
+                            "event type {event_type:?} is not read here; subscribe to {}",
+                            azure::RUN_STATE_CHANGED
+                        )
+                    })),
+                    outcome: "unknown_event_type",
+                };
+            }
+            Err(e) => {
+                warn!(error = %e, "service hook payload unreadable");
+                return Answer::empty(StatusCode::BAD_REQUEST, "bad_payload");
+            }
+        };
+        let outgoing = Outgoing::completion(&completion);
+        let workflow = completion.workflow.as_deref().unwrap_or("-");
+        let run_id = completion.run_id.unwrap_or(0);
+        match self.queue.enqueue(outgoing).await {
+            Ok(message_id) => {
+                info!(lock_key = %completion.lock_key, fence = completion.fence, pipeline_id = workflow,
+                    run_id, conclusion = completion.conclusion.as_str(), message_id, "completion queued");
+                Answer::empty(StatusCode::ACCEPTED, "enqueued")
+            }
+            Err(e) => {
+                error!(lock_key = %completion.lock_key, pipeline_id = workflow, run_id, error = %e,
+                    "could not queue completion");
+                Answer::empty(StatusCode::SERVICE_UNAVAILABLE, "queue_failed")
+            }
+        }
+    }
+}
+
+/// Logs a service-hook run that is answered but not queued; a look-alike
+/// (a run naming a lock that is not a configured pipeline's completed run)
+/// is a warning.
+fn log_ignored_run(why: &azure::Ignored) {
+    let (reason, pipeline_id, run_id) = (why.reason, why.pipeline_id.unwrap_or(0), why.run_id.unwrap_or(0));
+    if why.names_a_lock && why.reason != azure::NOT_COMPLETED {
+        warn!(reason, pipeline_id, run_id, "service hook run names a lock but is not a configured pipeline's run: not a completion");
+    } else {
+        info!(reason, pipeline_id, run_id, "service hook run ignored");
+    }
+}
+
 /// Logs a `workflow_run` delivery that is answered but not queued. A run
 /// whose title names a lock but that is not a configured pipeline's own
 /// dispatched run is a look-alike (a forged or foreign completion) and is
@@ -403,6 +499,7 @@ mod tests {
             Some(Route::SlackCommands)
         );
         assert_eq!(Route::of("/github/webhook"), Some(Route::GithubWebhook));
+        assert_eq!(Route::of("/prod/azure-devops/hook"), Some(Route::AzureHook));
         assert_eq!(Route::of("/slack/commandsx"), None);
         assert_eq!(Route::of("/"), None);
     }

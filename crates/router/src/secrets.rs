@@ -1,9 +1,11 @@
-//! The router's two secrets, loaded once per cold start, each from the SSM
+//! The router's secrets, loaded once per cold start, each from the SSM
 //! parameter named by `<NAME>_PARAM` (how the Lambda is deployed) or else
 //! from `<NAME>` itself (local runs); see [`baton_runtime::secret`].
 //!
-//! `SLACK_SIGNING_SECRET` is required. `GITHUB_WEBHOOK_SECRET` is optional:
-//! without it `/github/webhook` answers 404, as if the route did not exist.
+//! `SLACK_SIGNING_SECRET` is required. `GITHUB_WEBHOOK_SECRET` and
+//! `AZURE_DEVOPS_HOOK_SECRET` are optional: without one, its route
+//! (`/github/webhook`, `/azure-devops/hook`) answers 404, as if it did not
+//! exist.
 
 use baton_runtime::secret::required;
 use baton_runtime::{Env, Secret, SecretSource};
@@ -16,6 +18,10 @@ pub const SLACK_PARAM_ENV: &str = "SLACK_SIGNING_SECRET_PARAM";
 pub const GITHUB_ENV: &str = "GITHUB_WEBHOOK_SECRET";
 /// Environment variable: name of the SSM parameter holding it.
 pub const GITHUB_PARAM_ENV: &str = "GITHUB_WEBHOOK_SECRET_PARAM";
+/// Environment variable: the Azure DevOps service hooks' shared secret.
+pub const AZURE_ENV: &str = "AZURE_DEVOPS_HOOK_SECRET";
+/// Environment variable: name of the SSM parameter holding it.
+pub const AZURE_PARAM_ENV: &str = "AZURE_DEVOPS_HOOK_SECRET_PARAM";
 
 /// The secrets the routes verify requests with.
 #[derive(Debug, Clone)]
@@ -24,26 +30,32 @@ pub struct Secrets {
     pub slack_signing: Secret,
     /// The secret configured on the GitHub webhook; `None` disables the route.
     pub github_webhook: Option<Secret>,
+    /// The credential Azure DevOps service hooks send; `None` disables the
+    /// route.
+    pub azure_hook: Option<Secret>,
 }
 
 impl Secrets {
-    /// Loads both secrets, reading SSM parameters concurrently; `ssm` is
+    /// Loads the secrets, reading SSM parameters concurrently; `ssm` is
     /// only called when a `*_PARAM` variable is set.
     pub async fn load(
         ssm: &aws_sdk_ssm::Client,
         env: &Env,
-    ) -> anyhow::Result<(Secrets, [SecretSource; 2])> {
+    ) -> anyhow::Result<(Secrets, [SecretSource; 3])> {
         let github_source = SecretSource::of(env, GITHUB_ENV);
-        let (slack, github) = tokio::join!(
+        let azure_source = SecretSource::of(env, AZURE_ENV);
+        let (slack, github, azure) = tokio::join!(
             required(env, Some(ssm), SLACK_ENV, "the Slack app's signing secret"),
-            github_source.fetch(env, Some(ssm))
+            github_source.fetch(env, Some(ssm)),
+            azure_source.fetch(env, Some(ssm))
         );
         let (slack_signing, slack_source) = slack?;
         let secrets = Secrets {
             slack_signing,
             github_webhook: github?,
+            azure_hook: azure?,
         };
-        Ok((secrets, [slack_source, github_source]))
+        Ok((secrets, [slack_source, github_source, azure_source]))
     }
 }
 
@@ -61,15 +73,21 @@ mod tests {
 
     #[tokio::test]
     async fn env_values_are_used_for_local_runs() {
-        let env = Env::from_pairs(&[(SLACK_ENV, "s3cret"), (GITHUB_ENV, "gh")]);
+        let env = Env::from_pairs(&[
+            (SLACK_ENV, "s3cret"),
+            (GITHUB_ENV, "gh"),
+            (AZURE_ENV, "az"),
+        ]);
         let (s, src) = Secrets::load(&offline_ssm(), &env).await.unwrap();
         assert_eq!(s.slack_signing.expose(), "s3cret");
         assert_eq!(s.github_webhook.unwrap().expose(), "gh");
+        assert_eq!(s.azure_hook.unwrap().expose(), "az");
         assert_eq!(
             src,
             [
                 SecretSource::Env(SLACK_ENV.into()),
-                SecretSource::Env(GITHUB_ENV.into())
+                SecretSource::Env(GITHUB_ENV.into()),
+                SecretSource::Env(AZURE_ENV.into())
             ]
         );
     }
@@ -78,8 +96,9 @@ mod tests {
     async fn github_secret_is_optional_slack_is_not() {
         let env = Env::from_pairs(&[(SLACK_ENV, "s")]);
         let (s, src) = Secrets::load(&offline_ssm(), &env).await.unwrap();
-        assert!(s.github_webhook.is_none());
+        assert!(s.github_webhook.is_none() && s.azure_hook.is_none());
         assert_eq!(src[1], SecretSource::Absent);
+        assert_eq!(src[2], SecretSource::Absent);
 
         let env = Env::from_pairs(&[(GITHUB_ENV, "gh"), (SLACK_ENV, "  ")]);
         let err = Secrets::load(&offline_ssm(), &env).await.unwrap_err();

@@ -1,4 +1,6 @@
-//! Request signatures: Slack's v0 scheme and GitHub's `X-Hub-Signature-256`.
+//! Request signatures: Slack's v0 scheme and GitHub's `X-Hub-Signature-256`,
+//! and the constant-time check of a plain shared secret
+//! ([`verify_shared_secret`]) for senders that sign nothing.
 //!
 //! Both are HMAC-SHA256 over the raw request body bytes, hex-encoded, and
 //! both are checked with `Mac::verify_slice`: the MAC is recomputed and the
@@ -63,6 +65,24 @@ fn hex_matches(expected: HmacSha256, given_hex: &str) -> Result<(), SignatureErr
     }
     expected
         .verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The key both sides of a shared-secret comparison are hashed under; it
+/// need not be secret, it only gives the two values digests of one length.
+const SHARED_SECRET_KEY: &[u8] = b"baton shared-secret comparison";
+
+/// Checks a shared secret sent as it is (Azure DevOps service hooks sign
+/// nothing: they send a configured credential) against `secret`. Both are
+/// reduced to HMAC digests under one key, so their lengths do not show, and
+/// the digests are compared with `verify_slice`, in constant time.
+pub fn verify_shared_secret(secret: &[u8], given: &[u8]) -> Result<(), SignatureError> {
+    if given.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    let expected = mac(SHARED_SECRET_KEY, &[secret]).finalize().into_bytes();
+    mac(SHARED_SECRET_KEY, &[given])
+        .verify_slice(&expected)
         .map_err(|_| SignatureError::Mismatch)
 }
 

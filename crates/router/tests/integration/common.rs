@@ -16,6 +16,8 @@ use serde_json::Value;
 pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 /// GitHub's documented example webhook secret; the sample events use it.
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+/// The credential the sample Azure DevOps service hook sends (basic auth).
+pub const AZURE_SECRET: &str = "azure-hook-test-secret";
 
 /// The local SQS(-compatible) server: `BATON_TEST_SQS_ENDPOINT`, default
 /// `http://127.0.0.1:4566` (started by `tests/tooling/sqs-local.sh start`).
@@ -200,6 +202,7 @@ pub fn test_secrets() -> Secrets {
     Secrets {
         slack_signing: Secret::new(SLACK_SECRET),
         github_webhook: Some(Secret::new(GITHUB_SECRET)),
+        azure_hook: Some(Secret::new(AZURE_SECRET)),
     }
 }
 

@@ -145,6 +145,7 @@ async fn webhook_route_is_404_without_a_secret_and_503_when_sqs_is_down() {
     let secrets = Secrets {
         slack_signing: Secret::new(SLACK_SECRET),
         github_webhook: None,
+        azure_hook: None,
     };
     let router = Router::new(
         baton_chatops::Config::builtin(),

@@ -6,6 +6,7 @@
 //! end-to-end test (`e2e`) also needs DynamoDB Local for the worker's locks
 //! (`tests/tooling/dynamodb-local.sh start`).
 
+mod azure;
 mod common;
 mod e2e;
 mod github;

@@ -1,7 +1,9 @@
 //! Secrets from SSM Parameter Store (moto's SSM on the same local server).
 
 use baton_router::Secrets;
-use baton_router::secrets::{GITHUB_ENV, GITHUB_PARAM_ENV, SLACK_ENV, SLACK_PARAM_ENV};
+use baton_router::secrets::{
+    AZURE_PARAM_ENV, GITHUB_ENV, GITHUB_PARAM_ENV, SLACK_ENV, SLACK_PARAM_ENV,
+};
 use baton_runtime::{Env, SecretSource};
 
 use crate::common::*;
@@ -11,7 +13,11 @@ async fn secrets_load_from_secure_string_parameters_before_env_values() {
     let ssm = ssm_client(&sqs_endpoint());
     let prefix = format!("/baton-test/{}", uuid::Uuid::new_v4().simple());
     let slack_param = format!("{prefix}/slack/signing-secret");
-    for (name, value) in [(&slack_param, "from-ssm-slack")] {
+    let azure_param = format!("{prefix}/azure-devops/hook-secret");
+    for (name, value) in [
+        (&slack_param, "from-ssm-slack"),
+        (&azure_param, "from-ssm-azure"),
+    ] {
         ssm.put_parameter()
             .name(name)
             .value(value)
@@ -25,15 +31,18 @@ async fn secrets_load_from_secure_string_parameters_before_env_values() {
         // The parameter wins over a direct value.
         (SLACK_ENV, "from-env"),
         (GITHUB_ENV, "gh-from-env"),
+        (AZURE_PARAM_ENV, &azure_param),
     ]);
     let (secrets, sources) = Secrets::load(&ssm, &env).await.expect("secrets load");
     assert_eq!(secrets.slack_signing.expose(), "from-ssm-slack");
     assert_eq!(secrets.github_webhook.unwrap().expose(), "gh-from-env");
+    assert_eq!(secrets.azure_hook.unwrap().expose(), "from-ssm-azure");
     assert_eq!(
         sources,
         [
             SecretSource::Ssm(slack_param),
-            SecretSource::Env(GITHUB_ENV.into())
+            SecretSource::Env(GITHUB_ENV.into()),
+            SecretSource::Ssm(azure_param)
         ]
     );
 }
