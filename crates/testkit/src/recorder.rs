@@ -21,6 +21,9 @@ use tokio::sync::Notify;
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
+    /// The query string, without its `?` (empty when there is none): some
+    /// APIs (Azure DevOps' `api-version`) are addressed by it.
+    pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Bytes,
 }
@@ -243,6 +246,7 @@ async fn answer(
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
         path: path.clone(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
         body,
     };
