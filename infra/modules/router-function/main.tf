@@ -33,12 +33,16 @@ module "function" {
       GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
+    var.azure_devops_hook_secret_param == null ? {} : { AZURE_DEVOPS_HOOK_SECRET_PARAM = var.azure_devops_hook_secret_param },
   )
   extra_environment = var.extra_environment
 
   permissions_boundary_arn = var.permissions_boundary_arn
   policy_documents         = [data.aws_iam_policy_document.this.json]
-  ssm_parameter_names      = [var.slack_signing_secret_param, var.github_webhook_secret_param]
+  ssm_parameter_names = concat(
+    [var.slack_signing_secret_param, var.github_webhook_secret_param],
+    var.azure_devops_hook_secret_param == null ? [] : [var.azure_devops_hook_secret_param],
+  )
   ssm_kms_key_arn          = var.ssm_kms_key_arn
 
   tags = var.tags

@@ -118,6 +118,12 @@ variable "github_webhook_secret_param" {
   type        = string
 }
 
+variable "azure_devops_hook_secret_param" {
+  description = "NAME of the SecureString SSM parameter holding the shared secret Azure DevOps service hooks send (AZURE_DEVOPS_HOOK_SECRET_PARAM), e.g. /baton/plt/azure-devops/hook-secret. null = /azure-devops/hook answers 404."
+  type        = string
+  default     = null
+}
+
 variable "ssm_kms_key_arn" {
   description = "Key ARN (not an alias) of the customer-managed KMS key that encrypts the SecureString parameters. null = the AWS-managed alias/aws/ssm."
   type        = string

@@ -1,5 +1,6 @@
 # baton-worker: consumes the FIFO command queue, takes/releases locks in
-# DynamoDB, dispatches GitHub workflows and answers in Slack. The function,
+# DynamoDB, starts GitHub workflows and Azure DevOps pipelines and answers
+# in Slack. The function,
 # its role and log group are ../lambda-function; this module adds the
 # worker's grants (iam.tf), its SQS event source mapping, and the schedule
 # that invokes it for reconciler passes (reconcile.tf).
@@ -35,12 +36,16 @@ module "function" {
       BATON_MAX_RECEIVES = tostring(var.queue_max_receive_count)
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
+    var.azure_devops_pat_param == null ? {} : { AZURE_DEVOPS_PAT_PARAM = var.azure_devops_pat_param },
   )
   extra_environment = var.extra_environment
 
   permissions_boundary_arn = var.permissions_boundary_arn
   policy_documents         = [data.aws_iam_policy_document.this.json]
-  ssm_parameter_names      = [var.slack_bot_token_param, var.github_token_param]
+  ssm_parameter_names = concat(
+    [var.slack_bot_token_param, var.github_token_param],
+    var.azure_devops_pat_param == null ? [] : [var.azure_devops_pat_param],
+  )
   ssm_kms_key_arn          = var.ssm_kms_key_arn
 
   tags = var.tags

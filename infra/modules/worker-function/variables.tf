@@ -123,6 +123,12 @@ variable "github_token_param" {
   type        = string
 }
 
+variable "azure_devops_pat_param" {
+  description = "NAME of the SecureString SSM parameter holding the Azure DevOps personal access token (AZURE_DEVOPS_PAT_PARAM), e.g. /baton/plt/azure-devops/pat. Required when a command's pipeline is azure-pipelines (the worker then refuses to start without it); null = no Azure DevOps pipelines."
+  type        = string
+  default     = null
+}
+
 variable "ssm_kms_key_arn" {
   description = "Key ARN (not an alias) of the customer-managed KMS key that encrypts the SecureString parameters. null = the AWS-managed alias/aws/ssm."
   type        = string

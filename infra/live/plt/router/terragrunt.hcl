@@ -36,6 +36,8 @@ inputs = {
 
   slack_signing_secret_param  = "/baton/${include.root.locals.env}/slack/signing-secret"
   github_webhook_secret_param = "/baton/${include.root.locals.env}/github/webhook-secret"
+  # Only for Azure DevOps pipelines' service hooks (create the parameter first).
+  # azure_devops_hook_secret_param = "/baton/${include.root.locals.env}/azure-devops/hook-secret"
 
   # The same command config for the worker and the router (env.hcl).
   config_path = include.root.locals.config_path

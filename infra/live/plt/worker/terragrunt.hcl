@@ -57,6 +57,9 @@ inputs = {
   # (infra/README.md).
   slack_bot_token_param = "/baton/${include.root.locals.env}/slack/bot-token"
   github_token_param    = "/baton/${include.root.locals.env}/github/token"
+  # Only when a command's pipeline is kind = "azure-pipelines" (create the
+  # parameter first: the worker refuses to start without it then).
+  # azure_devops_pat_param = "/baton/${include.root.locals.env}/azure-devops/pat"
 
   # Lock kill switch (rollback: false, then apply this unit).
   enable_distributed_lock = true
