@@ -1260,7 +1260,10 @@ workflow = "build.yml"
             src.push_str(&format!("extra{i} = \"v\"\n"));
         }
         let c = Config::from_toml_str(&src).unwrap();
-        assert_eq!(c.command("/build").unwrap().pipeline.extra_inputs().len(), 19);
+        assert_eq!(
+            c.command("/build").unwrap().pipeline.extra_inputs().len(),
+            19
+        );
         src.push_str("extra19 = \"v\"\n");
         let e = err_text(&src);
         assert!(
@@ -1391,9 +1394,18 @@ notify = "true"
         assert_eq!(d.pipeline.workflow(), "42");
         assert!(d.pipeline.github().is_none());
 
-        let tagged = azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nbranch = \"refs/tags/v1\"");
+        let tagged = azure_deploy().replace(
+            "pipeline_id = 42",
+            "pipeline_id = 42\nbranch = \"refs/tags/v1\"",
+        );
         let c = Config::from_toml_str(&tagged).unwrap();
-        let a = c.command("/deploy").unwrap().pipeline.azure().unwrap().clone();
+        let a = c
+            .command("/deploy")
+            .unwrap()
+            .pipeline
+            .azure()
+            .unwrap()
+            .clone();
         assert_eq!(a.ref_name(), "refs/tags/v1");
 
         let explicit = build_only().replace("repo =", "kind = \"github-actions\"\nrepo =");
@@ -1413,7 +1425,9 @@ notify = "true"
     fn unknown_pipeline_kind_names_the_field_and_the_kinds() {
         let e = err_text(&azure_deploy().replace("\"azure-pipelines\"", "\"jenkins\""));
         assert!(
-            e.starts_with(r#"commands."/deploy".pipeline.kind: line 7, column 8: unknown variant `jenkins`"#),
+            e.starts_with(
+                r#"commands."/deploy".pipeline.kind: line 7, column 8: unknown variant `jenkins`"#
+            ),
             "{e}"
         );
         assert!(
@@ -1436,7 +1450,9 @@ notify = "true"
         );
         let e = err_text(&azure_deploy().replace("pipeline_id = 42\n", ""));
         assert!(
-            e.starts_with(r#"commands."/deploy".pipeline.pipeline_id: missing field `pipeline_id`"#),
+            e.starts_with(
+                r#"commands."/deploy".pipeline.pipeline_id: missing field `pipeline_id`"#
+            ),
             "{e}"
         );
         let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = \"42\""));
@@ -1460,8 +1476,14 @@ notify = "true"
             e.starts_with(r#"commands."/deploy".pipeline.project: "Platform/Team" is not"#),
             "{e}"
         );
-        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nbranch = \"my branch\""));
-        assert!(e.starts_with(r#"commands."/deploy".pipeline.branch: "#), "{e}");
+        let e = err_text(&azure_deploy().replace(
+            "pipeline_id = 42",
+            "pipeline_id = 42\nbranch = \"my branch\"",
+        ));
+        assert!(
+            e.starts_with(r#"commands."/deploy".pipeline.branch: "#),
+            "{e}"
+        );
         let e = err_text(&azure_deploy().replace("notify = ", "lock_id = "));
         assert!(
             e.starts_with(r#"commands."/deploy".pipeline.parameters.lock_id: "#)
@@ -1472,19 +1494,25 @@ notify = "true"
 
     #[test]
     fn one_kinds_fields_are_refused_on_the_other() {
-        let e = err_text(&azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nworkflow = \"x.yml\""));
+        let e = err_text(
+            &azure_deploy().replace("pipeline_id = 42", "pipeline_id = 42\nworkflow = \"x.yml\""),
+        );
         assert_eq!(
             e,
             r#"commands."/deploy".pipeline.workflow: `workflow` belongs to github-actions pipelines, but this pipeline's kind is "azure-pipelines""#
         );
-        let e = err_text(&build_only().replace("workflow =", "organization = \"acme\"\nworkflow ="));
+        let e =
+            err_text(&build_only().replace("workflow =", "organization = \"acme\"\nworkflow ="));
         assert!(
             e.starts_with(r#"commands."/build".pipeline.organization: `organization` belongs to azure-pipelines pipelines"#)
                 && e.contains("set kind = \"azure-pipelines\""),
             "{e}"
         );
         let e = err_text(&build_only().replace("workflow =", "branch = \"x\"\nworkflow ="));
-        assert!(e.starts_with(r#"commands."/build".pipeline.branch: "#), "{e}");
+        assert!(
+            e.starts_with(r#"commands."/build".pipeline.branch: "#),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1494,7 +1522,10 @@ notify = "true"
             azure_deploy(),
             azure_deploy().replace("/deploy", "/build")
         );
-        assert!(Config::from_toml_str(&same).is_ok(), "one pipeline, two commands");
+        assert!(
+            Config::from_toml_str(&same).is_ok(),
+            "one pipeline, two commands"
+        );
         let clash = format!(
             "{}{}",
             azure_deploy(),

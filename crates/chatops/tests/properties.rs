@@ -609,9 +609,11 @@ fn check_accepted(config: &Config) -> Result<(), TestCaseError> {
         );
         let pipeline = c.pipeline.github();
         prop_assert!(pipeline.is_some(), "{:?}", c.pipeline);
-        prop_assert!(pipeline.is_some_and(|p| !p.owner.is_empty()
-            && !p.repo.is_empty()
-            && !p.workflow.is_empty()));
+        prop_assert!(
+            pipeline.is_some_and(|p| !p.owner.is_empty()
+                && !p.repo.is_empty()
+                && !p.workflow.is_empty())
+        );
         for word in ["status", "unlock", "help"] {
             prop_assert!(
                 !c.components.iter().any(|x| x == word)

@@ -22,8 +22,8 @@
 //! so the worker holds it against the run recorded on the grant, exactly as
 //! it does GitHub's.
 
-use baton_chatops::{AzurePipelines, CompletionMessage, Conclusion, Config, PipelineConfig};
 use base64::Engine;
+use baton_chatops::{AzurePipelines, CompletionMessage, Conclusion, Config, PipelineConfig};
 use serde::Deserialize;
 
 use crate::github::LockIdentity;
@@ -300,7 +300,9 @@ pipeline_id = 42
     #[test]
     fn other_runs_are_ignored_with_a_reason() {
         assert_eq!(
-            reason(&payload(|v| v["resource"]["run"]["state"] = "inProgress".into())),
+            reason(&payload(
+                |v| v["resource"]["run"]["state"] = "inProgress".into()
+            )),
             NOT_COMPLETED
         );
         assert_eq!(
@@ -310,7 +312,9 @@ pipeline_id = 42
             FOREIGN_PIPELINE
         );
         assert_eq!(
-            reason(&payload(|v| v["resource"]["run"]["name"] = "20260101.1".into())),
+            reason(&payload(
+                |v| v["resource"]["run"]["name"] = "20260101.1".into()
+            )),
             NO_IDENTITY
         );
         assert_eq!(

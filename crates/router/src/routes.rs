@@ -411,9 +411,18 @@ impl<Q: Enqueue> Router<Q> {
 /// (a run naming a lock that is not a configured pipeline's completed run)
 /// is a warning.
 fn log_ignored_run(why: &azure::Ignored) {
-    let (reason, pipeline_id, run_id) = (why.reason, why.pipeline_id.unwrap_or(0), why.run_id.unwrap_or(0));
+    let (reason, pipeline_id, run_id) = (
+        why.reason,
+        why.pipeline_id.unwrap_or(0),
+        why.run_id.unwrap_or(0),
+    );
     if why.names_a_lock && why.reason != azure::NOT_COMPLETED {
-        warn!(reason, pipeline_id, run_id, "service hook run names a lock but is not a configured pipeline's run: not a completion");
+        warn!(
+            reason,
+            pipeline_id,
+            run_id,
+            "service hook run names a lock but is not a configured pipeline's run: not a completion"
+        );
     } else {
         info!(reason, pipeline_id, run_id, "service hook run ignored");
     }

@@ -73,11 +73,7 @@ mod tests {
 
     #[tokio::test]
     async fn env_values_are_used_for_local_runs() {
-        let env = Env::from_pairs(&[
-            (SLACK_ENV, "s3cret"),
-            (GITHUB_ENV, "gh"),
-            (AZURE_ENV, "az"),
-        ]);
+        let env = Env::from_pairs(&[(SLACK_ENV, "s3cret"), (GITHUB_ENV, "gh"), (AZURE_ENV, "az")]);
         let (s, src) = Secrets::load(&offline_ssm(), &env).await.unwrap();
         assert_eq!(s.slack_signing.expose(), "s3cret");
         assert_eq!(s.github_webhook.unwrap().expose(), "gh");

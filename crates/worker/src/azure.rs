@@ -80,7 +80,8 @@ impl AzureDevOps {
                 .push(&p.project)
                 .extend(segments);
         }
-        url.query_pairs_mut().append_pair("api-version", API_VERSION);
+        url.query_pairs_mut()
+            .append_pair("api-version", API_VERSION);
         url
     }
 
@@ -224,7 +225,9 @@ impl Pipeline<AzurePipelines> for AzureDevOps {
         lock_id: &str,
         deadline: Instant,
     ) -> Result<Option<DispatchedRun>, DispatchError> {
-        let page: RunsList = self.read(pipeline, self.runs_url(pipeline), deadline).await?;
+        let page: RunsList = self
+            .read(pipeline, self.runs_url(pipeline), deadline)
+            .await?;
         Ok(page
             .value
             .into_iter()

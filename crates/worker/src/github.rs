@@ -146,9 +146,7 @@ impl Pipeline<GitHubActions> for GitHub {
             status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
         let message = error_message(response).await;
         if transient {
-            Err(unavailable(format!(
-                "HTTP {status}: {message}"
-            )))
+            Err(unavailable(format!("HTTP {status}: {message}")))
         } else {
             Err(refused(status.as_u16(), message))
         }
@@ -249,7 +247,10 @@ impl Pipeline<GitHubActions> for GitHub {
             }
             match response.json::<GitHubRun>().await {
                 Ok(run) => Attempt::Done(run.described(pipeline)),
-                Err(e) => Attempt::Permanent(refused(status.as_u16(), format!("unexpected run shape: {e}"))),
+                Err(e) => Attempt::Permanent(refused(
+                    status.as_u16(),
+                    format!("unexpected run shape: {e}"),
+                )),
             }
         })
         .await
@@ -273,9 +274,7 @@ impl Pipeline<GitHubActions> for GitHub {
         }
         let message = error_message(response).await;
         if status.is_server_error() || status.as_u16() == 429 {
-            Err(unavailable(format!(
-                "HTTP {status}: {message}"
-            )))
+            Err(unavailable(format!("HTTP {status}: {message}")))
         } else {
             Err(refused(status.as_u16(), message))
         }

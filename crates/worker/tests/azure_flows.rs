@@ -320,7 +320,11 @@ fn text(reply: &Value) -> String {
 }
 
 /// The completion the router makes of the service hook for run `run_id`.
-fn completion(lock: &baton_lock::LockRecord, run_id: u64, conclusion: Conclusion) -> CompletionMessage {
+fn completion(
+    lock: &baton_lock::LockRecord,
+    run_id: u64,
+    conclusion: Conclusion,
+) -> CompletionMessage {
     CompletionMessage {
         lock_key: lock.lock_key.clone(),
         lock_id: lock.lock_id.clone(),
@@ -347,7 +351,11 @@ async fn a_free_deploy_queues_an_azure_run_records_it_and_announces_in_channel()
     assert_eq!(lock.run_url.as_deref(), Some(web(981).as_str()));
     let binding = lock.pipeline.clone().expect("bound to its pipeline");
     assert_eq!(
-        (binding.repository.as_str(), binding.workflow.as_str(), binding.run_id),
+        (
+            binding.repository.as_str(),
+            binding.workflow.as_str(),
+            binding.run_id
+        ),
         (REPOSITORY, "42", Some(981))
     );
 
@@ -365,7 +373,10 @@ async fn a_free_deploy_queues_an_azure_run_records_it_and_announces_in_channel()
     assert_eq!(params["lock_id"], lock.lock_id.as_str());
     assert_eq!(params["fence"], lock.fence.to_string());
     assert_eq!(params["requested_by"], "U1");
-    assert_eq!(params["notify"], "deploys", "configured parameters are sent too");
+    assert_eq!(
+        params["notify"], "deploys",
+        "configured parameters are sent too"
+    );
 
     let replies = h.replies();
     assert_eq!(replies.len(), 1);
@@ -400,7 +411,9 @@ async fn a_successful_run_ends_the_lock_and_tells_the_channel() {
     h.send("m-1", "U1", "api prod").await;
     let lock = h.lock("deploy-api-prod").await;
 
-    let response = h.report("c-1", completion(&lock, 981, Conclusion::Success)).await;
+    let response = h
+        .report("c-1", completion(&lock, 981, Conclusion::Success))
+        .await;
 
     assert!(failures(&response).is_empty());
     let ended = h.lock("deploy-api-prod").await;
@@ -426,7 +439,8 @@ async fn a_failed_run_ends_the_lock_as_failed() {
     h.send("m-1", "U1", "api prod").await;
     let lock = h.lock("deploy-api-prod").await;
 
-    h.report("c-1", completion(&lock, 981, Conclusion::Failure)).await;
+    h.report("c-1", completion(&lock, 981, Conclusion::Failure))
+        .await;
 
     assert_eq!(h.lock("deploy-api-prod").await.status, LockStatus::Failed);
     let posts = h.slack.requests_to("/api/chat.postMessage");
@@ -440,13 +454,17 @@ async fn a_completion_for_another_run_or_pipeline_ends_nothing() {
     let lock = h.lock("deploy-api-prod").await;
 
     // Another run of the same pipeline naming this grant.
-    h.report("c-1", completion(&lock, 982, Conclusion::Success)).await;
+    h.report("c-1", completion(&lock, 982, Conclusion::Success))
+        .await;
     // The right run id, but as if from a GitHub repository.
     let mut github = completion(&lock, 981, Conclusion::Success);
     github.repository = Some("acme/Platform Team".into());
     h.report("c-2", github).await;
 
-    assert_eq!(h.lock("deploy-api-prod").await.status, LockStatus::InProgress);
+    assert_eq!(
+        h.lock("deploy-api-prod").await.status,
+        LockStatus::InProgress
+    );
     assert!(h.slack.requests_to("/api/chat.postMessage").is_empty());
 }
 
@@ -488,7 +506,11 @@ async fn on_the_last_delivery_a_lost_answer_is_still_looked_up_before_giving_up(
 
     assert!(failures(&response).is_empty());
     let lock = h.lock("deploy-router-plt").await;
-    assert_eq!(lock.status, LockStatus::InProgress, "its run works under it");
+    assert_eq!(
+        lock.status,
+        LockStatus::InProgress,
+        "its run works under it"
+    );
     assert_eq!(lock.pipeline.and_then(|p| p.run_id), Some(981));
     assert_eq!(h.queued().len(), 1);
 }
@@ -499,7 +521,10 @@ async fn the_holder_cancels_the_azure_run_and_nobody_else_can() {
     h.send("m-1", "U1", "api prod").await;
 
     h.send("m-2", "U2", "cancel api prod").await;
-    assert_eq!(h.lock("deploy-api-prod").await.status, LockStatus::InProgress);
+    assert_eq!(
+        h.lock("deploy-api-prod").await.status,
+        LockStatus::InProgress
+    );
     assert!(h.azure_http.requests_to(BUILDS).is_empty());
 
     h.send("m-3", "U1", "cancel api prod").await;
@@ -527,16 +552,30 @@ async fn the_reconciler_asks_azure_devops_and_ends_a_run_whose_hook_was_lost() {
 
     let deadline = || tokio::time::Instant::now() + Duration::from_secs(5);
     let pass = h.worker.reconcile(deadline()).await;
-    assert_eq!((pass.checked, pass.renewed, pass.ended), (1, 1, 0), "{pass:?}");
-    assert!(h.lock("deploy-api-prod").await.expires_at >= baton_lock::clock::now_epoch_secs() + 590);
+    assert_eq!(
+        (pass.checked, pass.renewed, pass.ended),
+        (1, 1, 0),
+        "{pass:?}"
+    );
+    assert!(
+        h.lock("deploy-api-prod").await.expires_at >= baton_lock::clock::now_epoch_secs() + 590
+    );
 
-    h.azure.set_run(981, "completed", Some("partiallySucceeded"));
+    h.azure
+        .set_run(981, "completed", Some("partiallySucceeded"));
     let pass = h.worker.reconcile(deadline()).await;
     assert_eq!(pass.ended, 1, "{pass:?}");
     let ended = h.lock("deploy-api-prod").await;
-    assert_eq!(ended.status, LockStatus::Failed, "only `succeeded` succeeds");
+    assert_eq!(
+        ended.status,
+        LockStatus::Failed,
+        "only `succeeded` succeeds"
+    );
     assert!(
-        ended.release_reason.unwrap_or_default().contains("partiallySucceeded"),
+        ended
+            .release_reason
+            .unwrap_or_default()
+            .contains("partiallySucceeded"),
         "the reason says what Azure DevOps said"
     );
     let posts = h.slack.requests_to("/api/chat.postMessage");
@@ -552,7 +591,11 @@ async fn a_refused_token_fails_the_lock_and_says_so() {
 
     assert!(failures(&response).is_empty(), "a refusal is an answer");
     let lock = h.lock("deploy-api-prod").await;
-    assert_eq!(lock.status, LockStatus::Failed, "no lock held without a run");
+    assert_eq!(
+        lock.status,
+        LockStatus::Failed,
+        "no lock held without a run"
+    );
     assert!(h.azure.runs().is_empty());
     let replies = h.replies();
     assert_eq!(replies.len(), 1);
@@ -573,7 +616,11 @@ async fn a_pipeline_that_does_not_exist_fails_the_lock_and_says_which() {
     h.send("m-1", "U1", "api prod").await;
 
     let lock = h.lock("deploy-api-prod").await;
-    assert_eq!(lock.status, LockStatus::Failed, "no lock held without a run");
+    assert_eq!(
+        lock.status,
+        LockStatus::Failed,
+        "no lock held without a run"
+    );
     let t = text(&h.replies()[0]);
     assert!(
         t.contains("HTTP 404")
@@ -612,7 +659,11 @@ fn the_stand_in_names_runs_as_the_example_pipeline_does() {
     for (key, value) in [("lock_key", "k"), ("lock_id", "L"), ("fence", "7")] {
         params.insert(format!("${{{{ parameters.{key} }}}}"), value);
     }
-    let mut rendered = name_line.trim_start_matches("name:").trim().trim_matches('"').to_owned();
+    let mut rendered = name_line
+        .trim_start_matches("name:")
+        .trim()
+        .trim_matches('"')
+        .to_owned();
     for (placeholder, value) in &params {
         rendered = rendered.replace(placeholder, value);
     }

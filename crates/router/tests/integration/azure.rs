@@ -79,14 +79,22 @@ async fn completed_run_is_queued_as_a_completion_bound_to_its_pipeline() {
     assert_eq!(c.run_id, Some(981));
     assert_eq!(c.repository.as_deref(), Some("azure-devops:acme/Platform"));
     assert_eq!(c.workflow.as_deref(), Some("42"));
-    assert_eq!(c.reported_by.as_deref(), Some("azure-devops:run-state-changed"));
+    assert_eq!(
+        c.reported_by.as_deref(),
+        Some("azure-devops:run-state-changed")
+    );
 }
 
 #[tokio::test]
 async fn a_failed_run_is_queued_as_a_failure() {
     let queue = TestQueue::fifo().await;
     let ev = hook_event(|p| p["resource"]["run"]["result"] = "failed".into());
-    assert_eq!(invoke(&router(&queue, Some(AZURE_SECRET)), &ev).await.status, 202);
+    assert_eq!(
+        invoke(&router(&queue, Some(AZURE_SECRET)), &ev)
+            .await
+            .status,
+        202
+    );
     let got = queue.receive().await;
     let QueueMessage::Completion(c) = QueueMessage::parse(&got[0].body).unwrap() else {
         panic!("expected a completion");
@@ -99,9 +107,18 @@ async fn a_wrong_or_missing_credential_is_401_and_nothing_is_queued() {
     let queue = TestQueue::fifo().await;
     let router = router(&queue, Some(AZURE_SECRET));
     let cases = [
-        ("wrong password", with_basic(event(HOOK), "baton", "not-the-secret")),
-        ("secret as user name", with_basic(event(HOOK), AZURE_SECRET, "")),
-        ("longer password", with_basic(event(HOOK), "baton", &format!("{AZURE_SECRET}x"))),
+        (
+            "wrong password",
+            with_basic(event(HOOK), "baton", "not-the-secret"),
+        ),
+        (
+            "secret as user name",
+            with_basic(event(HOOK), AZURE_SECRET, ""),
+        ),
+        (
+            "longer password",
+            with_basic(event(HOOK), "baton", &format!("{AZURE_SECRET}x")),
+        ),
         ("no credential", without_auth(event(HOOK))),
         ("bearer scheme", {
             let mut ev = event(HOOK);
@@ -132,7 +149,10 @@ async fn an_unknown_event_type_is_refused_naming_it() {
     let ev = hook_event(|p| p["eventType"] = "build.complete".into());
     let answer = invoke(&router(&queue, Some(AZURE_SECRET)), &ev).await;
     assert_eq!(answer.status, 400);
-    let error = answer.json()["error"].as_str().unwrap_or_default().to_owned();
+    let error = answer.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         error.contains("\"build.complete\"")
             && error.contains("ms.vss-pipelines.run-state-changed-event"),
@@ -164,6 +184,9 @@ async fn runs_that_are_not_completions_are_answered_204() {
 #[tokio::test]
 async fn the_route_is_404_without_a_secret() {
     let queue = TestQueue::fifo().await;
-    assert_eq!(invoke(&router(&queue, None), &event(HOOK)).await.status, 404);
+    assert_eq!(
+        invoke(&router(&queue, None), &event(HOOK)).await.status,
+        404
+    );
     assert_eq!(queue.count().await, 0);
 }
