@@ -80,3 +80,75 @@ async fn azure_pat(
 const SLACK_TOKEN: &str = "SLACK_BOT_TOKEN";
 const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 const AZURE_PAT: &str = "AZURE_DEVOPS_PAT";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An SDK config that is never used to call AWS: no `*_PARAM` is set.
+    fn offline_sdk() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    /// A command config file whose `/deploy` starts an Azure pipeline.
+    fn azure_config_file() -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "baton-azure-config-{}-{}.toml",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(
+            &path,
+            r#"[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+[commands."/deploy".pipeline]
+kind = "azure-pipelines"
+organization = "acme"
+project = "Platform"
+pipeline_id = 42
+"#,
+        )
+        .expect("writing a temporary config");
+        path
+    }
+
+    #[tokio::test]
+    async fn an_azure_command_without_a_pat_stops_the_cold_start_naming_it() {
+        let path = azure_config_file();
+        let config = path.to_string_lossy().into_owned();
+        let base = [
+            ("BATON_CONFIG", config.as_str()),
+            (SLACK_TOKEN, "xoxb-1"),
+            (GITHUB_TOKEN, "ghp-1"),
+        ];
+        let err = from_env(&Env::from_pairs(&base), &offline_sdk())
+            .await
+            .expect_err("no PAT");
+        assert!(err.to_string().contains("AZURE_DEVOPS_PAT_PARAM"), "{err}");
+
+        let mut with_pat = base.to_vec();
+        with_pat.push((AZURE_PAT, "pat-1"));
+        with_pat.push(("AZURE_DEVOPS_URL", "http://127.0.0.1:9/tfs"));
+        let settings = from_env(&Env::from_pairs(&with_pat), &offline_sdk())
+            .await
+            .expect("settings");
+        assert_eq!(
+            settings.azure_pat.map(|p| p.expose().to_owned()).as_deref(),
+            Some("pat-1")
+        );
+        assert_eq!(settings.azure_api_url, "http://127.0.0.1:9/tfs");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn without_azure_commands_the_pat_is_optional() {
+        let env = Env::from_pairs(&[(SLACK_TOKEN, "xoxb-1"), (GITHUB_TOKEN, "ghp-1")]);
+        let settings = from_env(&env, &offline_sdk()).await.expect("settings");
+        assert!(settings.azure_pat.is_none());
+        assert_eq!(settings.azure_api_url, crate::azure::DEFAULT_URL);
+    }
+}
