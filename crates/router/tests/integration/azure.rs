@@ -190,3 +190,128 @@ async fn the_route_is_404_without_a_secret() {
     );
     assert_eq!(queue.count().await, 0);
 }
+
+/// The whole Azure DevOps path over real HTTP and a real queue: a signed
+/// `/build` → `baton-router --listen` → SQS → the worker, which queues the
+/// Azure run (a loopback stand-in) under the lock; then the service hook
+/// with its credential → router → SQS → worker → the lock ends and the
+/// channel hears it.
+#[tokio::test]
+async fn slash_command_to_azure_run_and_its_service_hook_end_the_lock() {
+    const RUNS: &str = "/acme/Platform/_apis/pipelines/42/runs";
+    const RUN_URL: &str = "https://dev.azure.example/acme/Platform/_build/results?buildId=981";
+    let build = CONFIG
+        .replace("/deploy", "/build")
+        .replace("[\"api\"]", "[\"router\"]")
+        .replace("[\"prod\"]", "[\"plt\"]");
+    let config_file = std::env::temp_dir().join(format!(
+        "baton-e2e-azure-{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&config_file, &build).expect("config file");
+    let config_path = config_file.to_string_lossy().into_owned();
+
+    let queue = TestQueue::fifo().await;
+    let table = baton_testkit::TestTable::create().await;
+    let slack = baton_testkit::HttpRecorder::start().await.expect("slack");
+    let azure = baton_testkit::HttpRecorder::start().await.expect("azure");
+    azure.default_reply(
+        RUNS,
+        baton_testkit::Reply::json(
+            200,
+            serde_json::json!({"id": 981, "name": "queued", "state": "inProgress",
+                "_links": {"web": {"href": RUN_URL}}}),
+        ),
+    );
+    let locks = table.client(baton_testkit::fast_options());
+    let mut settings = baton_worker::WorkerSettings::local(
+        Config::from_toml_str(&build).unwrap(),
+        &slack.url(),
+        "http://127.0.0.1:9",
+    );
+    settings.azure_api_url = azure.url();
+    let worker = baton_worker::Worker::new(locks.clone(), settings).expect("worker");
+    let router = crate::listen::ListeningRouter::start_with(
+        &queue.url,
+        &[
+            ("BATON_CONFIG", config_path.as_str()),
+            ("AZURE_DEVOPS_HOOK_SECRET", AZURE_SECRET),
+        ],
+    )
+    .await;
+
+    // 1. The slash command is queued and the worker queues the Azure run.
+    let mut ev = event("router-slack-command-function-url.json");
+    let response_url = format!("{}/response/T0ACME/1001/e2e", slack.url());
+    let body = with_form_field(&event_body(&ev), "response_url", &response_url);
+    set_event_body(&mut ev, &body);
+    sign_slack(&mut ev, now_secs());
+    let headers = crate::e2e::headers_of(
+        &ev,
+        &[
+            "content-type",
+            "x-slack-request-timestamp",
+            "x-slack-signature",
+        ],
+    );
+    let (status, _, ack) = router.send("POST", "/slack/commands", &headers, body).await;
+    assert_eq!(status, 200, "{ack}");
+    let response = worker
+        .handle(crate::e2e::sqs_event(queue.receive().await))
+        .await;
+    assert!(crate::e2e::failures(&response).is_empty(), "{response:?}");
+    let lock = locks
+        .status("build-router-plt")
+        .await
+        .unwrap()
+        .expect("lock");
+    assert_eq!(lock.status, baton_lock::LockStatus::InProgress);
+    assert_eq!(lock.pipeline.as_ref().and_then(|p| p.run_id), Some(981));
+    let queued = azure.requests_to(RUNS);
+    assert_eq!(queued.len(), 1);
+    let params = queued[0].json()["templateParameters"].clone();
+    assert_eq!(params["lock_id"], lock.lock_id.as_str());
+    let reply = slack.requests_to("/response/T0ACME/1001/e2e")[0].json();
+    assert!(
+        reply["text"].as_str().unwrap_or_default().contains(RUN_URL),
+        "{reply}"
+    );
+
+    // 2. The run completes; the service hook names it as the example
+    //    pipeline's `name:` does, with the subscription's credential.
+    let hook = hook_event(|p| {
+        p["resource"]["run"]["name"] = format!(
+            "baton lock_key={} lock_id={} fence={}",
+            lock.lock_key, lock.lock_id, lock.fence
+        )
+        .into();
+    });
+    let headers = crate::e2e::headers_of(&hook, &["content-type", "authorization"]);
+    let (status, _, _) = router
+        .send("POST", "/azure-devops/hook", &headers, event_body(&hook))
+        .await;
+    assert_eq!(status, 202);
+    let response = worker
+        .handle(crate::e2e::sqs_event(queue.receive().await))
+        .await;
+    assert!(crate::e2e::failures(&response).is_empty(), "{response:?}");
+
+    // 3. The lock is completed and the channel hears it.
+    let ended = locks
+        .status("build-router-plt")
+        .await
+        .unwrap()
+        .expect("lock");
+    assert_eq!(ended.status, baton_lock::LockStatus::Completed);
+    let posts = slack.requests_to("/api/chat.postMessage");
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].json()["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("succeeded"),
+        "{}",
+        posts[0].json()
+    );
+    let _ = std::fs::remove_file(config_file);
+}

@@ -22,7 +22,7 @@ const RUNS_BUILD: &str = "/repos/acme/platform/actions/workflows/build.yml/runs"
 const RUN_URL: &str = "https://github.example/acme/platform/actions/runs/4242";
 
 /// What the queue delivered, as the SQS event the worker's Lambda receives.
-fn sqs_event(received: Vec<Received>) -> SqsEvent {
+pub(crate) fn sqs_event(received: Vec<Received>) -> SqsEvent {
     let mut event = SqsEvent::default();
     event.records = received
         .into_iter()
@@ -38,7 +38,7 @@ fn sqs_event(received: Vec<Received>) -> SqsEvent {
     event
 }
 
-fn failures(r: &SqsBatchResponse) -> Vec<String> {
+pub(crate) fn failures(r: &SqsBatchResponse) -> Vec<String> {
     r.batch_item_failures
         .iter()
         .map(|f| f.item_identifier.clone())
@@ -46,7 +46,7 @@ fn failures(r: &SqsBatchResponse) -> Vec<String> {
 }
 
 /// Forwards the headers a sender set in a sample event.
-fn headers_of(ev: &Value, names: &[&'static str]) -> Vec<(&'static str, String)> {
+pub(crate) fn headers_of(ev: &Value, names: &[&'static str]) -> Vec<(&'static str, String)> {
     names
         .iter()
         .map(|h| {

@@ -23,6 +23,12 @@ impl ListeningRouter {
     /// Starts the binary against `queue_url` on the local SQS server and
     /// reads the bound address from its first stdout line.
     pub async fn start(queue_url: &str) -> ListeningRouter {
+        Self::start_with(queue_url, &[]).await
+    }
+
+    /// [`ListeningRouter::start`] with more environment variables (a
+    /// command config, another secret).
+    pub async fn start_with(queue_url: &str, extra: &[(&str, &str)]) -> ListeningRouter {
         let mut child = Command::new(env!("CARGO_BIN_EXE_baton-router"))
             .args(["--listen", "127.0.0.1:0"])
             .env_clear()
@@ -35,6 +41,7 @@ impl ListeningRouter {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
