@@ -1085,6 +1085,35 @@ def _hcl_input(root: Path, call: ModuleCall, value: Any) -> Any:
         return value
 
 
+def check_secret_parameters(root: Path) -> list[str]:
+    """Every `*_PARAM` variable a function module puts in its function's
+    environment names an SSM parameter that function's role may read: the
+    input it is set from also appears in the module's `ssm_parameter_names`
+    (the grant of ssm:GetParameter). A secret added to the environment but
+    not to the grant would stop every cold start with AccessDenied."""
+    problems: list[str] = []
+    for module in (WORKER_MODULE, ROUTER_MODULE):
+        found = False
+        for path in module_files(root, module):
+            for entry in load_hcl(path).get("module", []):
+                for name, body in entry.items():
+                    if "ssm_parameter_names" not in body:
+                        continue
+                    found = True
+                    environment = str(body.get("environment", ""))
+                    granted = str(body.get("ssm_parameter_names", ""))
+                    pairs = re.findall(r'\b([A-Z][A-Z0-9_]*_PARAM)"?\s*=\s*(var\.\w+)', environment)
+                    for env_name, ref in pairs:
+                        if not re.search(re.escape(ref) + r"\b", granted):
+                            problems.append(
+                                f"{MODULES}/{module} module.{unquote(name)}: {env_name} = {ref}, "
+                                f"but ssm_parameter_names does not grant {ref}"
+                            )
+        if not found:
+            problems.append(f"{MODULES}/{module}: no module call passes ssm_parameter_names")
+    return problems
+
+
 def check_reconcile_schedule(root: Path) -> list[str]:
     """The worker module schedules reconciler passes, least privilege.
 

@@ -61,6 +61,10 @@ def test_reconciler_schedule_invokes_only_the_worker():
     assert problems == [], "\n".join(problems)
 
 
+def test_every_secret_parameter_in_the_environment_is_granted():
+    assert contract.check_secret_parameters(REPO) == []
+
+
 def test_live_units_are_wired():
     """Every unit points at a module; worker and router depend on what they use."""
     units = {u.path.name: u for u in contract.live_units(REPO)}
@@ -208,6 +212,7 @@ def all_problems(root: Path) -> list[str]:
         + contract.check_arn_accounts(root)
         + contract.check_shared_config(root)
         + contract.check_reconcile_schedule(root)
+        + contract.check_secret_parameters(root)
     )
 
 
@@ -664,3 +669,29 @@ def test_actions_check_counts_only_the_execution_role(tree):
     assert any("code calls dynamodb:GetItem" in p for p in problems), problems
     schedule_problems = contract.check_reconcile_schedule(tree)
     assert any("grants dynamodb:GetItem" in p for p in schedule_problems), schedule_problems
+
+
+# --- SSM parameters named in the environment are granted -------------------
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        (
+            "infra/modules/worker-function/main.tf",
+            "    var.azure_devops_pat_param == null ? [] : [var.azure_devops_pat_param],\n",
+            "",
+            "AZURE_DEVOPS_PAT_PARAM = var.azure_devops_pat_param",
+        ),
+        (
+            "infra/modules/router-function/main.tf",
+            "[var.slack_signing_secret_param, var.github_webhook_secret_param]",
+            "[var.slack_signing_secret_param]",
+            "GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param",
+        ),
+    ],
+)
+def test_secret_check_fails_when_a_parameter_is_not_granted(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_secret_parameters(tree)
+    assert any(expect in p for p in problems), problems
