@@ -48,9 +48,11 @@ pub const FOREIGN_PIPELINE: &str = "foreign pipeline";
 /// Reason: the run's name carries no lock identity.
 pub const NO_IDENTITY: &str = "run name carries no baton lock identity";
 
-/// Checks a service hook's credential: the `Authorization: Basic` password
-/// (any user name: the subscription form asks for one) or the
-/// [`SECRET_HEADER`] value must equal `secret`. Compared in constant time.
+/// Checks a service hook's credential against `secret`, in constant time:
+/// the [`SECRET_HEADER`] value when the hook sends that header, else the
+/// `Authorization: Basic` password (any user name: the subscription form
+/// asks for one). A header that is sent but wrong is refused even if the
+/// basic-auth password is right: one credential, one answer.
 pub fn verify_credential(
     secret: &[u8],
     authorization: Option<&str>,
