@@ -231,3 +231,158 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use baton_chatops::Config;
+
+    use super::*;
+
+    /// Declares an adapter of one kind that records the calls reaching it.
+    macro_rules! recording_adapter {
+        ($adapter:ident, $config:ty, $name:literal) => {
+            #[derive(Default)]
+            struct $adapter {
+                calls: Mutex<Vec<String>>,
+            }
+
+            impl $adapter {
+                fn note(&self, what: String) {
+                    if let Ok(mut calls) = self.calls.lock() {
+                        calls.push(format!("{} {what}", $name));
+                    }
+                }
+
+                fn seen(&self) -> Vec<String> {
+                    self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+                }
+            }
+
+            impl Pipeline<$config> for $adapter {
+                async fn dispatch(
+                    &self,
+                    _: &$config,
+                    _: &BTreeMap<String, String>,
+                ) -> Result<DispatchedRun, DispatchError> {
+                    self.note("dispatch".into());
+                    Ok(DispatchedRun {
+                        run_id: Some(1),
+                        run_url: $name.into(),
+                        exact: true,
+                    })
+                }
+
+                async fn find_run(
+                    &self,
+                    _: &$config,
+                    lock_id: &str,
+                    _: Instant,
+                ) -> Result<Option<DispatchedRun>, DispatchError> {
+                    self.note(format!("find {lock_id}"));
+                    Ok(None)
+                }
+
+                async fn run(
+                    &self,
+                    _: &$config,
+                    run_id: u64,
+                    _: Instant,
+                ) -> Result<WorkflowRun, DispatchError> {
+                    self.note(format!("run {run_id}"));
+                    Ok(WorkflowRun {
+                        id: run_id,
+                        alive: true,
+                        conclusion: None,
+                        verdict: Conclusion::Failure,
+                        html_url: None,
+                        dispatched: true,
+                        title: String::new(),
+                    })
+                }
+
+                async fn cancel(&self, _: &$config, run_id: u64) -> Result<(), DispatchError> {
+                    self.note(format!("cancel {run_id}"));
+                    Ok(())
+                }
+
+                fn workflow_page(&self, _: &$config) -> String {
+                    format!("{} page", $name)
+                }
+            }
+        };
+    }
+
+    recording_adapter!(GitHubSide, GitHubActions, "github");
+    recording_adapter!(AzureSide, AzurePipelines, "azure");
+
+    #[tokio::test]
+    async fn each_call_reaches_the_adapter_of_the_pipelines_kind() {
+        let config = Config::from_toml_str(
+            r#"[commands."/build"]
+lock_ttl = "10m"
+components = ["api"]
+environments = ["dev"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+[commands."/deploy".pipeline]
+kind = "azure-pipelines"
+organization = "acme"
+project = "Platform"
+pipeline_id = 42
+"#,
+        )
+        .expect("config");
+        let (build, deploy) = (
+            &config.command("/build").expect("/build").pipeline,
+            &config.command("/deploy").expect("/deploy").pipeline,
+        );
+        let pipelines = Pipelines {
+            github: GitHubSide::default(),
+            azure: AzureSide::default(),
+        };
+        let deadline = Instant::now();
+        for (pipeline, lock_id, run_id) in [(build, "G", 7), (deploy, "A", 9)] {
+            pipelines
+                .dispatch(pipeline, &BTreeMap::new())
+                .await
+                .expect("dispatch");
+            pipelines
+                .find_run(pipeline, lock_id, deadline)
+                .await
+                .expect("find");
+            pipelines
+                .run(pipeline, run_id, deadline)
+                .await
+                .expect("run");
+            pipelines.cancel(pipeline, run_id).await.expect("cancel");
+        }
+        assert_eq!(
+            pipelines.github.seen(),
+            [
+                "github dispatch",
+                "github find G",
+                "github run 7",
+                "github cancel 7"
+            ]
+        );
+        assert_eq!(
+            pipelines.azure.seen(),
+            [
+                "azure dispatch",
+                "azure find A",
+                "azure run 9",
+                "azure cancel 9"
+            ]
+        );
+        assert_eq!(pipelines.workflow_page(build), "github page");
+        assert_eq!(pipelines.workflow_page(deploy), "azure page");
+    }
+}
