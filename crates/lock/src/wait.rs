@@ -158,27 +158,50 @@ pub(crate) async fn acquire_in_line<S: LockStore>(
     mut on_place: impl FnMut(&Place),
 ) -> Result<Grant, LockError> {
     let deadline = Instant::now() + wait;
-    let mut place = match store.join(request).await? {
-        Joined::Granted(grant) => return Ok(grant),
-        Joined::Waiting(place) => place,
+    let key = request.acquire.key.as_str();
+    // One request id for every attempt to join: a join whose answer was
+    // lost is then found in the line, not made twice.
+    let mut request = request.clone();
+    request
+        .acquire
+        .request_id
+        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+    let mut place = loop {
+        match store.join(&request).await {
+            Ok(Joined::Granted(grant)) => return Ok(grant),
+            Ok(Joined::Waiting(place)) => break *place,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                nap(store, key, deadline, cancel).await?;
+            }
+            Err(e) => return Err(e),
+        }
     };
     on_place(&place);
-    let key = request.acquire.key.as_str();
     let ticket = place.waiter.ticket.clone();
     loop {
-        let current = store.status(key).await?;
-        match current {
-            Some(r) if r.lock_id == ticket && r.status == LockStatus::InProgress => {
-                return take_turn(store, &place, r).await;
+        // A read or a hand-off the store did not answer is tried again at
+        // the next poll: the wait, not one request, bounds the waiter.
+        match store.status(key).await {
+            Ok(Some(r)) if r.lock_id == ticket && r.status == LockStatus::InProgress => {
+                match take_turn(store, &place, r, deadline).await {
+                    Err(e) if !matches!(e, LockError::NotWaiting { .. }) => {
+                        give_up(store, key, &ticket, "its claim failed").await.ok();
+                        return Err(e);
+                    }
+                    turn => return turn,
+                }
             }
-            Some(r) if r.position_of(&ticket).is_some() => {
+            Ok(Some(r)) if r.position_of(&ticket).is_some() => {
                 let position = r.position_of(&ticket).unwrap_or(place.position);
                 if position == 1 && !blocks(store, &r) {
                     // The holder died with us at the head: end its lapsed
                     // grant in our favour (or in a newer head's, if we
                     // were dropped meanwhile), then look again.
-                    store.end_lapsed(key).await?;
-                    continue;
+                    match store.end_lapsed(key).await {
+                        Ok(_) => continue,
+                        Err(e) if e.is_transient() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 if position != place.position {
                     place.position = position;
@@ -186,12 +209,14 @@ pub(crate) async fn acquire_in_line<S: LockStore>(
                     on_place(&place);
                 }
             }
-            _ => {
+            Ok(_) => {
                 return Err(LockError::NotWaiting {
                     key: key.to_owned(),
                     who: ticket,
                 });
             }
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
         }
         let now = Instant::now();
         if now >= deadline {
@@ -216,22 +241,51 @@ pub(crate) async fn acquire_in_line<S: LockStore>(
     }
 }
 
+/// One `line_poll` pause before trying again, unless the wait is over or
+/// cancelled.
+async fn nap<S: LockStore>(
+    store: &S,
+    key: &str,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<(), LockError> {
+    let delay = store
+        .options()
+        .line_poll
+        .min(deadline.saturating_duration_since(Instant::now()));
+    tokio::select! {
+        () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),
+        () = tokio::time::sleep(delay) => Ok(()),
+    }
+}
+
 /// The waiter's turn came: its grant, on its full lease if the hand-off
-/// gave it a claim lease only.
+/// gave it a claim lease only. A renew the store does not answer is tried
+/// again until the claim lease ends (then the turn is lost: `NotWaiting`).
 async fn take_turn<S: LockStore>(
     store: &S,
     place: &Place,
     record: LockRecord,
+    deadline: Instant,
 ) -> Result<Grant, LockError> {
     let waiter = &place.waiter;
     let record = if waiter.claim_ms.is_some() {
-        store
-            .renew(
-                &record.lock_key,
-                &waiter.ticket,
-                Duration::from_millis(waiter.ttl_ms),
-            )
-            .await?
+        let ttl = Duration::from_millis(waiter.ttl_ms);
+        loop {
+            match store.renew(&record.lock_key, &waiter.ticket, ttl).await {
+                Ok(renewed) => break renewed,
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tokio::time::sleep(store.options().line_poll).await;
+                }
+                Err(LockError::NotOwner { .. } | LockError::AlreadyEnded { .. }) => {
+                    return Err(LockError::NotWaiting {
+                        key: record.lock_key.clone(),
+                        who: waiter.ticket.clone(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
     } else {
         record
     };
