@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::Serialize;
 
 use crate::client::{LockClient, LockOptions, validate_key};
-use crate::clock::{iso_at_millis, lease_end, now_epoch_millis};
+use crate::clock::{iso_at_millis, lease_end, lease_end_millis, now_epoch_millis};
 use crate::error::LockError;
 use crate::expr::Expr;
 use crate::record::{LockRecord, LockState, LockStatus, PipelineRun, PreviousGrant};
@@ -168,10 +168,12 @@ pub(crate) struct Plan {
     pub(crate) request_id: String,
     locked_at: String,
     pub(crate) expires_at: u64,
+    pub(crate) expires_at_ms: u64,
     ttl: u64,
     pub(crate) now_secs: u64,
-    /// Leases that ended before this (with the allowed clock skew) may be taken over.
-    pub(crate) takeover_before: u64,
+    /// Leases that ended before this, in epoch milliseconds (with the
+    /// allowed clock skew), may be taken over.
+    pub(crate) takeover_before_ms: u64,
     /// A fence for a key without history starts at the current epoch
     /// milliseconds. DynamoDB accepts at most 1000 writes per second on one
     /// item, so no key can have been granted more often than the
@@ -199,6 +201,7 @@ impl Plan {
             locked_by_name: request.owner_name.clone(),
             locked_at: self.locked_at,
             expires_at: self.expires_at,
+            expires_at_ms: self.expires_at_ms,
             ttl: Some(self.ttl),
             component: request.component.clone(),
             environment: request.environment.clone(),
@@ -242,14 +245,16 @@ impl Plan {
             .clone()
             .unwrap_or_else(|| lock_id.clone());
         let expires_at = lease_end(now_millis, request.ttl);
+        let expires_at_ms = lease_end_millis(now_millis, request.ttl);
         Plan {
             lock_id,
             request_id,
             locked_at: iso_at_millis(now_millis),
             expires_at,
+            expires_at_ms,
             ttl: expires_at.saturating_add(options.retention.as_secs()),
             now_secs,
-            takeover_before: now_secs.saturating_sub(options.clock_skew.as_secs()),
+            takeover_before_ms: takeover_before_ms(now_millis, options),
             fence_base: now_millis,
         }
     }
@@ -276,6 +281,7 @@ pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
     e.set_string(attr::LOCKED_BY, &request.owner);
     e.set_string(attr::LOCKED_AT, &plan.locked_at);
     e.set_number(attr::EXPIRES_AT, plan.expires_at);
+    e.set_number(attr::EXPIRES_AT_MS, plan.expires_at_ms);
     e.set_number(attr::TTL, plan.ttl);
     e.set_string(attr::ACTIVE, schema::ACTIVE_INDEX_PARTITION_VALUE);
     let s = |v: &Option<String>| v.clone().map(AttributeValue::S);
@@ -360,7 +366,6 @@ fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> Strin
     let history = request_ids();
     let key_name = e.name(attr::LOCK_KEY);
     let status = e.name(attr::STATUS);
-    let expires = e.name(attr::EXPIRES_AT);
     let rid = e.string("requestId", &plan.request_id);
     let not_seen = history
         .iter()
@@ -371,16 +376,16 @@ fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> Strin
         .collect::<Vec<_>>()
         .join(" AND ");
     let in_progress = e.string("inProgress", LockStatus::InProgress.as_str());
-    let before = e.number("takeoverBefore", plan.takeover_before);
+    let lapsed = lapsed_condition(e, plan.takeover_before_ms);
     // Free (absent, ended or expired), and not a request that already had
     // the current grant or one of the recent ones.
     let expired = match request.takeover {
-        Takeover::Expired => format!("{expires} <= {before}"),
+        Takeover::Expired => lapsed,
         Takeover::UnlessPipeline => {
             let run_id = e.name(attr::RUN_ID);
             let repository = e.name(attr::RUN_REPOSITORY);
             format!(
-                "({expires} <= {before} AND attribute_not_exists({run_id}) AND attribute_not_exists({repository}))"
+                "({lapsed} AND attribute_not_exists({run_id}) AND attribute_not_exists({repository}))"
             )
         }
     };
@@ -389,6 +394,22 @@ fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> Strin
     let empty = e.number("zero", 0);
     format!(
         "(attribute_not_exists({key_name}) OR {status} <> {in_progress} OR {expired}) AND {not_seen} AND (attribute_not_exists({waiters}) OR size({waiters}) = {empty})"
+    )
+}
+
+/// Leases that end at or before `before_ms` may be taken over.
+pub(crate) fn takeover_before_ms(now_millis: u64, options: &LockOptions) -> u64 {
+    now_millis.saturating_sub(u64::try_from(options.clock_skew.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The lease ended at or before `before_ms`: decided by `expiresAtMs`, or
+/// by `expiresAt` on a record written before that attribute existed.
+pub(crate) fn lapsed_condition(e: &mut Expr, before_ms: u64) -> String {
+    let (ms, secs) = (e.name(attr::EXPIRES_AT_MS), e.name(attr::EXPIRES_AT));
+    let before = e.number("takeoverBeforeMs", before_ms);
+    let before_secs = e.number("takeoverBefore", before_ms / 1000);
+    format!(
+        "((attribute_exists({ms}) AND {ms} <= {before}) OR (attribute_not_exists({ms}) AND {secs} <= {before_secs}))"
     )
 }
 

@@ -28,8 +28,14 @@ pub(crate) fn iso_at_millis(millis: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(millis)).to_string()
 }
 
-/// Lease end for a lease of `ttl` starting now: rounded up to a whole second.
+/// Lease end, in epoch milliseconds, for a lease of `ttl` starting at
+/// `now_millis`: what validity is decided by.
+pub(crate) fn lease_end_millis(now_millis: u64, ttl: Duration) -> u64 {
+    now_millis.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// [`lease_end_millis`] rounded up to a whole second: the `expiresAt`
+/// attribute people and dashboards read, never shorter than the lease.
 pub(crate) fn lease_end(now_millis: u64, ttl: Duration) -> u64 {
-    let end_millis = now_millis.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-    end_millis.div_ceil(1000)
+    lease_end_millis(now_millis, ttl).div_ceil(1000)
 }

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use crate::acquire::{Grant, Plan, carry_over, grant_kind, set_grant};
+use crate::acquire::{
+    Grant, Plan, carry_over, grant_kind, lapsed_condition, set_grant, takeover_before_ms,
+};
 use crate::client::LockClient;
 use crate::clock::{iso_at_millis, now_epoch_millis};
 use crate::error::LockError;
@@ -290,9 +292,8 @@ fn seen_condition(
     };
     let mut condition = format!("{id} = {id_value} AND {status} = {in_progress} AND {line}");
     if matches!(ending, Ending::Lapsed) {
-        let before = (now_ms / 1000).saturating_sub(options.clock_skew.as_secs());
-        let (expires, b) = (e.name(attr::EXPIRES_AT), e.number("takeoverBefore", before));
-        condition.push_str(&format!(" AND {expires} <= {b}"));
+        let lapsed = lapsed_condition(e, takeover_before_ms(now_ms, options));
+        condition.push_str(&format!(" AND {lapsed}"));
     }
     condition
 }

@@ -3,6 +3,7 @@
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
+use crate::acquire::takeover_before_ms;
 use crate::client::{LockClient, validate_key};
 use crate::clock::now_epoch_millis;
 use crate::error::LockError;
@@ -152,10 +153,9 @@ impl LockClient {
     }
 
     fn lapsed_with_line(&self, r: &LockRecord) -> bool {
-        let now = now_epoch_millis() / 1000;
         r.status == LockStatus::InProgress
             && !r.waiters.is_empty()
-            && r.expires_at + self.options.clock_skew.as_secs() <= now
+            && r.expires_at_ms <= takeover_before_ms(now_epoch_millis(), &self.options)
     }
 
     /// Appends `waiter` to `key`'s line while the key is held, the line is

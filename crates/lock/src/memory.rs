@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::acquire::{
-    AcquireRequest, Grant, Plan, Takeover, grant_kind, refused, validate_acquire,
+    AcquireRequest, Grant, Plan, Takeover, grant_kind, refused, takeover_before_ms,
+    validate_acquire,
 };
 use crate::client::{ListQuery, LockOptions, LockPage, validate_key};
-use crate::clock::{self, lease_end};
+use crate::clock::{self, lease_end, lease_end_millis};
 use crate::error::LockError;
 use crate::handoff::{Ended, Ending};
 use crate::line::{JoinPlan, JoinRequest, Joined, Left, Place, Waiter, successor, validate_join};
@@ -128,7 +129,7 @@ impl MemoryStore {
             // (status <> IN_PROGRESS OR expired) AND the request id is not
             // the current one nor one of the seven before it.
             let current = &old.record;
-            let expired = current.expires_at <= plan.takeover_before
+            let expired = current.expires_at_ms <= plan.takeover_before_ms
                 && match request.takeover {
                     Takeover::Expired => true,
                     Takeover::UnlessPipeline => {
@@ -319,26 +320,27 @@ impl MemoryStore {
     fn end_lapsed_now(&self, key: &str) -> Result<Option<Ended>, LockError> {
         validate_key(key)?;
         let now_millis = self.now_millis();
-        let skew = self.options.clock_skew.as_secs();
         let mut entries = self.entries();
         let entry = entries.get_mut(key).filter(|e| {
             let r = &e.record;
             r.status == LockStatus::InProgress
                 && !r.waiters.is_empty()
-                && r.expires_at + skew <= now_millis / 1000
+                && r.expires_at_ms <= takeover_before_ms(now_millis, &self.options)
         });
         Ok(entry.map(|entry| self.end_entry(entry, &Ending::Lapsed, now_millis)))
     }
 
     fn renew_now(&self, key: &str, lock_id: &str, ttl: Duration) -> Result<LockRecord, LockError> {
         validate_renew(key, ttl)?;
-        let expires_at = lease_end(self.now_millis(), ttl);
+        let now_ms = self.now_millis();
+        let expires_at = lease_end(now_ms, ttl);
         let mut entries = self.entries();
         let Some(entry) = entries.get_mut(key).filter(|e| e.owned_by(lock_id, None)) else {
             let current = entries.get(key).map(|e| e.record.clone());
             return ownership_refused(key, lock_id, current, |_| false);
         };
         entry.record.expires_at = expires_at;
+        entry.record.expires_at_ms = lease_end_millis(now_ms, ttl);
         entry.record.ttl = Some(expires_at.saturating_add(self.retention_secs()));
         Ok(entry.record.clone())
     }

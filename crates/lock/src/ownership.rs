@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::client::{LockClient, validate_key};
-use crate::clock::{lease_end, now_epoch_millis};
+use crate::clock::{lease_end, lease_end_millis, now_epoch_millis};
 use crate::error::LockError;
 use crate::expr::Expr;
 use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, ending_fields, line_retry_pause};
@@ -153,9 +153,11 @@ impl LockClient {
         ttl: Duration,
     ) -> Result<LockRecord, LockError> {
         validate_renew(key, ttl)?;
-        let expires_at = lease_end(now_epoch_millis(), ttl);
+        let now_ms = now_epoch_millis();
+        let expires_at = lease_end(now_ms, ttl);
         let mut e = Expr::default();
         e.set_number(attr::EXPIRES_AT, expires_at);
+        e.set_number(attr::EXPIRES_AT_MS, lease_end_millis(now_ms, ttl));
         e.set_number(
             attr::TTL,
             expires_at.saturating_add(self.options.retention.as_secs()),
@@ -473,6 +475,7 @@ fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockReco
         locked_by_name: None,
         locked_at: String::new(),
         expires_at: previous.as_ref().map_or(0, |p| p.expires_at),
+        expires_at_ms: previous.as_ref().map_or(0, |p| p.expires_at * 1000),
         ttl: None,
         component: None,
         environment: None,

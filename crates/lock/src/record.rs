@@ -107,8 +107,11 @@ pub struct LockRecord {
     pub locked_by_name: Option<String>,
     /// ISO-8601 UTC time of the grant.
     pub locked_at: String,
-    /// Lease end in epoch seconds; decides validity.
+    /// Lease end in epoch seconds, rounded up (for people and dashboards).
     pub expires_at: u64,
+    /// Lease end in epoch milliseconds: decides validity. Records written
+    /// before it existed read as `expires_at` in milliseconds.
+    pub expires_at_ms: u64,
     /// Garbage-collection time for DynamoDB TTL, well after the lease.
     pub ttl: Option<u64>,
     pub component: Option<String>,
@@ -140,10 +143,20 @@ pub struct LockRecord {
 }
 
 impl LockRecord {
-    /// Validity at `now` (epoch seconds), decided only by status and lease end.
+    /// Validity at `now` (epoch seconds), decided only by status and lease
+    /// end (rounded up to the second: never shorter than the lease).
     pub fn state_at(&self, now: u64) -> LockState {
         match self.status {
             LockStatus::InProgress if now < self.expires_at => LockState::Held,
+            LockStatus::InProgress => LockState::Expired,
+            LockStatus::Completed | LockStatus::Failed => LockState::Ended,
+        }
+    }
+
+    /// Validity at `now_ms` (epoch milliseconds), to the millisecond.
+    pub fn state_at_ms(&self, now_ms: u64) -> LockState {
+        match self.status {
+            LockStatus::InProgress if now_ms < self.expires_at_ms => LockState::Held,
             LockStatus::InProgress => LockState::Expired,
             LockStatus::Completed | LockStatus::Failed => LockState::Ended,
         }
@@ -191,6 +204,9 @@ impl LockRecord {
         let status_raw = req_s(attr::STATUS)?;
         let status = LockStatus::parse(&status_raw)
             .ok_or_else(|| corrupt(format!("unknown status `{status_raw}`")))?;
+        let expires_at = opt_n(item, attr::EXPIRES_AT)
+            .map_err(corrupt)?
+            .ok_or_else(|| corrupt("missing `expiresAt`".into()))?;
         let previous = match opt_s(item, attr::PREV_STATUS)
             .as_deref()
             .and_then(LockStatus::parse)
@@ -216,9 +232,10 @@ impl LockRecord {
             locked_by: req_s(attr::LOCKED_BY)?,
             locked_by_name: opt_s(item, attr::LOCKED_BY_NAME),
             locked_at: opt_s(item, attr::LOCKED_AT).unwrap_or_default(),
-            expires_at: opt_n(item, attr::EXPIRES_AT)
+            expires_at,
+            expires_at_ms: opt_n(item, attr::EXPIRES_AT_MS)
                 .map_err(corrupt)?
-                .ok_or_else(|| corrupt("missing `expiresAt`".into()))?,
+                .unwrap_or(expires_at.saturating_mul(1000)),
             ttl: opt_n(item, attr::TTL).map_err(corrupt)?,
             component: opt_s(item, attr::COMPONENT),
             environment: opt_s(item, attr::ENVIRONMENT),

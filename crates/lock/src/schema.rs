@@ -27,6 +27,9 @@ pub mod attr {
     pub const LOCKED_BY_NAME: &str = "lockedByName";
     pub const LOCKED_AT: &str = "lockedAt";
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// The lease end in epoch milliseconds: what validity is decided by
+    /// (`expiresAt` is the same, rounded up to a second, for readers).
+    pub const EXPIRES_AT_MS: &str = "expiresAtMs";
     pub const TTL: &str = super::TTL_ATTRIBUTE;
     pub const COMPONENT: &str = "component";
     pub const ENVIRONMENT: &str = "environment";

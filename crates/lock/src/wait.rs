@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::acquire::{AcquireRequest, Grant, grant_kind};
+use crate::acquire::{AcquireRequest, Grant, grant_kind, takeover_before_ms};
 use crate::client::LockClient;
 use crate::error::LockError;
 use crate::line::{JoinRequest, Joined, Place};
@@ -111,12 +111,12 @@ pub(crate) async fn acquire_with_wait<S: LockStore>(
 }
 
 /// True while `record` keeps others out: held, or expired but still inside
-/// the clock-skew margin.
+/// the clock-skew margin (to the millisecond).
 fn blocks<S: LockStore>(store: &S, record: &LockRecord) -> bool {
-    let now = store.now_millis() / 1000;
-    match record.state_at(now) {
+    let now_ms = store.now_millis();
+    match record.state_at_ms(now_ms) {
         LockState::Held => true,
-        LockState::Expired => now < record.expires_at + store.options().clock_skew.as_secs(),
+        LockState::Expired => record.expires_at_ms > takeover_before_ms(now_ms, store.options()),
         LockState::Ended => false,
     }
 }
@@ -138,9 +138,10 @@ async fn pause<S: LockStore>(
             holder: Some(Box::new(holder.clone())),
         });
     }
-    let takeover_at = holder.expires_at + store.options().clock_skew.as_secs();
-    let until_takeover = Duration::from_secs(takeover_at.saturating_sub(store.now_millis() / 1000))
-        .max(Duration::from_millis(50));
+    let skew_ms = u64::try_from(store.options().clock_skew.as_millis()).unwrap_or(u64::MAX);
+    let takeover_at_ms = holder.expires_at_ms.saturating_add(skew_ms);
+    let until_takeover = Duration::from_millis(takeover_at_ms.saturating_sub(store.now_millis()))
+        .max(Duration::from_millis(10));
     let delay = backoff.next_delay().min(until_takeover).min(deadline - now);
     tokio::select! {
         () = cancel.cancelled() => Err(LockError::Cancelled { key: key.to_owned() }),

@@ -28,6 +28,7 @@ conformance! {
     acquire_when_held_returns_the_holder,
     ended_records_stay_for_audit_and_are_free_to_acquire,
     expired_lock_is_taken_over_at_once_and_the_takeover_is_recorded,
+    a_lease_ends_to_the_millisecond,
     clock_skew_margin_delays_takeover with LockOptions {
         clock_skew: Duration::from_secs(1),
         ..fast_options()
@@ -243,6 +244,45 @@ async fn expired_lock_is_taken_over_at_once_and_the_takeover_is_recorded<S: Subj
 
 /// With a one-second margin, a lease is taken over one second after it ends
 /// and not before; `wait_until_free` agrees with acquire on that moment.
+/// Validity is decided by the lease end in milliseconds; the seconds
+/// attribute is that end rounded up, for readers.
+async fn a_lease_ends_to_the_millisecond<S: Subject>(store: S) {
+    // Start 100 ms into a second, so the lease ends 400 ms into one and the
+    // rounded seconds would keep it 600 ms longer.
+    store
+        .reach_ms((store.now_millis() / 1000 + 1) * 1000 + 100)
+        .await;
+    let mut short = request("k", "crashed", 0);
+    short.ttl = Duration::from_millis(1300);
+    let first = store.acquire(&short).await.unwrap();
+    let end_ms = first.record.expires_at_ms;
+    assert_eq!(first.record.expires_at, end_ms.div_ceil(1000));
+    assert_eq!(
+        store.status("k").await.unwrap().unwrap().expires_at_ms,
+        end_ms
+    );
+
+    store.reach_ms(end_ms - 200).await;
+    assert!(matches!(
+        store.acquire(&request("k", "early", 60)).await,
+        Err(LockError::Held { .. })
+    ));
+    store.reach_ms(end_ms).await;
+    let taken = store.acquire(&request("k", "U2", 60)).await.unwrap();
+    assert!(matches!(taken.kind, GrantKind::TakenOver { .. }));
+    assert!(
+        store.now_millis() < first.record.expires_at * 1000,
+        "taken over at the millisecond end, before the rounded-up second"
+    );
+    // A renew moves the millisecond end too.
+    let renewed = store
+        .renew("k", taken.lock_id(), Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert!(renewed.expires_at_ms >= store.now_millis() + 1400);
+    assert_eq!(renewed.expires_at, renewed.expires_at_ms.div_ceil(1000));
+}
+
 async fn clock_skew_margin_delays_takeover<S: Subject>(store: S) {
     let first = store.acquire(&request("k", "U1", 1)).await.unwrap();
     store.reach(first.record.expires_at).await;
@@ -898,7 +938,7 @@ async fn acquire_with_wait_gets_the_lock_when_the_lease_lapses<S: Subject>(store
     assert!(
         matches!(grant.kind, GrantKind::TakenOver { ref from } if from.lock_id == crashed.lock_id())
     );
-    assert!(store.now_secs() >= crashed.record.expires_at);
+    assert!(store.now_millis() >= crashed.record.expires_at_ms);
 
     // Without time to wait, a held key is a single refused attempt.
     let mut calls = 0;

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_lock::{AcquireRequest, LockError, LockStatus, ReleaseRequest, clock::now_epoch_secs};
+use baton_lock::{AcquireRequest, LockError, LockStatus, ReleaseRequest, clock::now_epoch_millis};
 use baton_testkit::{TestTable, fast_options};
 
 const CONTENDERS: usize = 32;
@@ -26,7 +26,7 @@ impl Ledger {
     /// A contender starts working under `fence`. Another holder whose lease
     /// is still valid at this moment would be a double grant.
     fn enter(&mut self, fence: u64, expires_at: u64) {
-        let now = now_epoch_secs();
+        let now = now_epoch_millis();
         if let Some((other, other_expires)) = self.holder
             && now < other_expires
         {
@@ -77,7 +77,7 @@ async fn at_most_one_valid_holder_among_32_contenders_with_expiring_leases() {
                             if grant.record.took_over_expired() {
                                 l.takeovers += 1;
                             }
-                            l.enter(grant.fence(), grant.record.expires_at);
+                            l.enter(grant.fence(), grant.record.expires_at_ms);
                         }
                         // Simulated work inside the critical section.
                         tokio::time::sleep(Duration::from_millis(rng.u64(0..30))).await;

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_lock::clock::now_epoch_secs;
+use baton_lock::clock::now_epoch_millis;
 use baton_lock::{
     AcquireRequest, Grant, GrantKind, LockClient, LockError, LockRecord, LockStatus, ReleaseRequest,
 };
@@ -182,7 +182,7 @@ impl Ledger {
 
     /// A contender starts working under `grant`.
     fn enter(&mut self, contender: usize, grant: &Grant) {
-        let now = now_epoch_secs();
+        let now = now_epoch_millis();
         let key = grant.record.lock_key.clone();
         let entry = self.keys.entry(key.clone()).or_default();
         let mut problems = Vec::new();
@@ -222,7 +222,7 @@ impl Ledger {
                 .get(&from.lock_id)
                 .copied()
                 .unwrap_or(0)
-                .max(from.expires_at);
+                .max(from.expires_at.saturating_sub(1) * 1000);
             if now < told {
                 problems.push(format!(
                     "key {key}: fence {} took over {} whose lease runs to {told} (now {now})",
@@ -232,7 +232,7 @@ impl Ledger {
             }
         }
         self.told
-            .insert(grant.lock_id().to_owned(), grant.record.expires_at);
+            .insert(grant.lock_id().to_owned(), grant.record.expires_at_ms);
         entry
             .granted
             .insert(grant.fence(), grant.lock_id().to_owned());
@@ -241,7 +241,7 @@ impl Ledger {
             contender,
             lock_id: grant.lock_id().to_owned(),
             fence: grant.fence(),
-            expires_at: grant.record.expires_at,
+            expires_at: grant.record.expires_at_ms,
         });
         for p in problems {
             self.violation(p);
@@ -470,15 +470,15 @@ impl Contender {
             ));
             return;
         };
-        let now = now_epoch_secs();
+        let now = now_epoch_millis();
         if stored.fence == fence {
             if stored.lock_id != lock_id {
                 self.violation(format!("key {key}: told lock id {lock_id} with fence {fence}, the store has {} for that fence", stored.lock_id));
             }
-            if stored.status == LockStatus::InProgress && stored.expires_at < told_expires {
+            if stored.status == LockStatus::InProgress && stored.expires_at_ms < told_expires {
                 self.violation(format!(
                     "key {key}: lease of {lock_id} is {} in the store, shorter than the {told_expires} its holder was told",
-                    stored.expires_at
+                    stored.expires_at_ms
                 ));
             }
         } else if stored.fence < fence {
@@ -520,7 +520,7 @@ impl Contender {
             }
             ledger.enter(self.id, &grant);
         }
-        let mut told_expires = grant.record.expires_at;
+        let mut told_expires = grant.record.expires_at_ms;
         self.check_granted(key, &lock_id, fence, told_expires).await;
         tokio::time::sleep(Duration::from_millis(self.rng.u64(0..30))).await;
 
@@ -540,7 +540,7 @@ impl Contender {
                 )),
                 Err(LockError::RequestLapsed { record }) => {
                     // Only possible once our lease ended.
-                    if record.lock_id != lock_id || now_epoch_secs() < told_expires {
+                    if record.lock_id != lock_id || now_epoch_millis() < told_expires {
                         self.violation(format!("key {key}: re-entry of fence {fence} (lease to {told_expires}) was called lapsed: {record:?}"));
                     }
                     self.lose(key, &lock_id);
@@ -549,7 +549,7 @@ impl Contender {
                 Err(LockError::Held { holder }) => {
                     // Only possible when our lease ended and someone took over.
                     self.check_held(key, &holder, Some(&lock_id));
-                    if holder.fence <= fence || now_epoch_secs() < told_expires {
+                    if holder.fence <= fence || now_epoch_millis() < told_expires {
                         self.violation(format!("key {key}: re-entry of fence {fence} (lease to {told_expires}) was refused for {holder:?}"));
                     }
                     self.lose(key, &lock_id);
@@ -575,14 +575,14 @@ impl Contender {
                             "key {key}: renew of {lock_id} returned another grant: {record:?}"
                         ));
                     }
-                    told_expires = told_expires.max(record.expires_at);
+                    told_expires = told_expires.max(record.expires_at_ms);
                     self.ledger
                         .lock()
                         .unwrap()
                         .extend(key, &lock_id, told_expires);
                 }
                 Err(LockError::NotOwner { current, .. }) => {
-                    let now = now_epoch_secs();
+                    let now = now_epoch_millis();
                     let justified =
                         current.as_ref().is_some_and(|c| c.fence > fence) && now >= told_expires;
                     if !justified {
@@ -635,7 +635,7 @@ impl Contender {
                 // our release landed, its answer was lost, and the key was
                 // granted again before the SDK's retry, which then cannot
                 // recognise the release as done.
-                let now = now_epoch_secs();
+                let now = now_epoch_millis();
                 match current.as_deref() {
                     Some(c) if c.fence > fence && now >= told_expires => {
                         self.stats(|s| s.lost_leases += 1);

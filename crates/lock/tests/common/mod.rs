@@ -15,6 +15,9 @@ pub trait Subject: LockStore {
     /// Returns once the store's clock reads `epoch_secs` or later.
     async fn reach(&self, epoch_secs: u64);
 
+    /// Returns once the store's clock reads `epoch_ms` milliseconds or later.
+    async fn reach_ms(&self, epoch_ms: u64);
+
     /// The store's clock in whole epoch seconds.
     fn now_secs(&self) -> u64 {
         self.now_millis() / 1000
@@ -29,7 +32,10 @@ impl Subject for LockClient {
     /// DynamoDB decides by the wall clock: wait for it, checking again after
     /// each sleep in case the timer fires early.
     async fn reach(&self, epoch_secs: u64) {
-        let target = epoch_secs * 1000;
+        self.reach_ms(epoch_secs * 1000).await;
+    }
+
+    async fn reach_ms(&self, target: u64) {
         loop {
             let now = self.now_millis();
             if now >= target {
@@ -41,6 +47,13 @@ impl Subject for LockClient {
 }
 
 impl Subject for MemoryStore {
+    async fn reach_ms(&self, epoch_ms: u64) {
+        let now = self.now_millis();
+        if epoch_ms > now {
+            self.advance_clock(Duration::from_millis(epoch_ms - now));
+        }
+    }
+
     async fn fresh(options: LockOptions) -> Self {
         MemoryStore::with_options(options)
     }
