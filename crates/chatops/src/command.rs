@@ -26,10 +26,16 @@ pub enum Request {
     Run {
         /// What to run.
         target: Target,
-        /// The lock this run takes, per the command's lock scope.
+        /// The lock this run takes, per the command's lock scope (its test
+        /// key with `--test`).
         lock_key: String,
         /// Whether to only report what would happen.
         dry_run: bool,
+        /// `--test`: run on the target's test key, which excludes other test
+        /// runs but never real ones (for commands that allow it).
+        test: bool,
+        /// `--force REASON`: an admin takes the lock over from its holder.
+        force: Option<Force>,
     },
     /// List the command's current locks.
     Status {
@@ -76,6 +82,15 @@ pub enum Request {
     },
 }
 
+/// An admin's takeover of a held lock (`--force REASON [--keep-run]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Force {
+    /// Why, as the admin wrote it; recorded on the ended grant and posted.
+    pub reason: String,
+    /// `--keep-run`: leave the previous holder's pipeline run going.
+    pub keep_run: bool,
+}
+
 impl Request {
     /// The slash command this request is for.
     pub fn command(&self) -> &str {
@@ -95,10 +110,26 @@ impl Request {
     pub fn text(&self) -> String {
         match self {
             Request::Run {
-                target, dry_run, ..
+                target,
+                dry_run,
+                test,
+                force,
+                ..
             } => {
-                let flag = if *dry_run { " --dry-run" } else { "" };
-                format!("{} {}{flag}", target.component, target.environment)
+                let mut text = format!("{} {}", target.component, target.environment);
+                if *dry_run {
+                    text.push_str(" --dry-run");
+                }
+                if *test {
+                    text.push_str(" --test");
+                }
+                if let Some(force) = force {
+                    if force.keep_run {
+                        text.push_str(" --keep-run");
+                    }
+                    text.push_str(&format!(" --force {}", force.reason));
+                }
+                text
             }
             Request::Unlock {
                 target,
@@ -132,9 +163,15 @@ impl Request {
 /// How a command's text fails the grammar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformation {
-    /// `status` followed by more words.
+    /// `status` followed by anything but `--locks`.
     #[error("status takes no arguments")]
     StatusTakesNothing,
+    /// `--keep-run` on a run without `--force`.
+    #[error("--keep-run goes with --force")]
+    KeepRunNeedsForce,
+    /// `--force` together with `--dry-run` or `--test`.
+    #[error("--force takes the real lock; it has no dry run or test mode")]
+    ForceIsReal,
     /// `unlock` without a component, an environment and a reason.
     #[error("unlock needs a component, an environment and a reason")]
     UnlockNeedsTarget,
@@ -224,6 +261,33 @@ pub enum CommandError {
         /// Who may (empty when nobody is configured).
         unlock_users: Vec<String>,
     },
+    /// `--force` without a reason: a takeover is announced and the reason
+    /// is what makes the announcement useful.
+    #[error("`{command} … --force` needs a reason")]
+    MissingForceReason {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The component named.
+        component: String,
+        /// The environment named.
+        environment: String,
+    },
+    /// The user may not take over this command's locks.
+    #[error("user {user} may not take over `{command}` locks")]
+    NotAllowedToForce {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The requester's Slack user id.
+        user: String,
+        /// Who may (the command's admins; empty when nobody is configured).
+        unlock_users: Vec<String>,
+    },
+    /// `--test` on a command whose config does not allow test runs.
+    #[error("`{command}` has no test mode")]
+    TestModeNotAllowed {
+        /// The command, e.g. `/deploy`.
+        command: String,
+    },
     /// `unlock` without a reason: force-unlocks are announced and the reason
     /// is what makes the announcement useful.
     #[error("`{command} unlock` needs a reason")]
@@ -258,7 +322,9 @@ pub fn parse_request(
     };
     match first.to_lowercase().as_str() {
         "help" | "-h" | "--help" => Ok(Request::Help { command }),
-        "status" if words.len() > 1 => Err(malformed(cmd_config, Malformation::StatusTakesNothing)),
+        "status" if !words[1..].iter().all(|w| w.eq_ignore_ascii_case("--locks")) => {
+            Err(malformed(cmd_config, Malformation::StatusTakesNothing))
+        }
         "status" => Ok(Request::Status { command }),
         "unlock" => parse_unlock(cmd_config, &words[1..], user_id),
         "cancel" => parse_cancel(cmd_config, &words[1..]),
@@ -355,14 +421,35 @@ fn parse_leave(config: &CommandConfig, words: &[&str]) -> Result<Request, Comman
     Ok(Request::Leave { target, lock_key })
 }
 
-/// `<component> <environment> [--dry-run]`, for those allowed there.
+/// `<component> <environment> [--dry-run] [--test] [--keep-run] [--force REASON…]`,
+/// for those allowed there (and, with `--force`, for the command's admins).
 fn parse_run(
     config: &CommandConfig,
     words: &[&str],
     user_id: &str,
 ) -> Result<Request, CommandError> {
-    let dry_run = words.iter().any(|w| is_dry_run(w));
-    let args: Vec<&str> = words.iter().copied().filter(|w| !is_dry_run(w)).collect();
+    let is_flag = |w: &str| is_dry_run(w) || is_word(w, "--test") || is_word(w, "--keep-run");
+    let (before, reason) = match words.iter().position(|w| is_word(w, "--force")) {
+        Some(i) => {
+            let reason = words[i + 1..]
+                .iter()
+                .copied()
+                .filter(|w| !is_flag(w))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (words, Some(unquote(&reason).to_owned()))
+        }
+        None => (words, None),
+    };
+    let flag_words = |name: &str| before.iter().any(|w| is_word(w, name));
+    let dry_run = before.iter().any(|w| is_dry_run(w));
+    let (test, keep_run) = (flag_words("--test"), flag_words("--keep-run"));
+    let force_at = before.iter().position(|w| is_word(w, "--force"));
+    let args: Vec<&str> = before[..force_at.unwrap_or(before.len())]
+        .iter()
+        .copied()
+        .filter(|w| !is_flag(w))
+        .collect();
     if let Some(option) = args.iter().find(|w| w.starts_with('-')) {
         return Err(malformed(
             config,
@@ -392,12 +479,52 @@ fn parse_run(
             environment: target.environment,
         });
     }
-    let lock_key = config.lock_key(&target);
+    if keep_run && reason.is_none() {
+        return Err(malformed(config, Malformation::KeepRunNeedsForce));
+    }
+    if reason.is_some() && (dry_run || test) {
+        return Err(malformed(config, Malformation::ForceIsReal));
+    }
+    if test && !config.test_mode {
+        return Err(CommandError::TestModeNotAllowed {
+            command: target.command,
+        });
+    }
+    let force = match reason {
+        None => None,
+        Some(_) if !config.user_may_unlock(user_id) => {
+            return Err(CommandError::NotAllowedToForce {
+                command: target.command,
+                user: user_id.to_string(),
+                unlock_users: config.unlock_users.clone(),
+            });
+        }
+        Some(reason) if reason.trim().is_empty() => {
+            return Err(CommandError::MissingForceReason {
+                command: target.command,
+                component: target.component,
+                environment: target.environment,
+            });
+        }
+        Some(reason) => Some(Force { reason, keep_run }),
+    };
+    let lock_key = if test {
+        config.test_lock_key(&target)
+    } else {
+        config.lock_key(&target)
+    };
     Ok(Request::Run {
         target,
         lock_key,
         dry_run,
+        test,
+        force,
     })
+}
+
+/// Whether `word` is the option `name`, in any case.
+fn is_word(word: &str, name: &str) -> bool {
+    word.eq_ignore_ascii_case(name)
 }
 
 /// The target `component environment` names, checked against the config.
@@ -424,7 +551,17 @@ fn check_target(
     Ok(target)
 }
 
-/// `--dry-run`, also as typed by clients that turn `--` into an en or em dash.
+/// A reason without the quotes a user may have put around it.
+fn unquote(text: &str) -> &str {
+    let t = text.trim();
+    for (open, close) in [('"', '"'), ('\u{201c}', '\u{201d}'), ('\'', '\'')] {
+        if let Some(inner) = t.strip_prefix(open).and_then(|r| r.strip_suffix(close)) {
+            return inner.trim();
+        }
+    }
+    t
+}
+
 fn is_dry_run(word: &str) -> bool {
     let lower = word.to_lowercase();
     [
@@ -477,6 +614,113 @@ workflow = "deploy.yml"
             target: Target::new("/build", component, env),
             lock_key: key.into(),
             dry_run,
+            test: false,
+            force: None,
+        }
+    }
+
+    /// `/deploy` with admins and test runs allowed.
+    fn hatch_config() -> Config {
+        Config::from_toml_str(
+            r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+unlock_users = ["UADMIN"]
+test_mode = true
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+
+[commands."/build"]
+lock_ttl = "10m"
+components = ["api"]
+environments = ["prod"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn force_test_and_the_original_forms_parse_or_say_what_is_wrong() {
+        let config = hatch_config();
+        let p = |cmd: &str, text: &str, user: &str| parse_request(&config, cmd, text, user);
+        match p("/deploy", "api prod --force \"rollback of 1.4\"", "UADMIN").unwrap() {
+            Request::Run {
+                force: Some(force),
+                lock_key,
+                test: false,
+                ..
+            } => {
+                assert_eq!(force.reason, "rollback of 1.4");
+                assert!(!force.keep_run);
+                assert_eq!(lock_key, "deploy-api-prod");
+            }
+            other => panic!("{other:?}"),
+        }
+        match p("/deploy", "api prod --keep-run --force stuck", "UADMIN").unwrap() {
+            Request::Run { force: Some(f), .. } => assert!(f.keep_run && f.reason == "stuck"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            p("/deploy", "api prod --force because", "U1"),
+            Err(CommandError::NotAllowedToForce { unlock_users, .. }) if unlock_users == ["UADMIN"]
+        ));
+        assert!(matches!(
+            p("/deploy", "api prod --force", "UADMIN"),
+            Err(CommandError::MissingForceReason { .. })
+        ));
+        assert!(matches!(
+            p("/deploy", "api prod --keep-run", "UADMIN"),
+            Err(CommandError::Malformed {
+                problem: Malformation::KeepRunNeedsForce,
+                ..
+            })
+        ));
+        assert!(matches!(
+            p("/deploy", "api prod --dry-run --force x", "UADMIN"),
+            Err(CommandError::Malformed {
+                problem: Malformation::ForceIsReal,
+                ..
+            })
+        ));
+        match p("/deploy", "api prod --test", "U1").unwrap() {
+            Request::Run {
+                test: true,
+                lock_key,
+                ..
+            } => assert_eq!(lock_key, "deploy-api-prod#test"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            p("/build", "api prod --test", "U1"),
+            Err(CommandError::TestModeNotAllowed { .. })
+        ));
+        assert_eq!(
+            p("/build", "status --locks", "U1"),
+            Ok(Request::Status {
+                command: "/build".into()
+            })
+        );
+        assert!(matches!(
+            p("/build", "unlock api prod", "UADMIN"),
+            Err(CommandError::NotAllowedToUnlock { .. })
+        ));
+        for text in [
+            "api prod --test",
+            "api prod --keep-run --force roll it back",
+        ] {
+            let user = "UADMIN";
+            let request = p("/deploy", text, user).unwrap();
+            assert_eq!(
+                p("/deploy", &request.text(), user).unwrap(),
+                request,
+                "{text}"
+            );
         }
     }
 
@@ -504,6 +748,8 @@ workflow = "deploy.yml"
                 target: Target::new("/deploy", "api", "prod"),
                 lock_key: "deploy-prod".into(),
                 dry_run: false,
+                test: false,
+                force: None,
             }
         );
     }

@@ -342,6 +342,9 @@ pub struct CommandConfig {
     pub max_wait: Duration,
     /// How many requests may wait for one lock.
     pub max_queue: usize,
+    /// Whether `--test` runs are allowed: on the target's test key, which
+    /// excludes other test runs but never blocks (nor waits for) real ones.
+    pub test_mode: bool,
     /// Slack user ids allowed to force-unlock; empty means nobody.
     pub unlock_users: Vec<String>,
     /// Per environment, the Slack user ids allowed to run the command there;
@@ -356,6 +359,13 @@ impl CommandConfig {
     /// [`LockScope`].
     pub fn lock_key(&self, target: &Target) -> String {
         target.lock_key(self.lock_scope)
+    }
+
+    /// The key a `--test` run of `target` locks: the target's lock key with
+    /// a suffix no configured key can have (`#` never occurs in names), so
+    /// test runs exclude each other and nothing else.
+    pub fn test_lock_key(&self, target: &Target) -> String {
+        format!("{}#test", self.lock_key(target))
     }
 
     /// Whether `user_id` may run this command in `environment`.
@@ -482,6 +492,8 @@ struct RawCommand {
     max_wait: Option<String>,
     #[serde(default)]
     max_queue: Option<usize>,
+    #[serde(default)]
+    test_mode: bool,
     #[serde(default)]
     unlock_users: Vec<String>,
     #[serde(default)]
@@ -665,6 +677,7 @@ impl RawCommand {
             on_conflict: self.on_conflict,
             max_wait,
             max_queue,
+            test_mode: self.test_mode,
             unlock_users: self.unlock_users,
             allowed_users: self.allowed_users,
             pipeline,

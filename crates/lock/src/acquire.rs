@@ -325,9 +325,9 @@ pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
 /// What passes from the item's previous grant to the new one: the request
 /// history shifted along, a copy of the replaced grant, and the fence plus one.
 ///
-/// `ended_as` is the status the replaced grant ended with when the same
-/// write ends it (a hand-off); otherwise its stored status is copied.
-pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<LockStatus>) {
+/// `ended_as` is how the replaced grant ended when the same write ends it
+/// (a hand-off, a takeover); otherwise its stored ending is copied.
+pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<EndedAs<'_>>) {
     // Copy the grant being replaced (operands read the item before the update).
     // A key's first grant has nothing to copy and writes these empty: leaving
     // them out would take a read or a second write, and an acquire is one write.
@@ -348,10 +348,21 @@ pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<LockStatus>
         e.set_raw(format!("{p} = if_not_exists({c}, {default})"));
     }
     match ended_as {
-        Some(status) => e.set_string(attr::PREV_STATUS, status.as_str()),
+        Some(ended) => {
+            e.set_string(attr::PREV_STATUS, ended.status.as_str());
+            let s = |v: Option<&str>| v.map(|v| AttributeValue::S(v.to_owned()));
+            e.set_or_remove(attr::PREV_RELEASED_BY, s(ended.released_by));
+            e.set_or_remove(attr::PREV_RELEASE_REASON, s(ended.release_reason));
+        }
         None => {
-            let (p, c) = (e.name(attr::PREV_STATUS), e.name(attr::STATUS));
-            e.set_raw(format!("{p} = if_not_exists({c}, {none})"));
+            for (prev, cur) in [
+                (attr::PREV_STATUS, attr::STATUS),
+                (attr::PREV_RELEASED_BY, attr::RELEASED_BY),
+                (attr::PREV_RELEASE_REASON, attr::RELEASE_REASON),
+            ] {
+                let (p, c) = (e.name(prev), e.name(cur));
+                e.set_raw(format!("{p} = if_not_exists({c}, {none})"));
+            }
         }
     }
     let fence = e.name(attr::FENCE);
@@ -443,6 +454,8 @@ fn granted(
         locked_by: p.locked_by,
         status: p.status,
         expires_at: p.expires_at,
+        released_by: p.released_by,
+        release_reason: p.release_reason,
     });
     let kind = grant_kind(previous.as_ref());
     let record = plan.into_record(request, fence, previous);
@@ -483,6 +496,25 @@ fn not_granted(
         seen_earlier,
         plan.now_secs,
     )
+}
+
+/// How a grant ended when the write that replaces it also ends it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EndedAs<'a> {
+    pub(crate) status: LockStatus,
+    pub(crate) released_by: Option<&'a str>,
+    pub(crate) release_reason: Option<&'a str>,
+}
+
+impl<'a> EndedAs<'a> {
+    /// As `ended` (the grant's record once ended) says.
+    pub(crate) fn of(ended: &'a LockRecord) -> Self {
+        EndedAs {
+            status: ended.status,
+            released_by: ended.released_by.as_deref(),
+            release_reason: ended.release_reason.as_deref(),
+        }
+    }
 }
 
 /// A grant replacing a still-`IN_PROGRESS` record took over an expired

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use crate::acquire::{
-    Grant, Plan, carry_over, grant_kind, lapsed_condition, set_grant, takeover_before_ms,
+    EndedAs, Grant, Plan, carry_over, grant_kind, lapsed_condition, set_grant, takeover_before_ms,
 };
 use crate::client::LockClient;
 use crate::clock::{iso_at_millis, now_epoch_millis};
@@ -162,7 +162,8 @@ impl LockClient {
                 let request = waiter.acquire_request(key);
                 let p = Plan::for_waiter(waiter, &request, &self.options, now_ms);
                 set_grant(&mut e, &request, &p);
-                let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| ending.status());
+                let ended = ending.apply(seen, now_ms, self.options.retention.as_secs());
+                let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| EndedAs::of(&ended));
                 carry_over(&mut e, &p, ended_as);
                 plan = Some((request, p));
             }

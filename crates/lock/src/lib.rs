@@ -36,6 +36,7 @@ mod record;
 pub mod schema;
 mod store;
 mod table;
+mod takeover;
 mod wait;
 
 pub use acquire::{AcquireRequest, Grant, GrantKind, Takeover};

@@ -28,6 +28,7 @@ use crate::ownership::{
 use crate::record::{LockRecord, LockStatus, PreviousGrant};
 use crate::schema::attr;
 use crate::store::LockStore;
+use crate::takeover::taken_over;
 
 /// A lock store in this process's memory, with the semantics of the DynamoDB
 /// adapter: fences that only grow per key, leases decided by `expires_at`,
@@ -164,6 +165,8 @@ impl MemoryStore {
             locked_by: old.record.locked_by.clone(),
             status: old.record.status,
             expires_at: old.record.expires_at,
+            released_by: old.record.released_by.clone(),
+            release_reason: old.record.release_reason.clone(),
         });
         // A key without history starts at the clock's epoch milliseconds,
         // as on DynamoDB.
@@ -233,6 +236,8 @@ impl MemoryStore {
             locked_by: seen.locked_by.clone(),
             status: ended.status,
             expires_at: seen.expires_at,
+            released_by: ended.released_by.clone(),
+            release_reason: ended.release_reason.clone(),
         };
         let mut record = plan.into_record(&request, seen.fence + 1, Some(previous));
         record.waiters = rest;
@@ -315,6 +320,51 @@ impl MemoryStore {
             waiter,
             record: entry.record.clone(),
         })
+    }
+
+    /// `LockClient::take_over`'s one write, under the store's lock.
+    fn take_over_now(
+        &self,
+        request: &AcquireRequest,
+        from_lock_id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Ended, LockError> {
+        validate_acquire(request)?;
+        validate_force_unlock(&request.key, actor, reason)?;
+        let now_millis = self.now_millis();
+        let plan = Plan::at(request, &self.options, now_millis);
+        let mut entries = self.entries();
+        let Some(entry) = entries
+            .get_mut(&request.key)
+            .filter(|e| e.owned_by(from_lock_id, None))
+        else {
+            let current = entries.get(&request.key).map(|e| e.record.clone());
+            return Err(LockError::NotHeld {
+                key: request.key.clone(),
+                current: current.map(Box::new),
+            });
+        };
+        let ending = Ending::Forced {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let old = entry.record.clone();
+        let ended = taken_over(
+            request,
+            plan,
+            &old,
+            &ending,
+            now_millis,
+            self.retention_secs(),
+        );
+        if let Some(next) = &ended.next {
+            entry.earlier_requests.rotate_right(1);
+            entry.earlier_requests[0] = old.request_id.clone().unwrap_or_default();
+            entry.record = next.record.clone();
+            entry.run_id = None;
+        }
+        Ok(ended)
     }
 
     fn end_lapsed_now(&self, key: &str) -> Result<Option<Ended>, LockError> {
@@ -479,6 +529,16 @@ impl LockStore for MemoryStore {
 
     async fn release(&self, request: &ReleaseRequest) -> Result<Ended, LockError> {
         self.release_now(request)
+    }
+
+    async fn take_over(
+        &self,
+        request: &AcquireRequest,
+        from_lock_id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Ended, LockError> {
+        self.take_over_now(request, from_lock_id, actor, reason)
     }
 
     async fn enqueue(&self, request: &JoinRequest, _seen: LockRecord) -> Result<Joined, LockError> {

@@ -74,6 +74,10 @@ pub struct PreviousGrant {
     pub locked_by: String,
     pub status: LockStatus,
     pub expires_at: u64,
+    /// Who ended that grant, when it ended (released, forced or taken over).
+    pub released_by: Option<String>,
+    /// Why it ended, when said (a takeover's reason).
+    pub release_reason: Option<String>,
 }
 
 /// The pipeline a grant was made for: the repository and workflow the
@@ -215,6 +219,8 @@ impl LockRecord {
                 lock_id: opt_s(item, attr::PREV_LOCK_ID).unwrap_or_default(),
                 request_id: opt_s(item, attr::PREV_REQUEST_ID).filter(|r| !r.is_empty()),
                 locked_by: opt_s(item, attr::PREV_LOCKED_BY).unwrap_or_default(),
+                released_by: opt_s(item, attr::PREV_RELEASED_BY).filter(|r| !r.is_empty()),
+                release_reason: opt_s(item, attr::PREV_RELEASE_REASON).filter(|r| !r.is_empty()),
                 status: prev_status,
                 expires_at: opt_n(item, attr::PREV_EXPIRES_AT)
                     .map_err(corrupt)?

@@ -68,6 +68,8 @@ pub mod attr {
     pub const PREV_LOCKED_BY: &str = "prevLockedBy";
     pub const PREV_STATUS: &str = "prevStatus";
     pub const PREV_EXPIRES_AT: &str = "prevExpiresAt";
+    pub const PREV_RELEASED_BY: &str = "prevReleasedBy";
+    pub const PREV_RELEASE_REASON: &str = "prevReleaseReason";
     /// The caller's own data for a grant, opaque to the lock.
     pub const CONTEXT: &str = "context";
     /// The key's waiting line: a list of maps, head first.

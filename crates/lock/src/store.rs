@@ -57,6 +57,16 @@ pub trait LockStore: Clone + Send + Sync + 'static {
         request: &ReleaseRequest,
     ) -> impl Future<Output = Result<Ended, LockError>> + Send;
 
+    /// Ends grant `from_lock_id` as a forced FAILED and grants `request` in
+    /// one write; see [`LockClient::take_over`].
+    fn take_over(
+        &self,
+        request: &AcquireRequest,
+        from_lock_id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send;
+
     /// Takes the key, or joins its waiting line; see [`LockClient::join`].
     fn join(
         &self,
@@ -206,6 +216,16 @@ impl LockStore for LockClient {
         seen: LockRecord,
     ) -> impl Future<Output = Result<Joined, LockError>> + Send {
         LockClient::enqueue(self, request, seen)
+    }
+
+    fn take_over(
+        &self,
+        request: &AcquireRequest,
+        from_lock_id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send {
+        LockClient::take_over(self, request, from_lock_id, actor, reason)
     }
 
     fn leave(&self, key: &str, who: &str) -> impl Future<Output = Result<Left, LockError>> + Send {

@@ -46,6 +46,7 @@ conformance! {
     wait_returns_once_the_holder_releases,
     acquire_with_wait_gets_the_lock_when_the_lease_lapses,
     force_unlock_records_actor_and_reason_and_needs_a_reason,
+    a_takeover_ends_the_holder_and_grants_the_operator_together,
     force_unlock_seen_never_ends_a_grant_made_after_the_request,
     list_reads_only_active_locks_by_page_prefix_and_environment,
     list_pages_count_records_read_before_the_environment_filter,
@@ -953,6 +954,73 @@ async fn acquire_with_wait_gets_the_lock_when_the_lease_lapses<S: Subject>(store
         .unwrap_err();
     assert!(matches!(err, LockError::Held { .. }), "{err:?}");
     assert_eq!(calls, 0);
+}
+
+/// An operator's takeover: the holder's grant ends as a forced FAILED with
+/// who and why, the operator's grant begins, the fence grows by one, and
+/// the line stays behind the new holder.
+async fn a_takeover_ends_the_holder_and_grants_the_operator_together<S: Subject>(store: S) {
+    let holder = store.acquire(&request("k", "U1", 600)).await.unwrap();
+    let waiter = baton_lock::JoinRequest {
+        acquire: request("k", "UW", 600),
+        mode: baton_lock::LineMode::Fifo { max: 5 },
+        max_wait: Duration::from_secs(600),
+        claim: None,
+        member: Some("UW".into()),
+    };
+    store.join(&waiter).await.unwrap();
+    let ended = store
+        .take_over(
+            &request("k", "UADMIN", 600),
+            holder.lock_id(),
+            "UADMIN",
+            "rollback",
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.record.lock_id, holder.lock_id());
+    assert_eq!(ended.record.status, LockStatus::Failed);
+    assert!(ended.record.forced);
+    assert_eq!(ended.record.released_by.as_deref(), Some("UADMIN"));
+    assert_eq!(ended.record.release_reason.as_deref(), Some("rollback"));
+    let next = ended.next.expect("the operator's grant");
+    assert_eq!(next.record.locked_by, "UADMIN");
+    assert_eq!(next.fence(), holder.fence() + 1);
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert_eq!(stored.lock_id, next.lock_id());
+    let previous = stored.previous.expect("the ended grant is copied");
+    assert_eq!(
+        (previous.lock_id.as_str(), previous.status),
+        (holder.lock_id(), LockStatus::Failed)
+    );
+    assert_eq!(previous.released_by.as_deref(), Some("UADMIN"));
+    assert_eq!(previous.release_reason.as_deref(), Some("rollback"));
+    assert_eq!(
+        stored.waiters.len(),
+        1,
+        "the line waits behind the new holder"
+    );
+
+    // The grant taken over is no longer current: a second takeover of it is refused.
+    match store
+        .take_over(&request("k", "U9", 60), holder.lock_id(), "U9", "again")
+        .await
+    {
+        Err(LockError::NotHeld {
+            current: Some(c), ..
+        }) => assert_eq!(c.lock_id, next.lock_id()),
+        other => panic!("expected NotHeld, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .take_over(&request("k", "U9", 60), next.lock_id(), "U9", " ")
+            .await,
+        Err(LockError::InvalidInput(_))
+    ));
+    assert_eq!(
+        store.status("k").await.unwrap().unwrap().lock_id,
+        next.lock_id()
+    );
 }
 
 async fn force_unlock_records_actor_and_reason_and_needs_a_reason<S: Subject>(store: S) {

@@ -441,3 +441,45 @@ async fn invalid_arguments_are_refused_before_any_request() {
     ));
     assert!(proxy.operations().is_empty());
 }
+
+#[tokio::test]
+async fn a_takeover_is_one_write_and_no_contender_gets_in_between() {
+    let table = TestTable::create().await;
+    let direct = table.client(fast_options());
+    let holder = direct
+        .acquire(&AcquireRequest::new("k", "U1", Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let proxy = FaultProxy::passthrough(&table.endpoint).await.unwrap();
+    let locks = table.client_via(&proxy.url(), 1, fast_options());
+    let admin = AcquireRequest::new("k", "UADMIN", Duration::from_secs(600));
+    // A contender races the takeover the whole time.
+    let racing = {
+        let direct = direct.clone();
+        tokio::spawn(async move {
+            let mut won = Vec::new();
+            for i in 0..50 {
+                let contender =
+                    AcquireRequest::new("k", format!("racer-{i}"), Duration::from_secs(600));
+                if let Ok(g) = direct.acquire(&contender).await {
+                    won.push(g.record.locked_by);
+                }
+            }
+            won
+        })
+    };
+    let ended = locks
+        .take_over(&admin, holder.lock_id(), "UADMIN", "rollback")
+        .await
+        .unwrap();
+    assert_eq!(proxy.operations(), vec!["UpdateItem"], "one write");
+    assert!(
+        racing.await.unwrap().is_empty(),
+        "no contender ever got the key"
+    );
+    let next = ended.next.expect("the admin's grant");
+    assert_eq!(next.record.locked_by, "UADMIN");
+    assert_eq!(next.fence(), holder.fence() + 1);
+    let stored = direct.status("k").await.unwrap().unwrap();
+    assert_eq!(stored.lock_id, next.lock_id());
+}

@@ -195,6 +195,8 @@ mod tests {
             target: Target::new("/build", "router", "plt"),
             lock_key: "build-router-plt".into(),
             dry_run: false,
+            test: false,
+            force: None,
         };
         let o = Outgoing::command(&command_msg(), &run);
         assert_eq!(o.group_id, "build-router-plt");

@@ -1,4 +1,6 @@
-//! Waiting lines through the binary a user deploys: each step is one
+//! Waiting lines and the escape hatches (an admin's takeover, test runs,
+//! the original bot's command forms) through the binary a user deploys:
+//! each step is one
 //! `baton-worker --event FILE` (or `--reconcile`) on DynamoDB Local, with
 //! loopback recorders standing in for Slack and GitHub. What a person sees
 //! (the replies, the channel notices) and what the lock table holds are
@@ -25,6 +27,7 @@ on_conflict = "queue"
 max_queue = 2
 max_wait = "20m"
 unlock_users = ["UADMIN"]
+test_mode = true
 [commands."/deploy".pipeline]
 repo = "acme/platform"
 workflow = "deploy.yml"
@@ -499,4 +502,139 @@ async fn the_reconciler_starts_a_hand_off_whose_worker_stopped_before_dispatchin
     );
     s.binary(&["--reconcile"]).await;
     assert_eq!(s.dispatches(DISPATCH_DEPLOY).len(), 2);
+}
+
+fn cancels(s: &Stage) -> Vec<String> {
+    s.github
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/cancel"))
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_takes_over_in_one_write_cancels_the_old_run_and_starts_theirs() {
+    let s = Stage::new().await;
+    let first = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    let holder = s.record(KEY).await;
+    s.say("U2", "/deploy", "api plt").await;
+    let cancel = format!("/repos/acme/platform/actions/runs/{first}/cancel");
+    s.github.default_reply(&cancel, Reply::new(202, "{}"));
+    let second = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+
+    s.say("UADMIN", "/deploy", "api plt --force \"roll back 1.4\"")
+        .await;
+
+    let now = s.record(KEY).await;
+    assert_eq!(now.locked_by, "UADMIN");
+    assert_eq!(now.fence, holder.fence + 1);
+    let previous = now.previous.as_ref().expect("the holder's grant is copied");
+    assert_eq!(previous.lock_id, holder.lock_id);
+    assert_eq!(previous.status, LockStatus::Failed);
+    assert_eq!(previous.released_by.as_deref(), Some("UADMIN"));
+    assert_eq!(
+        previous.release_reason.as_deref(),
+        Some("taken over by <@UADMIN>: roll back 1.4")
+    );
+    assert_eq!(waiting(&now), ["U2"], "the line waits behind the admin");
+    assert_eq!(cancels(&s), [cancel], "the holder's run is cancelled");
+    let dispatches = s.dispatches(DISPATCH_DEPLOY);
+    assert_eq!(dispatches.len(), 2);
+    assert_eq!(dispatches[1]["inputs"]["lock_id"], now.lock_id.as_str());
+    assert_eq!(now.pipeline.as_ref().and_then(|p| p.run_id), Some(second));
+    let notices: Vec<String> = s
+        .slack
+        .requests_to(POST_MESSAGE)
+        .iter()
+        .map(|r| text(&r.json()))
+        .collect();
+    assert!(
+        notices.iter().any(
+            |n| n.contains("<@UADMIN> took over `deploy-api-plt` from <@U1>")
+                && n.contains("roll back 1.4")
+                && n.contains("cancelled")
+        ),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test]
+async fn keep_run_leaves_the_old_run_going() {
+    let s = Stage::new().await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("UADMIN", "/deploy", "api plt --keep-run --force hotfix")
+        .await;
+    assert_eq!(s.record(KEY).await.locked_by, "UADMIN");
+    assert!(cancels(&s).is_empty());
+}
+
+#[tokio::test]
+async fn a_takeover_by_a_non_admin_or_without_a_reason_changes_nothing() {
+    let s = Stage::new().await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    let before = s.record(KEY).await;
+    let refused = text(&s.say("U2", "/deploy", "api plt --force mine now").await);
+    assert!(
+        refused.contains("Only `/deploy` admins may take a lock over")
+            && refused.contains("<@UADMIN>"),
+        "{refused}"
+    );
+    let no_reason = text(&s.say("UADMIN", "/deploy", "api plt --force").await);
+    assert!(
+        no_reason.contains("Please say why you're taking the lock over, e.g."),
+        "{no_reason}"
+    );
+    assert_eq!(s.record(KEY).await, before);
+    assert!(cancels(&s).is_empty());
+    assert_eq!(s.dispatches(DISPATCH_DEPLOY).len(), 1);
+}
+
+#[tokio::test]
+async fn test_runs_and_real_runs_do_not_block_each_other() {
+    let s = Stage::new().await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    let test_run = s.say("U2", "/deploy", "api plt --test").await;
+    assert!(
+        text(&test_run).contains("deploy-api-plt#test"),
+        "{}",
+        text(&test_run)
+    );
+    let test_key = "deploy-api-plt#test";
+    assert_eq!(s.record(test_key).await.locked_by, "U2");
+    assert_eq!(
+        s.record(KEY).await.locked_by,
+        "U1",
+        "the real run keeps its lock"
+    );
+    let dispatches = s.dispatches(DISPATCH_DEPLOY);
+    assert_eq!(dispatches.len(), 2);
+    assert_eq!(dispatches[1]["inputs"]["lock_key"], test_key);
+    // Test runs exclude each other.
+    let second_test = text(&s.say("U3", "/deploy", "api plt --test").await);
+    assert!(second_test.contains("position 1"), "{second_test}");
+    // A command without test mode says so.
+    let no_test = text(&s.say("U1", "/build", "api plt --test").await);
+    assert!(no_test.contains("`/build` has no test mode"), "{no_test}");
+}
+
+#[tokio::test]
+async fn the_original_bots_command_forms_work() {
+    let s = Stage::new().await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    let status = text(&s.say("U1", "/deploy", "status --locks").await);
+    assert!(status.contains("deploy-api-plt"), "{status}");
+    let unlock = text(&s.say("UADMIN", "/deploy", "unlock api plt").await);
+    assert!(
+        unlock.contains("Please say why you're unlocking, e.g. `/deploy unlock api plt"),
+        "{unlock}"
+    );
+    assert_eq!(s.record(KEY).await.status, LockStatus::InProgress);
 }

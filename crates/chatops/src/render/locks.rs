@@ -84,6 +84,33 @@ pub fn unlocked(
     ))
 }
 
+/// Told to an admin whose takeover found the lock in other hands than a
+/// moment before: nothing was taken over.
+pub fn takeover_changed(lock_key: &str, current: &LockView) -> Reply {
+    Reply::ephemeral(format!(
+        "✋ `{}` changed hands while you asked: it is now held by {}{} (fence {}). Nothing was taken over; ask again if you mean this grant.",
+        escape(lock_key),
+        current.holder(),
+        current.purpose_suffix(),
+        current.fence,
+    ))
+}
+
+/// Posted to the channel when an admin takes a lock over with `--force`:
+/// the holder's grant ended and the admin's began in one write.
+pub fn taken_over(lock_key: &str, actor_id: &str, reason: &str, previous: &LockView) -> Reply {
+    Reply::in_channel(format!(
+        "⚠️ {} took over `{}` from {}{} (fence {}); the admin's run starts under fence {}.\nReason: {}",
+        mention(actor_id),
+        escape(lock_key),
+        previous.holder(),
+        previous.purpose_suffix(),
+        previous.fence,
+        previous.fence + 1,
+        escape(reason.trim()),
+    ))
+}
+
 /// Told to an admin whose unlock found a newer grant than the one they saw:
 /// nothing was unlocked.
 pub fn unlock_changed(lock_key: &str, current: &LockView) -> Reply {

@@ -70,6 +70,26 @@ impl CommandError {
                     )
                 }
             }
+            CommandError::MissingForceReason {
+                command,
+                component,
+                environment,
+            } => format!(
+                "Please say why you're taking the lock over, e.g. `{command} {component} {environment} --force rollback of a broken release`. The reason is posted to the channel and recorded on the lock."
+            ),
+            CommandError::NotAllowedToForce {
+                command,
+                unlock_users,
+                ..
+            } => format!(
+                "Only `{}` admins may take a lock over with `--force`: ask {} (the command's `unlock_users`).",
+                escape(command),
+                people(unlock_users)
+            ),
+            CommandError::TestModeNotAllowed { command } => format!(
+                "`{}` has no test mode: `--test` needs `test_mode = true` in its config.",
+                escape(command)
+            ),
             CommandError::MissingReason {
                 command,
                 component,
@@ -152,9 +172,16 @@ fn malformation(command: &str, problem: &Malformation) -> String {
             format!("`{command} leave` takes a component and an environment: the line to leave.")
         }
         Malformation::UnknownOption(option) => format!(
-            "I don't know the option `{}`; the only option is `--dry-run`.",
+            "I don't know the option `{}`; a run takes `--dry-run`, `--test`, and `--force <reason>` (admins, with `--keep-run` to leave the holder's run going).",
             escape(option)
         ),
+        Malformation::KeepRunNeedsForce => {
+            "`--keep-run` goes with `--force <reason>`: it leaves the previous holder's run going."
+                .into()
+        }
+        Malformation::ForceIsReal => {
+            "`--force` takes the real lock: it has no `--dry-run` or `--test`.".into()
+        }
         Malformation::RunNeedsTarget => {
             format!("`{command}` needs a component and an environment.")
         }

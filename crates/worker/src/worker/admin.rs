@@ -158,7 +158,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     }
 
     /// Cancels the pipeline run recorded on an ended grant.
-    async fn stop_run(&self, config: &CommandConfig, ended: &LockRecord) -> RunStop {
+    pub(super) async fn stop_run(&self, config: &CommandConfig, ended: &LockRecord) -> RunStop {
         let Some(run_id) = ended.pipeline.as_ref().and_then(|p| p.run_id) else {
             return RunStop::NoRun;
         };

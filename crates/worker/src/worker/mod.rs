@@ -21,6 +21,7 @@ mod completion;
 mod line;
 mod reply;
 mod start;
+mod takeover;
 
 /// Everything the worker needs besides the lock table, resolved once at
 /// cold start (see [`crate::settings`]).

@@ -74,10 +74,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 target,
                 lock_key,
                 dry_run,
+                force,
+                ..
             } => {
                 let run = self.run_of(id, receive_count, message, config, target, lock_key);
                 if *dry_run {
                     self.dry_run(&run, deadline).await
+                } else if let Some(force) = force.as_ref().filter(|_| run.locked) {
+                    self.take_over(&run, force, deadline).await
                 } else {
                     if !run.locked {
                         warn!(lock_key = %run.lock_key, locking_enabled = self.settings.locking_enabled, "dispatching without a lock");
@@ -120,7 +124,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// lock the grant is the target's lock; without one (the command needs
     /// none, or locking is switched off) it is a grant on a key of this
     /// request alone: it blocks nobody, but a redelivery finds its dispatch.
-    async fn start(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
+    pub(super) async fn start(&self, run: &Run<'_>, deadline: Instant) -> Outcome {
         let request = self.acquire_request(run);
         // A lapsed grant whose run may still work is not taken over: it is
         // settled against its run first, and the acquire tried once more.
@@ -173,7 +177,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             .await
     }
 
-    fn acquire_request(&self, run: &Run<'_>) -> AcquireRequest {
+    pub(super) fn acquire_request(&self, run: &Run<'_>) -> AcquireRequest {
         let message = run.message;
         let mut request = AcquireRequest::new(&run.key, &message.user_id, run.config.lock_ttl);
         request.request_id = Some(request_id(message));
@@ -259,7 +263,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// The same message again (SQS delivers at least once) while its grant
     /// is live. Never a second dispatch for one request; never "already in
     /// progress" to its author.
-    async fn redelivered(&self, run: &Run<'_>, grant: Grant, deadline: Instant) -> Outcome {
+    pub(super) async fn redelivered(
+        &self,
+        run: &Run<'_>,
+        grant: Grant,
+        deadline: Instant,
+    ) -> Outcome {
         let record = &grant.record;
         if let Some(url) = &record.run_url {
             // Dispatched before; its announcement may not have reached Slack.
