@@ -287,6 +287,19 @@ pub struct RunArgs {
     /// What to do when the lease cannot be renewed before it ends.
     #[arg(long, value_enum, default_value = "stop")]
     pub on_lease_lost: OnLeaseLost,
+    /// Run WITHOUT taking the lock (an emergency): needs --reason. The
+    /// bypass is recorded on the key (who, when, why, host, CI run) for
+    /// `status`, `list` and chat to show; the grant and its fence are left
+    /// alone. BATON_BYPASS_LOCK=1 does the same for automation.
+    #[arg(long = "no-lock", env = "BATON_BYPASS_LOCK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set, num_args = 0, default_missing_value = "true")]
+    pub no_lock: bool,
+    /// Why the lock is bypassed (mandatory with --no-lock).
+    #[arg(long, env = "BATON_BYPASS_REASON", value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Test mode: hold KEY#test instead of KEY, which excludes other test
+    /// runs but never blocks, nor waits for, real ones.
+    #[arg(long)]
+    pub test: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -289,10 +289,19 @@ fn state_report(key: &str, record: Option<&LockRecord>) -> Report {
     Report::ok(json, text)
 }
 
-/// `status KEY`: always exit 0 when the read worked; `state` says the rest.
+/// `status KEY`: always exit 0 when the read worked; `state` says the rest,
+/// and `bypass` the last run that went around the lock, if any.
 pub async fn status(client: &LockClient, key: &str) -> Result<Report, Failure> {
-    let record = client.status(key).await?;
-    Ok(state_report(key, record.as_ref()))
+    let (record, bypass) = client.inspect(key).await?;
+    let mut report = state_report(key, record.as_ref());
+    // A record shows its own bypass; a key never granted shows it here.
+    if let Some(b) = bypass.as_ref().filter(|_| record.is_none()) {
+        report.json.insert("bypass".into(), json!(b));
+        if let Some(text) = report.human.as_mut() {
+            text.push_str(&format!("\n{}", render::bypass_line(b)));
+        }
+    }
+    Ok(report)
 }
 
 /// `list`: follows every page of the active-locks index.
@@ -339,7 +348,10 @@ fn list_text(locks: &[LockRecord]) -> String {
         .map(|r| {
             [
                 clean(&r.lock_key),
-                state_name(Some(r)).to_owned(),
+                match &r.bypass {
+                    Some(_) => format!("{} (bypassed)", state_name(Some(r))),
+                    None => state_name(Some(r)).to_owned(),
+                },
                 holder(r),
                 r.fence.to_string(),
                 iso(r.expires_at),

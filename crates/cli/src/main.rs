@@ -2,6 +2,7 @@
 //! This file only wires things up: parse, log to stderr, build the client,
 //! dispatch, print, exit with the documented code.
 
+mod bypass;
 mod cli;
 mod commands;
 mod failure;
@@ -132,6 +133,7 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
         Command::Wait(args) => commands::wait(&client, args).await,
         Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,
         Command::Verify(args) => commands::verify(&client, args).await,
+        Command::Run(args) if args.no_lock => bypass::run_without_lock(&client, args).await,
         Command::Run(args) => run::run(&client, args).await,
         Command::Table(TableCommand::Create) => commands::table_create(&client).await,
     }

@@ -219,6 +219,9 @@ pub fn describe(record: &LockRecord) -> String {
             clean(next.owner_name.as_deref().unwrap_or(&next.owner))
         ));
     }
+    if let Some(b) = &record.bypass {
+        lines.push(bypass_line(b));
+    }
     if let Some(ended) = &record.ended_at {
         lines.push(format!(
             "  ended:   {} by {}{}{}",
@@ -233,6 +236,31 @@ pub fn describe(record: &LockRecord) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// The last bypass of a key, for people: who ran without the lock, when and
+/// why. Every field is [`clean`]ed.
+pub fn bypass_line(b: &baton_lock::Bypass) -> String {
+    let place: Vec<String> = [
+        b.host.as_deref().map(|h| format!("host {}", clean(h))),
+        b.run_url.as_deref().map(|u| format!("run {}", clean(u))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!(
+        "  BYPASSED: {} ran without the lock at {}{}: {} ({} bypass{} in all)",
+        clean(&b.by),
+        clean(&b.at),
+        if place.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", place.join(", "))
+        },
+        clean(&b.reason),
+        b.count,
+        if b.count == 1 { "" } else { "es" }
+    )
 }
 
 /// Prints a command's result and returns the exit code.

@@ -135,6 +135,18 @@ fn say(text: &str) {
 /// the local lease deadline, renewals, a lost lock), whose arms share the
 /// same few variables; split up, each arm would need all of them passed in.
 pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failure> {
+    if args.reason.is_some() {
+        return Err(Failure::usage(
+            "--reason goes with --no-lock (a run that bypasses the lock); a locked run's purpose is --purpose",
+        ));
+    }
+    if args.test {
+        args.key = format!("{}#test", args.key);
+        say(&format!(
+            "test mode: holding {}, not the real key; real runs neither wait for it nor block it",
+            clean(&args.key)
+        ));
+    }
     let program = args.command[0].clone();
     if args.holder.purpose.is_none() {
         args.holder.purpose = Some(program_name(&program));

@@ -1510,3 +1510,155 @@ fn a_dead_waiter_loses_its_turn_and_the_next_one_takes_the_lock() {
     assert_eq!(s(&v["previous"], "lockedBy"), "dead");
     assert_eq!(n(&v, "fence"), n(&holder, "fence") + 2);
 }
+
+// ---------------------------------------------------------------------------
+// Going around the lock (`--no-lock`, `BATON_BYPASS_LOCK`, `--test`).
+
+#[test]
+fn a_bypass_is_recorded_on_the_key_and_shown_without_touching_the_grant() {
+    let env = Env::new();
+    let holder = acquire(&env, "k", &["--owner", "holder"]);
+    let seen = env.path("bypassed");
+    let script = format!("echo $BATON_LOCK_BYPASSED > {}; exit 3", seen.display());
+    let out = env.run(&[
+        "--json",
+        "run",
+        "k",
+        "--no-lock",
+        "--reason",
+        "prod is down",
+        "--owner",
+        "oncall",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(out.code, 3, "the command's status passes through: {out:?}");
+    assert!(
+        out.stderr
+            .contains("WARNING: running WITHOUT the lock on k"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().trim(), "1");
+    let v = out.json();
+    assert_eq!(s(&v["bypass"], "reason"), "prod is down");
+
+    let status = env.status("k");
+    assert_eq!(
+        s(&status, "lockId"),
+        s(&holder, "lockId"),
+        "the grant is untouched"
+    );
+    assert_eq!(n(&status, "fence"), n(&holder, "fence"));
+    assert_eq!(s(&status["bypass"], "by"), "oncall");
+    assert_eq!(s(&status["bypass"], "reason"), "prod is down");
+    let text = env.run(&["status", "k"]);
+    assert!(
+        text.stdout
+            .contains("BYPASSED: oncall ran without the lock")
+            && text.stdout.contains("prod is down"),
+        "{text:?}"
+    );
+    let list = env.run(&["list"]);
+    assert!(list.stdout.contains("held (bypassed)"), "{list:?}");
+
+    // Automation: the environment variables, on a key never locked.
+    let mut cmd = env.cmd(&["run", "fresh", "--", "true"]);
+    cmd.env("BATON_BYPASS_LOCK", "1")
+        .env("BATON_BYPASS_REASON", "nightly emergency job");
+    let out = finish(cmd.spawn().expect("spawn"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let fresh = env.status("fresh");
+    assert_eq!(s(&fresh, "state"), "absent", "no grant was made");
+    assert_eq!(s(&fresh["bypass"], "reason"), "nightly emergency job");
+    assert_eq!(n(&fresh["bypass"], "count"), 1);
+}
+
+#[test]
+fn a_bypass_without_a_reason_or_that_would_wait_is_refused_and_writes_nothing() {
+    let env = Env::new();
+    for args in [
+        &["run", "k", "--no-lock", "--", "true"][..],
+        &["run", "k", "--no-lock", "--reason", " ", "--", "true"],
+        &[
+            "run",
+            "k",
+            "--no-lock",
+            "--reason",
+            "x",
+            "--wait",
+            "1m",
+            "--",
+            "true",
+        ],
+        &[
+            "run",
+            "k",
+            "--no-lock",
+            "--reason",
+            "x",
+            "--queue",
+            "--wait",
+            "1m",
+            "--",
+            "true",
+        ],
+        &[
+            "run",
+            "k",
+            "--no-lock",
+            "--reason",
+            "x",
+            "--test",
+            "--",
+            "true",
+        ],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.code, 125, "{args:?}: {out:?}");
+        assert!(out.stderr.contains("--no-lock"), "{args:?}: {out:?}");
+    }
+    let status = env.status("k");
+    assert_eq!(s(&status, "state"), "absent");
+    assert!(
+        status.get("bypass").is_none(),
+        "nothing was recorded: {status}"
+    );
+}
+
+#[test]
+fn test_runs_and_real_runs_do_not_block_each_other() {
+    let env = Env::new();
+    let real = acquire(&env, "k", &["--owner", "real"]);
+    let test = env.run(&["--json", "run", "k", "--test", "--", "true"]);
+    assert_eq!(
+        test.code, 0,
+        "a test run is not blocked by a real one: {test:?}"
+    );
+    assert!(
+        test.stderr.contains("test mode: holding k#test"),
+        "{test:?}"
+    );
+    assert_eq!(s(&test.json(), "lockKey"), "k#test");
+    assert_eq!(s(&env.status("k"), "lockId"), s(&real, "lockId"));
+
+    // A held test key blocks test runs only.
+    let test_holder = acquire(&env, "k#test", &["--owner", "tester-1"]);
+    let blocked = env.run(&["run", "k", "--test", "--", "true"]);
+    assert_eq!(
+        blocked.code, 123,
+        "test runs exclude each other: {blocked:?}"
+    );
+    let released = env.run(&["release", "k", "--lock-id", s(&real, "lockId")]);
+    assert_eq!(released.code, 0, "{released:?}");
+    let real_run = env.run(&["run", "k", "--", "true"]);
+    assert_eq!(
+        real_run.code, 0,
+        "a real run is not blocked by a test one: {real_run:?}"
+    );
+    assert_eq!(
+        s(&env.status("k#test"), "lockId"),
+        s(&test_holder, "lockId")
+    );
+}

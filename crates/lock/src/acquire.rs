@@ -212,6 +212,7 @@ impl Plan {
             run_url: request.run_url.clone(),
             pipeline: request.pipeline.clone(),
             context: request.context.clone(),
+            bypass: None,
             ended_at: None,
             released_by: None,
             release_reason: None,

@@ -23,6 +23,7 @@
 //! This crate knows DynamoDB and nothing of Slack, SQS or CI systems.
 
 mod acquire;
+mod bypass;
 mod client;
 pub mod clock;
 mod error;
@@ -40,6 +41,7 @@ mod takeover;
 mod wait;
 
 pub use acquire::{AcquireRequest, Grant, GrantKind, Takeover};
+pub use bypass::Bypass;
 pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
 pub use handoff::Ended;

@@ -486,6 +486,7 @@ fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockReco
         run_url: None,
         pipeline: None,
         context: None,
+        bypass: None,
         ended_at: None,
         released_by: request.actor.clone(),
         release_reason: request.reason.clone(),

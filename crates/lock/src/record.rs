@@ -128,6 +128,8 @@ pub struct LockRecord {
     /// The pipeline this grant was made for, and its run once known: only
     /// that run may end the grant through a completion.
     pub pipeline: Option<PipelineRun>,
+    /// The last run that went around this key's lock, if any.
+    pub bypass: Option<crate::bypass::Bypass>,
     /// The caller's own data for this grant (see `AcquireRequest::context`);
     /// it may hold where to reply, so it is never shown.
     #[serde(skip_serializing)]
@@ -264,6 +266,7 @@ impl LockRecord {
                 _ => None,
             },
             context: opt_s(item, attr::CONTEXT),
+            bypass: crate::bypass::Bypass::from_item(item),
             ended_at: opt_s(item, attr::ENDED_AT),
             released_by: opt_s(item, attr::RELEASED_BY),
             release_reason: opt_s(item, attr::RELEASE_REASON),

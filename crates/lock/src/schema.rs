@@ -70,6 +70,10 @@ pub mod attr {
     pub const PREV_EXPIRES_AT: &str = "prevExpiresAt";
     pub const PREV_RELEASED_BY: &str = "prevReleasedBy";
     pub const PREV_RELEASE_REASON: &str = "prevReleaseReason";
+    /// The last run that went around the key's lock (a map: by, at,
+    /// reason, host, runUrl), and how many there were.
+    pub const LAST_BYPASS: &str = "lastBypass";
+    pub const BYPASS_COUNT: &str = "bypassCount";
     /// The caller's own data for a grant, opaque to the lock.
     pub const CONTEXT: &str = "context";
     /// The key's waiting line: a list of maps, head first.

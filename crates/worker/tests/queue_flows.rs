@@ -638,3 +638,30 @@ async fn the_original_bots_command_forms_work() {
     );
     assert_eq!(s.record(KEY).await.status, LockStatus::InProgress);
 }
+
+#[tokio::test]
+async fn a_bypass_recorded_by_the_cli_shows_in_slack_status() {
+    let s = Stage::new().await;
+    s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
+    s.say("U1", "/deploy", "api plt").await;
+    s.locks
+        .record_bypass(
+            KEY,
+            "oncall@runner-7",
+            "database restore",
+            Some("runner-7"),
+            None,
+        )
+        .await
+        .expect("record the bypass");
+    let status = text(&s.say("U2", "/deploy", "status").await);
+    assert!(
+        status.contains("Bypassed by oncall@runner-7") && status.contains("database restore"),
+        "{status}"
+    );
+    assert_eq!(
+        s.record(KEY).await.locked_by,
+        "U1",
+        "the grant is untouched"
+    );
+}

@@ -16,7 +16,19 @@ pub fn status(cmd: &str, locks: &[LockView], now: u64) -> Reply {
         ));
     }
     let line = |l: &LockView| {
-        if l.is_expired(now) {
+        let bypass = l
+            .bypass
+            .as_ref()
+            .map(|b| {
+                format!(
+                    " ⚠️ Bypassed by {} at {}: {}",
+                    escape(&b.by),
+                    escape(&b.at),
+                    escape(&b.reason)
+                )
+            })
+            .unwrap_or_default();
+        let text = if l.is_expired(now) {
             format!(
                 "• `{}`: was held by {}{}, expired at {}; free to take.",
                 escape(&l.lock_key),
@@ -34,7 +46,8 @@ pub fn status(cmd: &str, locks: &[LockView], now: u64) -> Reply {
                 clock(l.expires_at),
                 short_duration(l.expires_at.saturating_sub(now)),
             )
-        }
+        };
+        format!("{text}{bypass}")
     };
     let header = format!("🔒 `{}` locks ({}):", escape(cmd), locks.len());
     let lines: Vec<String> = locks.iter().map(line).collect();

@@ -187,6 +187,19 @@ pub struct LockView {
     pub fence: u64,
     /// The unique id of this acquisition.
     pub lock_id: String,
+    /// The last run that went around this lock: who, and why.
+    pub bypass: Option<BypassView>,
+}
+
+/// A run that went around a lock, as the renderers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BypassView {
+    /// Who ran without the lock.
+    pub by: String,
+    /// When, as recorded (RFC 3339).
+    pub at: String,
+    /// Why, as they said.
+    pub reason: String,
 }
 
 impl LockView {
@@ -330,6 +343,7 @@ mod tests {
             expires_at: T0 + 600,
             fence: 7,
             lock_id: "abc".into(),
+            bypass: None,
         }
     }
 

@@ -130,6 +130,18 @@ pub fn help_text(config: &CommandConfig) -> String {
         out,
         "• `{c} cancel <component> <environment>` to stop your own run and release its lock"
     );
+    if !config.unlock_users.is_empty() {
+        let _ = writeln!(
+            out,
+            "• `{c} <component> <environment> --force <reason>` (admins) to take a held lock over: its run is cancelled (`--keep-run` leaves it) and yours starts"
+        );
+    }
+    if config.test_mode {
+        let _ = writeln!(
+            out,
+            "• `{c} <component> <environment> --test` to run on the target's test lock, which never blocks real runs"
+        );
+    }
     if config.on_conflict.queues() {
         let _ = writeln!(
             out,

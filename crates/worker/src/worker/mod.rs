@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use baton_chatops::Config;
-use baton_chatops::render::LockView;
+use baton_chatops::render::{BypassView, LockView};
 use baton_lock::{LockClient, LockRecord, LockStore};
 use baton_runtime::Secret;
 use tracing::warn;
@@ -192,5 +192,10 @@ fn view(record: &LockRecord) -> LockView {
         expires_at: record.expires_at,
         fence: record.fence,
         lock_id: record.lock_id.clone(),
+        bypass: record.bypass.as_ref().map(|b| BypassView {
+            by: b.by.clone(),
+            at: b.at.clone(),
+            reason: b.reason.clone(),
+        }),
     }
 }
