@@ -860,7 +860,7 @@ workflow = "build.yml"
         for text in [
             "router",
             "router plt now",
-            "router plt --force",
+            "router plt --bogus",
             "--dry-run",
         ] {
             let err = parse("/build", text).unwrap_err();

@@ -40,6 +40,9 @@ use baton_testkit::{DynamoChaos, DynamoFault, FaultProxy, TestTable, fast_option
 const CONTENDERS: usize = 16;
 const KEYS: [&str; 3] = ["fi-alpha", "fi-beta", "fi-gamma"];
 const RUN_TIME: Duration = Duration::from_secs(5);
+/// The longest a seed may run when a loaded machine makes it slow to reach
+/// the floors the suite asserts.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
 const LEASE: Duration = Duration::from_secs(1);
 const FAULT_RATE: f64 = 0.25;
 /// The suite's SDK attempt timeout (production uses 2 s; shorter keeps the suite fast).
@@ -397,8 +400,22 @@ impl Contender {
         f(&mut self.ledger.lock().unwrap().stats);
     }
 
+    /// Whether the run has exercised what the suite's floors ask for.
+    fn floors_met(&self) -> bool {
+        self.ledger.lock().is_ok_and(|l| {
+            let s = &l.stats;
+            s.grants >= 20 && s.takeovers >= 1 && s.ambiguous_grants >= 1 && s.held >= 20
+        })
+    }
+
+    /// Contends until `deadline`, and past it (up to [`RUN_LIMIT`]) until
+    /// the suite has seen what its floors ask for: on a loaded machine the
+    /// same faults take longer, and the floors must not depend on speed.
     async fn run(mut self, deadline: tokio::time::Instant) {
-        while tokio::time::Instant::now() < deadline {
+        let limit = deadline + RUN_LIMIT.saturating_sub(RUN_TIME);
+        while tokio::time::Instant::now() < deadline
+            || (tokio::time::Instant::now() < limit && !self.floors_met())
+        {
             let key = KEYS[self.rng.usize(..KEYS.len())];
             let request = AcquireRequest::new(key, format!("contender-{}", self.id), LEASE);
             let before = self.chaos.tally();
