@@ -68,6 +68,10 @@ pub const BATON_INPUTS: [&str; 6] = [
 /// GitHub's limit on the number of inputs a `workflow_dispatch` may carry.
 pub const MAX_DISPATCH_INPUTS: usize = 25;
 
+/// What a `--test` run's key adds to its target's lock key: `#` never occurs
+/// in a name, so no configured key ends in it.
+const TEST_KEY_SUFFIX: &str = "#test";
+
 /// Shortest lock TTL accepted: anything shorter expires before a pipeline
 /// has even been dispatched.
 pub const MIN_LOCK_TTL: Duration = Duration::from_secs(60);
@@ -365,7 +369,49 @@ impl CommandConfig {
     /// a suffix no configured key can have (`#` never occurs in names), so
     /// test runs exclude each other and nothing else.
     pub fn test_lock_key(&self, target: &Target) -> String {
-        format!("{}#test", self.lock_key(target))
+        format!("{}{TEST_KEY_SUFFIX}", self.lock_key(target))
+    }
+
+    /// Every lock this command's runs can take, each with the runs that take
+    /// it as a person would write them: `/build router plt` under
+    /// `component-environment`, `/build router (every environment)` under
+    /// `component`, and so on. The config check that no two targets share a
+    /// key, and `status`, which lists only this command's keys, both read it.
+    pub fn lock_keys(&self) -> Vec<(String, String)> {
+        let name = &self.name;
+        let key = |component: &str, environment: &str| {
+            Target::new(name, component, environment).lock_key(self.lock_scope)
+        };
+        match self.lock_scope {
+            LockScope::ComponentEnvironment => self
+                .components
+                .iter()
+                .flat_map(|c| {
+                    self.environments
+                        .iter()
+                        .map(move |e| (key(c, e), format!("{name} {c} {e}")))
+                })
+                .collect(),
+            LockScope::Component => self
+                .components
+                .iter()
+                .map(|c| (key(c, ""), format!("{name} {c} (every environment)")))
+                .collect(),
+            LockScope::Environment => self
+                .environments
+                .iter()
+                .map(|e| (key("", e), format!("{name} (every component) {e}")))
+                .collect(),
+            LockScope::Command => vec![(key("", ""), format!("{name} (every target)"))],
+        }
+    }
+
+    /// Whether `lock_key` is a lock this command's runs take, `--test` runs'
+    /// keys included. A prefix test is not enough: `build-x-api-dev` starts
+    /// like a key of `/build` but may be one of `/build-x`.
+    pub fn owns_key(&self, lock_key: &str) -> bool {
+        let key = lock_key.strip_suffix(TEST_KEY_SUFFIX).unwrap_or(lock_key);
+        self.lock_keys().iter().any(|(own, _)| own == key)
     }
 
     /// Whether `user_id` may run this command in `environment`.
@@ -577,6 +623,7 @@ impl RawConfig {
             check_azure_ids_distinct(&cmd, commands.values())?;
             commands.insert(name, cmd);
         }
+        check_lock_keys_distinct(commands.values())?;
         Ok(Config { commands })
     }
 }
@@ -756,18 +803,22 @@ impl RawPipeline {
             "the workflow file, e.g. \"build.yml\"",
         )?;
         let workflow = workflow.trim();
-        if workflow.is_empty() || workflow.chars().any(char::is_whitespace) {
+        if !is_workflow_name(workflow) {
             return Err(invalid(
                 field("workflow"),
-                "must name the workflow file (e.g. \"build.yml\") or its id",
+                format!(
+                    "{workflow:?} is not a workflow: name the workflow file (e.g. \"build.yml\") or its numeric id, without `/`, `..`, `?`, `#`, `%`, `\\`, spaces or control characters"
+                ),
             ));
         }
         let git_ref = self.git_ref.unwrap_or_else(|| DEFAULT_REF.into());
         let git_ref = git_ref.trim();
-        if git_ref.is_empty() || git_ref.chars().any(char::is_whitespace) {
+        if let Err(rule) = check_ref_format(git_ref) {
             return Err(invalid(
                 field("ref"),
-                "must be a branch, tag or commit, e.g. \"main\"",
+                format!(
+                    "{git_ref:?} is not a git ref ({rule}); name a branch, tag or commit, e.g. \"main\""
+                ),
             ));
         }
         let inputs = self.inputs.unwrap_or_default();
@@ -839,10 +890,12 @@ impl RawPipeline {
         }
         let branch = self.branch.unwrap_or_else(|| DEFAULT_REF.into());
         let branch = branch.trim();
-        if branch.is_empty() || branch.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if let Err(rule) = check_ref_format(branch) {
             return Err(invalid(
                 field("branch"),
-                "must be a branch, e.g. \"main\" (or a full ref such as \"refs/tags/v1\")",
+                format!(
+                    "{branch:?} is not a git ref ({rule}); name a branch, e.g. \"main\" (or a full ref such as \"refs/tags/v1\")"
+                ),
             ));
         }
         let parameters = self.parameters.unwrap_or_default();
@@ -855,6 +908,58 @@ impl RawPipeline {
             parameters,
         })
     }
+}
+
+/// A GitHub workflow as the dispatch API's path names it: a file name such
+/// as `build.yml` or a numeric id. The value becomes one segment of an API
+/// path sent with the worker's token, so nothing that could leave that
+/// segment or start a query or fragment is accepted.
+fn is_workflow_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains("..")
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%')
+        })
+}
+
+/// Git's `check-ref-format` rules for a ref name (a branch such as `main`,
+/// or a full `refs/...` name): what git itself would refuse, and what a
+/// ref could use to mean something other than one ref, is refused here,
+/// with the rule it breaks.
+fn check_ref_format(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name == "@" {
+        return Err("it may not be `@` alone");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c))
+    {
+        return Err("it may not contain spaces, control characters or any of ~ ^ : ? * [ \\");
+    }
+    if name.contains("..") {
+        return Err("it may not contain `..`");
+    }
+    if name.contains("@{") {
+        return Err("it may not contain `@{`");
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err("it may not start or end with `/` or contain `//`");
+    }
+    if name.ends_with('.') {
+        return Err("it may not end with `.`");
+    }
+    for part in name.split('/') {
+        if part.starts_with('.') {
+            return Err("no part between slashes may start with `.`");
+        }
+        if part.ends_with(".lock") {
+            return Err("no part between slashes may end with `.lock`");
+        }
+    }
+    Ok(())
 }
 
 /// A field the pipeline's kind needs: missing, it is refused naming the
@@ -937,6 +1042,40 @@ fn check_azure_ids_distinct<'a>(
                     theirs.project_path()
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A lock key joins the command, component and environment with `-`, which
+/// names may contain too: `/a` on `b-c` and `/a-b` on `c` would share one
+/// lock, and `status` could not tell whose it is. Such a config is refused,
+/// naming both runs. Runs that share a key by their command's own scope
+/// (`/build router dev` and `/build router plt` under `component`) are one
+/// entry of [`CommandConfig::lock_keys`] and meet no other here.
+fn check_lock_keys_distinct<'a>(
+    commands: impl Iterator<Item = &'a CommandConfig>,
+) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for cmd in commands {
+        for (key, runs) in cmd.lock_keys() {
+            if let Some(earlier) = seen.get(&key) {
+                let at = format!("commands.{}", toml_key(&cmd.name));
+                let path = match cmd.lock_scope {
+                    LockScope::ComponentEnvironment | LockScope::Component => {
+                        format!("{at}.components")
+                    }
+                    LockScope::Environment => format!("{at}.environments"),
+                    LockScope::Command => at,
+                };
+                return Err(invalid(
+                    path,
+                    format!(
+                        "`{runs}` and `{earlier}` would take the same lock {key:?}: a lock key joins command, component and environment with `-`; rename a component, environment or command so every lock key is distinct"
+                    ),
+                ));
+            }
+            seen.insert(key, runs);
         }
     }
     Ok(())
@@ -1552,5 +1691,232 @@ notify = "true"
                 && e.contains("acme/Other"),
             "{e}"
         );
+    }
+
+    /// `s` as a TOML basic string (Rust's `{:?}` writes `\u{7}`, which TOML
+    /// does not read).
+    fn quoted(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn command(name: &str, scope: &str, components: &str, environments: &str) -> String {
+        format!(
+            r#"
+[commands."{name}"]
+lock_ttl = "10m"
+lock_scope = "{scope}"
+components = [{components}]
+environments = [{environments}]
+[commands."{name}".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#
+        )
+    }
+
+    #[test]
+    fn two_commands_whose_keys_would_meet_are_refused_naming_both_runs() {
+        let src = format!(
+            "{}{}",
+            command("/a", "component-environment", "\"b-c\"", "\"x\""),
+            command("/a-b", "component-environment", "\"c\"", "\"x\"")
+        );
+        assert_eq!(
+            err_text(&src),
+            r#"commands."/a-b".components: `/a-b c x` and `/a b-c x` would take the same lock "a-b-c-x": a lock key joins command, component and environment with `-`; rename a component, environment or command so every lock key is distinct"#
+        );
+    }
+
+    #[test]
+    fn one_commands_targets_whose_keys_would_meet_are_refused() {
+        let src = command(
+            "/deploy",
+            "component-environment",
+            "\"a\", \"a-b\"",
+            "\"b-c\", \"c\"",
+        );
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/deploy".components: `/deploy a-b c` and `/deploy a b-c` would take the same lock "deploy-a-b-c""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keys_meet_across_scopes_too() {
+        // `/a` per environment `b` takes `a-b`; `/a-b` per command takes `a-b`.
+        let src = format!(
+            "{}{}",
+            command("/a", "environment", "\"web\"", "\"b\""),
+            command("/a-b", "command", "\"web\"", "\"dev\"")
+        );
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/a-b": `/a-b (every target)` and `/a (every component) b` would take the same lock "a-b""#),
+            "{e}"
+        );
+        let src = format!(
+            "{}{}",
+            command("/a", "component", "\"b-web\"", "\"dev\""),
+            command("/a-b", "environment", "\"api\"", "\"web\"")
+        );
+        let e = err_text(&src);
+        assert!(
+            e.starts_with(r#"commands."/a-b".environments: `/a-b (every component) web` and `/a b-web (every environment)`"#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn prefixes_that_never_meet_are_accepted_and_keys_stay_as_they_were() {
+        let src = format!(
+            "{}{}",
+            command("/build", "component-environment", "\"api\"", "\"dev\""),
+            command("/build-x", "component-environment", "\"api\"", "\"dev\"")
+        );
+        let c = Config::from_toml_str(&src).unwrap();
+        let (build, build_x) = (c.command("/build").unwrap(), c.command("/build-x").unwrap());
+        assert_eq!(
+            build.lock_keys(),
+            vec![("build-api-dev".to_string(), "/build api dev".to_string())]
+        );
+        assert!(build.owns_key("build-api-dev"));
+        assert!(!build.owns_key("build-x-api-dev"), "a key of /build-x");
+        assert!(build_x.owns_key("build-x-api-dev"));
+        assert!(!build_x.owns_key("build-api-dev"));
+        assert!(!build.owns_key("build") && !build.owns_key("build-api"));
+        assert!(build.owns_key("build-api-dev#test"), "a --test run's key");
+        assert!(!build.owns_key("build-x-api-dev#test"));
+        // Runs that share a lock by their own scope are one entry, not a clash.
+        let c = Config::from_toml_str(&command(
+            "/build",
+            "component",
+            "\"api\"",
+            "\"dev\", \"prod\"",
+        ))
+        .unwrap();
+        let build = c.command("/build").unwrap();
+        assert_eq!(build.lock_keys().len(), 1);
+        assert!(build.owns_key("build-api") && !build.owns_key("build-api-dev"));
+        assert!(Config::from_toml_str(Config::BUILTIN_TOML).is_ok());
+    }
+
+    #[test]
+    fn workflow_must_be_a_file_name_or_id() {
+        for good in ["build.yml", "deploy.yaml", "123456", "my_flow-2.yml"] {
+            let src = build_only().replace("\"build.yml\"", &quoted(good));
+            let c = Config::from_toml_str(&src).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(c.command("/build").unwrap().pipeline.workflow(), good);
+        }
+        for bad in [
+            "../../../../user",
+            "a/b.yml",
+            "build.yml?x=1",
+            "build.yml#x",
+            "..",
+            "build%2Fx.yml",
+            "a\\b.yml",
+            "build .yml",
+            "build\u{7}.yml",
+        ] {
+            let src = build_only().replace("\"build.yml\"", &quoted(bad));
+            let e = err_text(&src);
+            assert!(
+                e.starts_with(r#"commands."/build".pipeline.workflow: "#)
+                    && e.contains("is not a workflow"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ref_follows_git_check_ref_format() {
+        let with_ref = |r: &str| {
+            build_only().replace("workflow =", &format!("ref = {}\nworkflow =", quoted(r)))
+        };
+        for good in [
+            "main",
+            "release/1.2",
+            "refs/heads/main",
+            "refs/tags/v1.0.0",
+            "feature/a-b_c",
+            "0123abcd",
+        ] {
+            let c =
+                Config::from_toml_str(&with_ref(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(
+                c.command("/build")
+                    .unwrap()
+                    .pipeline
+                    .github()
+                    .unwrap()
+                    .git_ref,
+                good
+            );
+        }
+        for (bad, rule) in [
+            ("", "empty"),
+            ("@", "`@` alone"),
+            ("a..b", "`..`"),
+            ("../main", "`..`"),
+            ("main~1", "~ ^ :"),
+            ("main^", "~ ^ :"),
+            ("a:b", "~ ^ :"),
+            ("a?b", "~ ^ :"),
+            ("a*", "~ ^ :"),
+            ("a[b", "~ ^ :"),
+            ("a\\b", "~ ^ :"),
+            ("my branch", "spaces"),
+            ("a\u{1}b", "control"),
+            ("a\u{7f}b", "control"),
+            ("/main", "`/`"),
+            ("main/", "`/`"),
+            ("a//b", "`//`"),
+            ("main.", "end with `.`"),
+            (".hidden", "start with `.`"),
+            ("a/.b", "start with `.`"),
+            ("main.lock", "`.lock`"),
+            ("a.lock/b", "`.lock`"),
+            ("main@{1}", "`@{`"),
+        ] {
+            let e = err_text(&with_ref(bad));
+            assert!(
+                e.starts_with(r#"commands."/build".pipeline.ref: "#)
+                    && e.contains("is not a git ref")
+                    && e.contains(rule),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn azure_branch_follows_the_same_ref_rules() {
+        let with_branch = |b: &str| {
+            azure_deploy().replace(
+                "pipeline_id = 42",
+                &format!("pipeline_id = 42\nbranch = {}", quoted(b)),
+            )
+        };
+        assert!(Config::from_toml_str(&with_branch("refs/heads/release/2")).is_ok());
+        for bad in ["a..b", "main.lock", "refs/heads/", "x@{1}"] {
+            let e = err_text(&with_branch(bad));
+            assert!(
+                e.starts_with(r#"commands."/deploy".pipeline.branch: "#)
+                    && e.contains("is not a git ref"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

@@ -32,4 +32,4 @@ pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, Q
 pub use render::{
     Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType, help_text, usage_lines,
 };
-pub use target::{Target, is_key_of, key_base};
+pub use target::{Target, key_base};

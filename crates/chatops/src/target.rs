@@ -46,17 +46,11 @@ impl Target {
 }
 
 /// What every lock key of `command` starts with: `build` for `/build`. Also
-/// the queue group of the command's requests that take no lock.
+/// the queue group of the command's requests that take no lock. Another
+/// command's keys may start with it too (`/build-x`'s); whether a key is a
+/// command's own is [`crate::CommandConfig::owns_key`].
 pub fn key_base(command: &str) -> String {
     command.trim_start_matches('/').to_lowercase()
-}
-
-/// Whether `lock_key` is one of `command`'s locks (whatever its scope).
-pub fn is_key_of(command: &str, lock_key: &str) -> bool {
-    let base = key_base(command);
-    lock_key
-        .strip_prefix(&base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
 }
 
 #[cfg(test)]
@@ -74,13 +68,5 @@ mod tests {
         assert_eq!(t.lock_key(LockScope::Component), "build-router");
         assert_eq!(t.lock_key(LockScope::Environment), "build-plt");
         assert_eq!(t.lock_key(LockScope::Command), "build");
-    }
-
-    #[test]
-    fn keys_belong_to_their_command_only() {
-        assert!(is_key_of("/build", "build"));
-        assert!(is_key_of("/build", "build-router-plt"));
-        assert!(!is_key_of("/build", "buildx-router"));
-        assert!(!is_key_of("/build", "deploy-api-prod"));
     }
 }

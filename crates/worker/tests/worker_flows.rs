@@ -605,6 +605,63 @@ async fn status_lists_active_locks_ephemerally() {
     assert!(t.contains("<@U1>") && t.contains("<@U2>"), "{t}");
 }
 
+/// `/build` and `/build-x`: every key of `/build-x` starts with `build-`.
+const PREFIXED: &str = r#"
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router"]
+environments = ["plt"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+
+[commands."/build-x"]
+lock_ttl = "10m"
+components = ["router"]
+environments = ["plt"]
+[commands."/build-x".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#;
+
+/// What `/command status` answers.
+async fn status_text(h: &Harness, command: &str) -> String {
+    let ask = h.command("U3", command, "status");
+    h.run(vec![command_record(&uuid(), &ask, 1)]).await;
+    let path = ask.response_url.replace(&h.slack.url(), "");
+    text(&h.slack.requests_to(&path)[0].json())
+}
+
+#[tokio::test]
+async fn status_lists_only_the_asking_commands_keys_when_another_command_shares_its_prefix() {
+    let h = Harness::with(|s| s.config = Config::from_toml_str(PREFIXED).unwrap()).await;
+    h.run(vec![
+        command_record("m-1", &h.command("U1", "/build", "router plt"), 1),
+        command_record("m-2", &h.command("U2", "/build-x", "router plt"), 1),
+    ])
+    .await;
+    for key in ["build-router-plt", "build-x-router-plt"] {
+        let lock = h.locks.status(key).await.unwrap().unwrap();
+        assert_eq!(lock.status, LockStatus::InProgress, "{key}");
+    }
+
+    let build = status_text(&h, "/build").await;
+    assert!(
+        build.contains("build-router-plt") && build.contains("<@U1>"),
+        "{build}"
+    );
+    assert!(
+        !build.contains("build-x-router-plt") && !build.contains("<@U2>"),
+        "/build status shows a lock of /build-x: {build}"
+    );
+    let build_x = status_text(&h, "/build-x").await;
+    assert!(
+        build_x.contains("build-x-router-plt") && build_x.contains("<@U2>"),
+        "{build_x}"
+    );
+    assert!(!build_x.contains("<@U1>"), "{build_x}");
+}
+
 #[tokio::test]
 async fn unlock_is_for_authorised_users_and_is_announced() {
     let h = Harness::new().await;

@@ -2,7 +2,7 @@
 //! `cancel`, and stopping the run of a grant they end.
 
 use baton_chatops::render::{self, RunStop};
-use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig, is_key_of, key_base};
+use baton_chatops::{CommandConfig, CommandMessage, PipelineConfig, key_base};
 use baton_lock::{ListQuery, LockError, LockRecord, LockStatus, ReleaseRequest};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -34,8 +34,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         .await
     }
 
-    /// The active grants on `command`'s keys (up to 20 pages of them).
+    /// The active grants on `command`'s keys (up to 20 pages of them). The
+    /// query reads every key with the command's prefix; only the keys the
+    /// command's own runs take are kept, so `/build status` never shows a
+    /// lock of `/build-x`.
     pub(super) async fn command_locks(&self, command: &str) -> Result<Vec<LockRecord>, LockError> {
+        let Some(config) = self.settings.config.command(command) else {
+            return Ok(Vec::new());
+        };
         let mut query = ListQuery {
             prefix: Some(key_base(command)),
             ..Default::default()
@@ -46,7 +52,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             locks.extend(
                 page.locks
                     .into_iter()
-                    .filter(|r| is_key_of(command, &r.lock_key)),
+                    .filter(|r| config.owns_key(&r.lock_key)),
             );
             match page.next_page_token {
                 Some(token) => query.page_token = Some(token),
