@@ -85,12 +85,23 @@ impl SecretSource {
                 let value = out
                     .parameter
                     .and_then(|p| p.value)
-                    .filter(|v| !v.is_empty())
+                    .and_then(|v| trimmed(&v))
                     .with_context(|| format!("SSM parameter {parameter} has no value"))?;
                 Ok(Some(Secret::new(value)))
             }
         }
     }
+}
+
+/// A parameter's value without the whitespace around it (`None` when
+/// nothing else is left). A value written with `aws ssm put-parameter
+/// --value "$(cat file)"` or pasted into the console easily carries a
+/// trailing newline, which would make every HMAC and token it keys wrong
+/// without saying why; environment values are trimmed the same way
+/// ([`Env::var`]).
+fn trimmed(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// Reads a required secret `name`, failing with what to set.
@@ -124,6 +135,14 @@ mod tests {
         }
         let shown = format!("{:?}", Holder { token: s });
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn values_are_trimmed_and_blank_is_no_value() {
+        assert_eq!(trimmed("s3cret\n").as_deref(), Some("s3cret"));
+        assert_eq!(trimmed(" \ts3cret \r\n").as_deref(), Some("s3cret"));
+        assert_eq!(trimmed("s3 cret").as_deref(), Some("s3 cret"));
+        assert_eq!(trimmed(" \n"), None);
     }
 
     #[test]
