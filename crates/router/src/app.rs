@@ -5,6 +5,7 @@
 //! | `BATON_QUEUE_URL` | the command queue (FIFO when it ends in `.fifo`) |
 //! | `BATON_CONFIG` | path of the command config TOML; unset = the built-in config |
 //! | `SLACK_SIGNING_SECRET_PARAM` / `SLACK_SIGNING_SECRET` | see [`crate::secrets`] |
+//! | `SLACK_SIGNING_SECRET_PREVIOUS_PARAM` / `SLACK_SIGNING_SECRET_PREVIOUS` | see [`crate::secrets`] |
 //! | `GITHUB_WEBHOOK_SECRET_PARAM` / `GITHUB_WEBHOOK_SECRET` | see [`crate::secrets`] |
 //! | `AZURE_DEVOPS_HOOK_SECRET_PARAM` / `AZURE_DEVOPS_HOOK_SECRET` | see [`crate::secrets`] |
 //! | `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SSM`, `AWS_REGION`… | the AWS SDK's usual settings |
@@ -50,8 +51,9 @@ pub async fn router_from_env() -> anyhow::Result<Router<SqsQueue>> {
         config = config_source(&env),
         commands = ?config.command_names(),
         slack_secret = ?sources[0],
-        github_secret = ?sources[1],
-        azure_hook_secret = ?sources[2],
+        slack_previous_secret = ?sources[1],
+        github_secret = ?sources[2],
+        azure_hook_secret = ?sources[3],
         "router ready"
     );
     Ok(Router::new(config, secrets, queue))

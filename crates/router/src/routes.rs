@@ -254,15 +254,21 @@ impl<Q: Enqueue> Router<Q> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        if let Err(e) = signature::verify_slack(
-            self.secrets.slack_signing.expose().as_bytes(),
+        match signature::verify_slack_any(
+            &self.secrets.slack_signing_keys(),
             header_str(headers, "x-slack-request-timestamp"),
             header_str(headers, "x-slack-signature"),
             body,
             now.as_secs(),
         ) {
-            warn!(reason = %e, "slack signature refused");
-            return Answer::empty(StatusCode::UNAUTHORIZED, signature_outcome(e));
+            Ok(0) => {}
+            // While a rotation is under way: once this no longer appears,
+            // the other secret can be removed.
+            Ok(_) => info!("slack request signed with the previous signing secret"),
+            Err(e) => {
+                warn!(reason = %e, "slack signature refused");
+                return Answer::empty(StatusCode::UNAUTHORIZED, signature_outcome(e));
+            }
         }
         let received_at = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
         let msg = match CommandMessage::from_form_urlencoded(body, received_at) {

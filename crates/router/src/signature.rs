@@ -54,15 +54,21 @@ fn hex_digest(mac: HmacSha256) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Checks a hex digest from a header against `expected`. `verify_slice`
-/// compares in constant time; a digest of the wrong length is refused before
-/// that as malformed, which only reveals that the header was not a SHA-256
-/// digest.
-fn hex_matches(expected: HmacSha256, given_hex: &str) -> Result<(), SignatureError> {
+/// The digest a header carries, decoded; a digest of the wrong length is
+/// refused as malformed, which only reveals that the header was not a
+/// SHA-256 digest.
+fn decode_digest(given_hex: &str) -> Result<Vec<u8>, SignatureError> {
     let given = hex::decode(given_hex).map_err(|_| SignatureError::Malformed)?;
     if given.len() != HmacSha256::output_size() {
         return Err(SignatureError::Malformed);
     }
+    Ok(given)
+}
+
+/// Checks a hex digest from a header against `expected`; `verify_slice`
+/// compares in constant time.
+fn hex_matches(expected: HmacSha256, given_hex: &str) -> Result<(), SignatureError> {
+    let given = decode_digest(given_hex)?;
     expected
         .verify_slice(&given)
         .map_err(|_| SignatureError::Mismatch)
@@ -105,6 +111,23 @@ pub fn verify_slack(
     body: &[u8],
     now_secs: u64,
 ) -> Result<(), SignatureError> {
+    verify_slack_any(&[secret], timestamp, signature, body, now_secs).map(|_| ())
+}
+
+/// [`verify_slack`] against several signing secrets at once, so a secret
+/// can be rotated without a moment in which requests signed with the old
+/// or the new one are refused. Every secret is tried, each with the
+/// constant-time comparison, and none is skipped when an earlier one
+/// matched, so timing does not say which matched. The answer is the index
+/// in `secrets` of the first that matched (for the log that tells an
+/// operator when the old secret is no longer used); with none, `Mismatch`.
+pub fn verify_slack_any(
+    secrets: &[&[u8]],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_secs: u64,
+) -> Result<usize, SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
@@ -119,8 +142,15 @@ pub fn verify_slack(
         .trim()
         .strip_prefix("v0=")
         .ok_or(SignatureError::Malformed)?;
-    let expected = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
-    hex_matches(expected, given)
+    let given = decode_digest(given)?;
+    let mut matched = None;
+    for (i, secret) in secrets.iter().enumerate() {
+        let expected = mac(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
+        if expected.verify_slice(&given).is_ok() && matched.is_none() {
+            matched = Some(i);
+        }
+    }
+    matched.ok_or(SignatureError::Mismatch)
 }
 
 /// GitHub's `sha256=<hex>` signature of `body`.
@@ -242,6 +272,33 @@ mod tests {
         assert_eq!(
             verify(SECRET, TS, &EXPECTED[..EXPECTED.len() - 2], BODY, TS_NUM),
             Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn either_of_two_secrets_verifies_and_neither_is_refused() {
+        let other: &[u8] = b"the-next-signing-secret";
+        let both = [SECRET, other];
+        let check = |secrets: &[&[u8]], sig: &str| {
+            verify_slack_any(secrets, Some(TS), Some(sig), BODY.as_bytes(), TS_NUM)
+        };
+        assert_eq!(check(&both, EXPECTED), Ok(0));
+        let by_other = slack_signature(other, TS, BODY.as_bytes());
+        assert_eq!(check(&both, &by_other), Ok(1));
+        assert_eq!(check(&[other, SECRET], EXPECTED), Ok(1));
+        let by_neither = slack_signature(b"a third secret", TS, BODY.as_bytes());
+        assert_eq!(check(&both, &by_neither), Err(SignatureError::Mismatch));
+        assert_eq!(check(&[], EXPECTED), Err(SignatureError::Mismatch));
+        assert_eq!(check(&[SECRET, SECRET], EXPECTED), Ok(0));
+        assert_eq!(
+            verify_slack_any(
+                &both,
+                Some(TS),
+                Some(EXPECTED),
+                BODY.as_bytes(),
+                TS_NUM + 301
+            ),
+            Err(SignatureError::Stale)
         );
     }
 

@@ -29,6 +29,7 @@ fn router(queue: &TestQueue, azure_hook: Option<&str>) -> Router<SqsQueue> {
         Config::from_toml_str(CONFIG).expect("test config"),
         Secrets {
             slack_signing: Secret::new(SLACK_SECRET),
+            slack_signing_previous: None,
             github_webhook: None,
             azure_hook: azure_hook.map(Secret::new),
         },

@@ -201,6 +201,7 @@ impl TestQueue {
 pub fn test_secrets() -> Secrets {
     Secrets {
         slack_signing: Secret::new(SLACK_SECRET),
+        slack_signing_previous: None,
         github_webhook: Some(Secret::new(GITHUB_SECRET)),
         azure_hook: Some(Secret::new(AZURE_SECRET)),
     }

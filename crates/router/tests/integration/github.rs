@@ -144,6 +144,7 @@ async fn webhook_route_is_404_without_a_secret_and_503_when_sqs_is_down() {
     let queue = TestQueue::fifo().await;
     let secrets = Secrets {
         slack_signing: Secret::new(SLACK_SECRET),
+        slack_signing_previous: None,
         github_webhook: None,
         azure_hook: None,
     };

@@ -106,6 +106,15 @@ impl ListeningRouter {
 
 /// Headers and body of a freshly signed Slack command for `text`.
 pub fn signed_command(text: &str, trigger_id: &str) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    signed_command_with(SLACK_SECRET, text, trigger_id)
+}
+
+/// [`signed_command`], signed with `secret`.
+pub fn signed_command_with(
+    secret: &str,
+    text: &str,
+    trigger_id: &str,
+) -> (Vec<(&'static str, String)>, Vec<u8>) {
     let base = event_body(&event("router-slack-command-apigw-http.json"));
     let body = with_form_field(
         &with_form_field(&base, "text", text),
@@ -113,7 +122,7 @@ pub fn signed_command(text: &str, trigger_id: &str) -> (Vec<(&'static str, Strin
         trigger_id,
     );
     let ts = now_secs().to_string();
-    let sig = baton_router::signature::slack_signature(SLACK_SECRET.as_bytes(), &ts, &body);
+    let sig = baton_router::signature::slack_signature(secret.as_bytes(), &ts, &body);
     let headers = vec![
         (
             "content-type",

@@ -12,5 +12,6 @@ mod e2e;
 mod github;
 mod lambda_runtime;
 mod listen;
+mod rotation;
 mod slack;
 mod ssm;

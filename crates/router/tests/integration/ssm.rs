@@ -41,6 +41,7 @@ async fn secrets_load_from_secure_string_parameters_before_env_values() {
         sources,
         [
             SecretSource::Ssm(slack_param),
+            SecretSource::Absent,
             SecretSource::Env(GITHUB_ENV.into()),
             SecretSource::Ssm(azure_param)
         ]
