@@ -1196,3 +1196,96 @@ def check_reconcile_schedule(root: Path) -> list[str]:
             if not resources_ or any(r not in function_refs for r in resources_):
                 problems.append(f"{role_where}: statement {sid} applies to {resources_}, not only the worker function")
     return problems
+
+
+# --------------------------------------------------------------------------
+# Alarms reach someone; the public URL is capped
+# --------------------------------------------------------------------------
+
+ALARM_MODULES = (QUEUE_MODULE, WORKER_MODULE)
+ALARM_TOPIC_VARIABLE = "alarm_topic_arn"
+# Where the worker writes the log line the lost-lock metric filter counts.
+WORKER_SOURCES = "crates/worker/src"
+_LOCAL_INTERPOLATION = re.compile(r"\$\{local\.([A-Za-z0-9_]+)\}")
+_LOCAL_REF = re.compile(r"\blocal\.([A-Za-z0-9_]+)")
+
+
+def module_locals(root: Path, module: str) -> dict[str, Any]:
+    """The module's `locals` values by name, as python-hcl2 reads them."""
+    out: dict[str, Any] = {}
+    for path in module_files(root, module):
+        for entry in load_hcl(path).get("locals", []):
+            out.update({k: v for k, v in entry.items() if k != "__is_block__"})
+    return out
+
+
+def _expand_locals(value: Any, locals_: dict[str, Any]) -> str:
+    """`value` with the module's locals written in: `${local.x}` inside a
+    string as x's text, a bare `local.x` as its expression."""
+    text = str(value)
+    for _ in range(5):
+        expanded = _LOCAL_INTERPOLATION.sub(
+            lambda m: str(unquote(locals_[m.group(1)])) if m.group(1) in locals_ else m.group(0), text
+        )
+        expanded = _LOCAL_REF.sub(lambda m: str(locals_.get(m.group(1), m.group(0))), expanded)
+        if expanded == text:
+            break
+        text = expanded
+    return text
+
+
+def check_alarms(root: Path) -> list[str]:
+    """Every alarm of the queue and worker modules notifies the SNS topic an
+    operator passes as `alarm_topic_arn` (optional: null notifies nobody)
+    when it fires and when it clears; the lost-lock alarm's metric filter
+    counts a message the worker still logs; the router's public URL has a
+    concurrency cap by default (its checkov skip on the unauthenticated URL
+    relies on one)."""
+    problems: list[str] = []
+    for module in ALARM_MODULES:
+        where_module = f"{MODULES}/{module}"
+        defaults = module_variable_defaults(root, module)
+        if ALARM_TOPIC_VARIABLE not in defaults:
+            problems.append(f"{where_module}: no optional variable {ALARM_TOPIC_VARIABLE} (default null)")
+        elif defaults[ALARM_TOPIC_VARIABLE] is not None:
+            problems.append(f"{where_module}: {ALARM_TOPIC_VARIABLE} defaults to {defaults[ALARM_TOPIC_VARIABLE]!r}, not null")
+        locals_ = module_locals(root, module)
+        resources = module_blocks(root, module, "resource")
+        alarms = {n: b for (t, n), b in resources.items() if t == "aws_cloudwatch_metric_alarm"}
+        if not alarms:
+            problems.append(f"{where_module}: no aws_cloudwatch_metric_alarm")
+        for name, body in alarms.items():
+            for action in ("alarm_actions", "ok_actions"):
+                if f"var.{ALARM_TOPIC_VARIABLE}" not in _expand_locals(body.get(action, ""), locals_):
+                    problems.append(
+                        f"{where_module}: aws_cloudwatch_metric_alarm.{name}.{action} does not include var.{ALARM_TOPIC_VARIABLE}"
+                    )
+
+    worker_locals = module_locals(root, WORKER_MODULE)
+    filters = {
+        n: b
+        for (t, n), b in module_blocks(root, WORKER_MODULE, "resource").items()
+        if t == "aws_cloudwatch_log_metric_filter"
+    }
+    if "lost_lock" not in filters:
+        problems.append(f"{MODULES}/{WORKER_MODULE}: no aws_cloudwatch_log_metric_filter.lost_lock")
+    else:
+        pattern = _expand_locals(unquote(filters["lost_lock"].get("pattern", "")), worker_locals)
+        m = re.search(r'\$\.fields\.message\s*=\s*\\?"([^"\\]+)\\?"', pattern)
+        message = m.group(1) if m else None
+        code = "\n".join(
+            p.read_text(encoding="utf-8") for p in sorted((root / WORKER_SOURCES).rglob("*.rs"))
+        )
+        if message is None:
+            problems.append(f"{MODULES}/{WORKER_MODULE}: lost_lock pattern {pattern!r} does not match one log message")
+        elif not re.search(r'\bwarn!\([^;]*"' + re.escape(message) + '"', code):
+            problems.append(
+                f"{MODULES}/{WORKER_MODULE}: lost_lock counts log message {message!r}, which no warn! in {WORKER_SOURCES} writes"
+            )
+
+    cap = module_variable_defaults(root, ROUTER_MODULE).get("reserved_concurrency")
+    if as_number(cap) is None or as_number(cap) < 1:
+        problems.append(
+            f"{MODULES}/{ROUTER_MODULE}: reserved_concurrency defaults to {cap!r}; the public URL needs a cap by default"
+        )
+    return problems

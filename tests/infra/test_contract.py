@@ -65,6 +65,11 @@ def test_every_secret_parameter_in_the_environment_is_granted():
     assert contract.check_secret_parameters(REPO) == []
 
 
+def test_alarms_notify_the_topic_and_the_router_is_capped():
+    problems = contract.check_alarms(REPO)
+    assert problems == [], "\n".join(problems)
+
+
 def test_live_units_are_wired():
     """Every unit points at a module; worker and router depend on what they use."""
     units = {u.path.name: u for u in contract.live_units(REPO)}
@@ -153,6 +158,7 @@ SYNTHETIC = {
             ssm.get_parameter().name("/baton/plt/slack/bot-token").with_decryption(true).send().await;
         }
         fn path(uri: &Uri) -> Option<&str> { uri.query() }
+        fn taken_over(key: &str) { warn!(lock_key = %key, "took over an expired lock"); }
     """,
     "crates/router/Cargo.toml": """
         [package]
@@ -213,6 +219,7 @@ def all_problems(root: Path) -> list[str]:
         + contract.check_shared_config(root)
         + contract.check_reconcile_schedule(root)
         + contract.check_secret_parameters(root)
+        + contract.check_alarms(root)
     )
 
 
@@ -689,9 +696,51 @@ def test_actions_check_counts_only_the_execution_role(tree):
             "[var.slack_signing_secret_param]",
             "GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param",
         ),
+        (
+            "infra/modules/router-function/main.tf",
+            "    var.slack_signing_secret_previous_param == null ? [] : [var.slack_signing_secret_previous_param],\n",
+            "",
+            "SLACK_SIGNING_SECRET_PREVIOUS_PARAM = var.slack_signing_secret_previous_param",
+        ),
     ],
 )
 def test_secret_check_fails_when_a_parameter_is_not_granted(tree, rel, old, new, expect):
     edit(tree, rel, old, new)
     problems = contract.check_secret_parameters(tree)
+    assert any(expect in p for p in problems), problems
+
+
+# --- alarms notify the topic; the router is capped -------------------------
+
+QUEUE_MAIN = "infra/modules/command-queue/main.tf"
+QUEUE_VARS = "infra/modules/command-queue/variables.tf"
+WORKER_ALARMS = "infra/modules/worker-function/alarms.tf"
+WORKER_VARS = "infra/modules/worker-function/variables.tf"
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        # the DLQ alarm notifies only the extra list, not the topic
+        (QUEUE_MAIN, "alarm_actions       = local.alarm_actions", "alarm_actions       = var.alarm_actions", "dlq_not_empty.alarm_actions does not include var.alarm_topic_arn"),
+        # it tells the topic when it fires but not when it clears
+        (QUEUE_MAIN, "ok_actions          = local.alarm_actions", "ok_actions          = []", "dlq_not_empty.ok_actions does not include var.alarm_topic_arn"),
+        # the local drops the topic
+        (QUEUE_MAIN, "concat(var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn], var.alarm_actions)", "var.alarm_actions", "dlq_not_empty.alarm_actions"),
+        # the lost-lock alarm notifies nobody
+        (WORKER_ALARMS, '  alarm_actions       = var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn]\n', '  alarm_actions       = []\n', "lost_lock.alarm_actions does not include var.alarm_topic_arn"),
+        # the topic becomes required
+        (WORKER_VARS, 'variable "alarm_topic_arn" {\n  description = "ARN of the SNS topic notified when the lost-lock alarm fires or clears. null = the alarm notifies nobody (it still shows in the console)."\n  type        = string\n  default     = null\n', 'variable "alarm_topic_arn" {\n  description = "x"\n  type        = string\n', "worker-function: no optional variable alarm_topic_arn"),
+        (QUEUE_VARS, 'variable "alarm_topic_arn" {', 'variable "sns_topic" {', "command-queue: no optional variable alarm_topic_arn"),
+        # the filter counts a message the worker does not write
+        (WORKER_ALARMS, 'lost_lock_message = "took over an expired lock"', 'lost_lock_message = "lock lost"', "counts log message 'lock lost', which no warn!"),
+        # the worker stops writing it
+        ("crates/worker/src/main.rs", '"took over an expired lock"', '"took over a lapsed lock"', "counts log message 'took over an expired lock'"),
+        # the router's URL is uncapped by default again
+        (ROUTER_VARS, "  default     = 10\n", "  default     = -1\n", "reserved_concurrency defaults to -1"),
+    ],
+)
+def test_alarm_check_fails_when_an_alarm_reaches_nobody_or_the_router_is_uncapped(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_alarms(tree)
     assert any(expect in p for p in problems), problems

@@ -10,6 +10,8 @@
 locals {
   queue_name = "${var.name}.fifo"
   dlq_name   = "${var.name}-dlq.fifo"
+  # Who hears the DLQ alarm fire and clear.
+  alarm_actions = concat(var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn], var.alarm_actions)
 }
 
 resource "aws_sqs_queue" "dlq" {
@@ -100,7 +102,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = var.tags
 }

@@ -38,8 +38,19 @@ variable "max_receive_count" {
   }
 }
 
+variable "alarm_topic_arn" {
+  description = "ARN of the SNS topic notified when the DLQ alarm fires or clears. null = the alarm notifies nobody (it still shows in the console)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)."
+  }
+}
+
 variable "alarm_actions" {
-  description = "ARNs (e.g. SNS topics) notified when the DLQ alarm fires or clears."
+  description = "Other ARNs notified when the DLQ alarm fires or clears, besides alarm_topic_arn."
   type        = list(string)
   default     = []
 }

@@ -34,6 +34,7 @@ module "function" {
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
     var.azure_devops_hook_secret_param == null ? {} : { AZURE_DEVOPS_HOOK_SECRET_PARAM = var.azure_devops_hook_secret_param },
+    var.slack_signing_secret_previous_param == null ? {} : { SLACK_SIGNING_SECRET_PREVIOUS_PARAM = var.slack_signing_secret_previous_param },
   )
   extra_environment = var.extra_environment
 
@@ -42,6 +43,7 @@ module "function" {
   ssm_parameter_names = concat(
     [var.slack_signing_secret_param, var.github_webhook_secret_param],
     var.azure_devops_hook_secret_param == null ? [] : [var.azure_devops_hook_secret_param],
+    var.slack_signing_secret_previous_param == null ? [] : [var.slack_signing_secret_previous_param],
   )
   ssm_kms_key_arn          = var.ssm_kms_key_arn
 

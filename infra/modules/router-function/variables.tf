@@ -55,9 +55,14 @@ variable "memory_size" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions; -1 = unreserved. On a public URL a number also caps what a request flood can cost."
+  description = "Reserved concurrent executions: on a public URL this caps what a request flood can cost (the Function URL's checkov skip relies on it). Signature checks take microseconds, so 10 serves a large workspace. -1 removes the cap (only for accounts whose concurrency quota cannot spare a reservation)."
   type        = number
-  default     = -1
+  default     = 10
+
+  validation {
+    condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 1
+    error_message = "reserved_concurrency must be a cap of at least 1, or -1 for none (0 would refuse every request)."
+  }
 }
 
 variable "tracing_enabled" {
@@ -111,6 +116,12 @@ variable "config_path" {
 variable "slack_signing_secret_param" {
   description = "NAME of the SecureString SSM parameter holding the Slack signing secret (SLACK_SIGNING_SECRET_PARAM), e.g. /baton/plt/slack/signing-secret."
   type        = string
+}
+
+variable "slack_signing_secret_previous_param" {
+  description = "NAME of a second SecureString SSM parameter holding another Slack signing secret accepted as well (SLACK_SIGNING_SECRET_PREVIOUS_PARAM), while the signing secret is rotated, e.g. /baton/plt/slack/signing-secret-previous. null outside a rotation."
+  type        = string
+  default     = null
 }
 
 variable "github_webhook_secret_param" {

@@ -37,3 +37,8 @@ output "reconcile_schedule_role_arn" {
   description = "Role the reconciler schedule invokes the worker with (lambda:InvokeFunction on it only)."
   value       = aws_iam_role.reconcile_schedule.arn
 }
+
+output "lost_lock_alarm_arn" {
+  description = "ARN of the alarm that fires when the worker takes over a lock whose lease had lapsed."
+  value       = aws_cloudwatch_metric_alarm.lost_lock.arn
+}

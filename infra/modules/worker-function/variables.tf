@@ -212,6 +212,17 @@ variable "reconcile_schedule_expression" {
   }
 }
 
+variable "alarm_topic_arn" {
+  description = "ARN of the SNS topic notified when the lost-lock alarm fires or clears. null = the alarm notifies nobody (it still shows in the console)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

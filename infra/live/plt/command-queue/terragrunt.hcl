@@ -18,6 +18,6 @@ inputs = {
   visibility_timeout_seconds = 300
   max_receive_count          = 5
 
-  # SNS topic ARNs to notify when a command lands in the DLQ.
-  alarm_actions = []
+  # The SNS topic notified when a command lands in the DLQ (null: nobody).
+  alarm_topic_arn = null
 }

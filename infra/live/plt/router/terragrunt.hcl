@@ -35,6 +35,9 @@ inputs = {
   queue_arn = dependency.queue.outputs.queue_arn
 
   slack_signing_secret_param  = "/baton/${include.root.locals.env}/slack/signing-secret"
+  # Only while the signing secret is rotated (README: Rotating the signing
+  # secret); create the parameter first.
+  # slack_signing_secret_previous_param = "/baton/${include.root.locals.env}/slack/signing-secret-previous"
   github_webhook_secret_param = "/baton/${include.root.locals.env}/github/webhook-secret"
   # Only for Azure DevOps pipelines' service hooks (create the parameter first).
   # azure_devops_hook_secret_param = "/baton/${include.root.locals.env}/azure-devops/hook-secret"

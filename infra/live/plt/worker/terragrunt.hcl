@@ -68,6 +68,10 @@ inputs = {
   # The same command config for the worker and the router (env.hcl).
   config_path = include.root.locals.config_path
 
+  # The SNS topic notified when the worker takes over a lapsed lock (null:
+  # nobody).
+  alarm_topic_arn = null
+
   # Reconciler passes (EventBridge Scheduler); false pauses them.
   reconcile_enabled             = true
   reconcile_schedule_expression = "rate(1 minute)"
