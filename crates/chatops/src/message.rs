@@ -86,19 +86,19 @@ pub struct CommandMessage {
     #[serde(default, deserialize_with = "wire::text")]
     pub text: String,
     /// The Slack user id of the person who ran the command, e.g. `U2CERLKJA`.
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::user_id")]
     pub user_id: String,
     /// The (deprecated, but still sent) Slack user name, shown in lock records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     /// The channel the command was run in; replies and completions go there.
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::channel_id")]
     pub channel_id: String,
     /// The channel's name, for logs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_name: Option<String>,
     /// The Slack workspace id.
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::team_id")]
     pub team_id: String,
     /// The Slack workspace's domain, for logs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,10 +107,10 @@ pub struct CommandMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enterprise_id: Option<String>,
     /// Where replies to this command are posted (up to 5 times in 30 minutes).
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::web_url")]
     pub response_url: String,
     /// Slack's unique id for this invocation; a natural deduplication key.
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::token")]
     pub trigger_id: String,
     /// The Slack app the command was sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +204,7 @@ pub struct CompletionMessage {
     #[serde(deserialize_with = "wire::non_empty")]
     pub lock_key: String,
     /// The unique id of that lock acquisition.
-    #[serde(deserialize_with = "wire::non_empty")]
+    #[serde(deserialize_with = "wire::token")]
     pub lock_id: String,
     /// The fencing token of that acquisition.
     #[serde(deserialize_with = "wire::integer")]
@@ -213,7 +213,11 @@ pub struct CompletionMessage {
     #[serde(deserialize_with = "wire::name")]
     pub conclusion: Conclusion,
     /// Link to the run, shown in the channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "wire::optional_web_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub run_url: Option<String>,
     /// The GitHub Actions run id. A completion ends a chatops grant only
     /// when it names the run recorded on that grant.
@@ -230,7 +234,11 @@ pub struct CompletionMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
     /// Where to post the outcome; without it the outcome is only logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "wire::optional_channel_id",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub channel_id: Option<String>,
     /// Who or what sent the report (a workflow step, a webhook relay…), for logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +411,93 @@ mod wire {
             ));
         }
         Ok(s)
+    }
+
+    /// A Slack id: `prefixes` then upper-case letters and digits (`U2CERLKJA`,
+    /// `C0BUILDS`, `T0ACME`). The queue is not trusted: a field that becomes
+    /// a mention, a channel to post to or a workflow input must look like
+    /// what Slack sends, or the message is refused.
+    fn slack_id<'de, D: Deserializer<'de>>(
+        d: D,
+        prefixes: &str,
+        what: &'static str,
+    ) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut chars = s.chars();
+        let ok = chars.next().is_some_and(|c| prefixes.contains(c))
+            && s.len() >= 2
+            && s.len() <= 32
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !ok {
+            return Err(de::Error::invalid_value(Unexpected::Str(&s), &what));
+        }
+        Ok(s)
+    }
+
+    /// A Slack user id (`U…`, or `W…` for Enterprise Grid).
+    pub fn user_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        slack_id(d, "UW", "a Slack user id (U… or W…)")
+    }
+
+    /// A Slack conversation id (`C…`, `G…` or `D…`).
+    pub fn channel_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        slack_id(d, "CGD", "a Slack channel id (C…, G… or D…)")
+    }
+
+    /// [`channel_id`] for an optional field.
+    pub fn optional_channel_id<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => channel_id(s.into_deserializer()).map(Some),
+        }
+    }
+
+    /// A Slack workspace or Enterprise Grid id (`T…` or `E…`).
+    pub fn team_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        slack_id(d, "TE", "a Slack team id (T… or E…)")
+    }
+
+    /// An opaque token (a trigger id, a lock id): 1 to 128 printable ASCII
+    /// characters without spaces, as SQS ids and lock ids are.
+    pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(de::Error::invalid_value(
+                Unexpected::Str(&s),
+                &"1 to 128 printable characters without spaces",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// An `http(s)://` URL with a host, no spaces or control characters:
+    /// what becomes a link in Slack or a place to post a reply.
+    pub fn web_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        let ok = host.is_some_and(|h| !h.is_empty() && !h.contains('@'))
+            && s.len() <= 2048
+            && s.chars().all(|c| c.is_ascii_graphic());
+        if !ok {
+            return Err(de::Error::invalid_value(
+                Unexpected::Str(&s),
+                &"an http(s) URL with a host",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// [`web_url`] for an optional field.
+    pub fn optional_web_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => web_url(s.into_deserializer()).map(Some),
+        }
     }
 
     /// Slack's `text`: absent and `null` both mean the user typed nothing.
@@ -667,7 +762,7 @@ mod tests {
         let err = QueueMessage::parse(&v.to_string()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "completion message field `lock_id` is invalid: invalid value: string \"\", expected a non-empty string"
+            "completion message field `lock_id` is invalid: invalid value: string \"\", expected 1 to 128 printable characters without spaces"
         );
     }
 

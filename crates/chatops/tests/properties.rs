@@ -175,16 +175,41 @@ fn required_text() -> impl Strategy<Value = String> {
     prop_oneof![3 => "[A-Za-z0-9/_.:-]{1,24}", 1 => "\\PC{1,24}", 1 => any::<String>().prop_filter("non-empty", |s| !s.is_empty())]
 }
 
+/// Slack ids of the kinds a message carries: a prefix from `prefixes`, then
+/// upper-case letters and digits.
+fn slack_id(prefixes: &'static str) -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(prefixes.chars().collect::<Vec<_>>()),
+        "[A-Z0-9]{1,12}",
+    )
+        .prop_map(|(p, rest)| format!("{p}{rest}"))
+}
+
+/// Printable ASCII tokens without spaces (trigger ids, lock ids).
+fn token() -> impl Strategy<Value = String> {
+    "[!-~]{1,40}"
+}
+
+/// `http(s)://host/path` URLs.
+fn web_url() -> impl Strategy<Value = String> {
+    (
+        "https?",
+        "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+        "(/[A-Za-z0-9_.~%-]{0,12}){0,4}",
+    )
+        .prop_map(|(scheme, host, path)| format!("{scheme}://{host}{path}"))
+}
+
 fn optional_text() -> impl Strategy<Value = Option<String>> {
     prop::option::of(prop_oneof![3 => "[A-Za-z0-9 _.-]{0,16}", 1 => any::<String>()])
 }
 
 prop_compose! {
     fn command_message()(
-        command in required_text(), text in any::<String>(), user_id in required_text(), user_name in optional_text(),
-        channel_id in required_text(), channel_name in optional_text(), team_id in required_text(),
-        team_domain in optional_text(), enterprise_id in optional_text(), response_url in required_text(),
-        trigger_id in required_text(), api_app_id in optional_text(), received_at in any::<u64>(),
+        command in required_text(), text in any::<String>(), user_id in slack_id("UW"), user_name in optional_text(),
+        channel_id in slack_id("CGD"), channel_name in optional_text(), team_id in slack_id("TE"),
+        team_domain in optional_text(), enterprise_id in optional_text(), response_url in web_url(),
+        trigger_id in token(), api_app_id in optional_text(), received_at in any::<u64>(),
     ) -> CommandMessage {
         CommandMessage {
             command, text, user_id, user_name, channel_id, channel_name, team_id, team_domain, enterprise_id,
@@ -204,8 +229,8 @@ fn conclusion() -> impl Strategy<Value = Conclusion> {
 
 prop_compose! {
     fn completion_message()(
-        lock_key in required_text(), lock_id in required_text(), fence in any::<u64>(), conclusion in conclusion(),
-        run_url in optional_text(), run_id in prop::option::of(any::<u64>()), channel_id in optional_text(),
+        lock_key in required_text(), lock_id in token(), fence in any::<u64>(), conclusion in conclusion(),
+        run_url in prop::option::of(web_url()), run_id in prop::option::of(any::<u64>()), channel_id in prop::option::of(slack_id("CGD")),
         reported_by in optional_text(), reason in optional_text(),
     ) -> CompletionMessage {
         CompletionMessage { lock_key, lock_id, fence, conclusion, run_url, run_id, repository: None, workflow: None, channel_id, reported_by, reason }
@@ -421,10 +446,10 @@ fn form_optional() -> impl Strategy<Value = Option<String>> {
 
 prop_compose! {
     fn slack_command()(
-        command in required_text(), text in any::<String>(), user_id in required_text(), user_name in form_optional(),
-        channel_id in required_text(), channel_name in form_optional(), team_id in required_text(),
-        team_domain in form_optional(), enterprise_id in form_optional(), response_url in required_text(),
-        trigger_id in required_text(), api_app_id in form_optional(), received_at in any::<u64>(),
+        command in required_text(), text in any::<String>(), user_id in slack_id("UW"), user_name in form_optional(),
+        channel_id in slack_id("CGD"), channel_name in form_optional(), team_id in slack_id("TE"),
+        team_domain in form_optional(), enterprise_id in form_optional(), response_url in web_url(),
+        trigger_id in token(), api_app_id in form_optional(), received_at in any::<u64>(),
     ) -> CommandMessage {
         CommandMessage {
             command, text, user_id, user_name, channel_id, channel_name, team_id, team_domain, enterprise_id,
@@ -668,4 +693,37 @@ fn the_builtin_toml_is_the_builtin_config() {
         Config::from_toml_str(Config::BUILTIN_TOML),
         Ok(Config::builtin())
     );
+}
+
+proptest! {
+    #![proptest_config(cases(500))]
+
+    /// The queue is not trusted: a command whose ids or URL do not look like
+    /// Slack's is refused with the field named, never read.
+    #[test]
+    fn commands_with_forged_ids_or_urls_are_refused(
+        message in command_message(),
+        field in prop::sample::select(vec!["user_id", "channel_id", "team_id", "response_url", "trigger_id"]),
+        bad in prop_oneof![
+            Just(String::new()),
+            "[a-z]{1,8}",
+            "U[A-Z0-9]{0,4}[ <>@|&*][A-Z0-9]{0,4}",
+            "javascript:[a-z]{1,8}",
+            "https://[a-z]{1,5}@[a-z]{1,5}/x",
+        ],
+    ) {
+        let mut body = serde_json::to_value(QueueMessage::Command(message)).expect("serialises");
+        body[field] = Value::from(bad.clone());
+        // A few generated values happen to be valid for some fields.
+        let valid = match field {
+            "user_id" => bad.len() >= 2 && (bad.starts_with('U') || bad.starts_with('W')) && bad.chars().skip(1).all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+            "trigger_id" => !bad.is_empty() && bad.chars().all(|c| c.is_ascii_graphic()),
+            _ => false,
+        };
+        prop_assume!(!valid);
+        match QueueMessage::parse(&body.to_string()) {
+            Err(e) => prop_assert!(e.to_string().contains(field), "{e}"),
+            Ok(m) => prop_assert!(false, "{field} = {bad:?} was read: {m:?}"),
+        }
+    }
 }

@@ -665,3 +665,35 @@ async fn a_bypass_recorded_by_the_cli_shows_in_slack_status() {
         "the grant is untouched"
     );
 }
+
+#[tokio::test]
+async fn a_queued_message_with_a_forged_user_is_refused_and_changes_nothing() {
+    let s = Stage::new().await;
+    let mut forged = s.command("U1", "/deploy", "api plt --force takeover");
+    forged.user_id = "UADMIN> <!channel".into();
+    let mut body = serde_json::to_value(QueueMessage::Command(forged)).expect("json");
+    body["user_id"] = json!("UADMIN> <!channel");
+    let mut record = SqsMessage::default();
+    record.message_id = Some("forged-1".into());
+    record.body = Some(body.to_string());
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    let mut event = SqsEvent::default();
+    event.records = vec![record];
+    let file = std::env::temp_dir().join(format!("{}.json", unique_name("sqs-event")));
+    std::fs::write(&file, serde_json::to_string(&event).expect("event")).expect("write");
+    let response = s.binary(&["--event", file.to_str().expect("utf-8")]).await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "forged-1"}]),
+        "refused, towards the dead-letter queue"
+    );
+    assert!(
+        s.locks.status(KEY).await.expect("read").is_none(),
+        "no lock was taken"
+    );
+    assert!(s.slack.requests().is_empty(), "nobody was told anything");
+    assert!(s.github.requests().is_empty(), "nothing was dispatched");
+}
