@@ -1289,3 +1289,29 @@ def check_alarms(root: Path) -> list[str]:
             f"{MODULES}/{ROUTER_MODULE}: reserved_concurrency defaults to {cap!r}; the public URL needs a cap by default"
         )
     return problems
+
+
+def check_queue_senders(root: Path) -> list[str]:
+    """Only the router may send to the command queue.
+
+    The command-queue module's policy denies sqs:SendMessage to every
+    principal whose ARN is not one of `sender_role_names`; in each
+    environment folder that list must name the router's execution role
+    (`<function_name>-role`, as the lambda-function module names it), or
+    the router could not enqueue at all, and the worker trusts no sender
+    but it.
+    """
+    problems: list[str] = []
+    main = (root / MODULES / "command-queue" / "main.tf").read_text()
+    if not re.search(r'sid\s*=\s*"OnlyTheRouterSends"', main) or "aws:PrincipalArn" not in main:
+        problems.append(f"{MODULES}/command-queue/main.tf: no queue policy statement denies senders other than sender_role_names")
+    units = live_units(root)
+    for queue in (u for u in units if u.module == "command-queue"):
+        senders, where = unit_value(root, queue, "sender_role_names")
+        routers = [u for u in units if u.module == "router-function" and u.path.parent == queue.path.parent]
+        for router in routers:
+            name, _ = unit_value(root, router, "function_name")
+            role = f"{name}-role"
+            if not isinstance(senders, list) or role not in [unquote(s) for s in senders]:
+                problems.append(f"{where}: {senders!r} does not let the router's role {role!r} send")
+    return problems

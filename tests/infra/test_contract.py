@@ -70,6 +70,18 @@ def test_alarms_notify_the_topic_and_the_router_is_capped():
     assert problems == [], "\n".join(problems)
 
 
+def test_only_the_router_may_send_to_the_queue():
+    problems = contract.check_queue_senders(REPO)
+    assert problems == [], "\n".join(problems)
+
+
+def test_queue_sender_check_fails_without_the_router_role(tree):
+    unit = tree / "infra/live/plt/command-queue/terragrunt.hcl"
+    unit.write_text(unit.read_text().replace('["baton-router-role"]', '["someone-else"]'))
+    problems = contract.check_queue_senders(tree)
+    assert any("baton-router-role" in p for p in problems), problems
+
+
 def test_live_units_are_wired():
     """Every unit points at a module; worker and router depend on what they use."""
     units = {u.path.name: u for u in contract.live_units(REPO)}

@@ -78,9 +78,41 @@ data "aws_iam_policy_document" "tls_only" {
   }
 }
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+# The worker trusts nothing it reads from the queue, and the queue trusts no
+# sender but the router: every other principal is denied sqs:SendMessage,
+# whatever its own IAM policy allows. (The reconciler is invoked by its
+# schedule, not through the queue.)
+data "aws_iam_policy_document" "commands" {
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["commands"].json]
+
+  statement {
+    sid       = "OnlyTheRouterSends"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.commands.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values = [
+        for role in var.sender_role_names :
+        "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${role}"
+      ]
+    }
+  }
+}
+
 resource "aws_sqs_queue_policy" "commands" {
   queue_url = aws_sqs_queue.commands.id
-  policy    = data.aws_iam_policy_document.tls_only["commands"].json
+  policy    = data.aws_iam_policy_document.commands.json
 }
 
 resource "aws_sqs_queue_policy" "dlq" {

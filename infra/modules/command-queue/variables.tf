@@ -60,3 +60,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "sender_role_names" {
+  description = "Names of the IAM roles allowed to send to the command queue: the router's execution role (<function_name>-role), plus an operator role while it redrives the DLQ. The queue policy denies sqs:SendMessage to every other principal."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.sender_role_names) > 0 && alltrue([for r in var.sender_role_names : can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", r))])
+    error_message = "List at least the router's role name; role names are 1-64 of A-Za-z0-9+=,.@_-."
+  }
+}

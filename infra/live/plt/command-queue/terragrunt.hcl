@@ -18,6 +18,11 @@ inputs = {
   visibility_timeout_seconds = 300
   max_receive_count          = 5
 
+  # Only the router's role may send to the queue (../router: function_name
+  # "baton-router", so its role is "baton-router-role"). Add an operator
+  # role here while it redrives the DLQ.
+  sender_role_names = ["baton-router-role"]
+
   # The SNS topic notified when a command lands in the DLQ (null: nobody).
   alarm_topic_arn = null
 }
