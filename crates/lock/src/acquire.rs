@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::Serialize;
 
 use crate::client::{LockClient, LockOptions, validate_key};
@@ -118,17 +118,7 @@ impl LockClient {
         let plan = Plan::at(request, &self.options, now_epoch_millis());
         let (e, condition) = grant_update(request, &plan);
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LOCK_KEY, AttributeValue::S(request.key.clone()))
-            .update_expression(e.update_expression())
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
+            .conditional_update_returning(&request.key, e, condition, ReturnValue::AllOld)
             .await;
         match result {
             Ok(out) => granted(request, plan, out.attributes()),

@@ -268,11 +268,29 @@ impl LockClient {
         })
     }
 
+    /// One conditional `UpdateItem` on `key` answering with the item after
+    /// the write, or (the condition failed) the item as it was.
     pub(crate) async fn conditional_update(
         &self,
         key: &str,
         e: Expr,
         condition: String,
+    ) -> Result<
+        UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
+    > {
+        self.conditional_update_returning(key, e, condition, ReturnValue::AllNew)
+            .await
+    }
+
+    /// [`LockClient::conditional_update`] answering with `returning`
+    /// (`ALL_OLD` for writes that replace a grant and must know what it was).
+    pub(crate) async fn conditional_update_returning(
+        &self,
+        key: &str,
+        e: Expr,
+        condition: String,
+        returning: ReturnValue,
     ) -> Result<
         UpdateItemOutput,
         aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
@@ -285,7 +303,7 @@ impl LockClient {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(e.names))
             .set_expression_attribute_values(Some(e.values))
-            .return_values(ReturnValue::AllNew)
+            .return_values(returning)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await

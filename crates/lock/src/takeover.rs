@@ -2,7 +2,7 @@
 //! operator's grant begins in one conditional write.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValue;
 
 use crate::acquire::{
     AcquireRequest, EndedAs, Grant, GrantKind, Plan, carry_over, set_grant, validate_acquire,
@@ -53,17 +53,7 @@ impl LockClient {
         );
         let condition = format!("{id} = {from} AND {status} = {in_progress}");
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LOCK_KEY, AttributeValue::S(request.key.clone()))
-            .update_expression(e.update_expression())
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
+            .conditional_update_returning(&request.key, e, condition, ReturnValue::AllOld)
             .await;
         let retention = self.options.retention.as_secs();
         match result {
