@@ -16,6 +16,7 @@
 //! that was not allowed.
 
 use crate::config::{CommandConfig, Config};
+use crate::message::CommandMessage;
 use crate::target::Target;
 
 /// What a user asked for, checked against the configuration.
@@ -251,6 +252,35 @@ pub enum CommandError {
         /// Who may (to tell the user whom to ask).
         allowed_users: Vec<String>,
     },
+    /// The environment is protected and nobody is listed for it yet: the
+    /// closed default, refused for everyone until an operator lists who may.
+    #[error("`{environment}` is protected for `{command}` and no one is allowed yet (set allowed_users.{environment})")]
+    Protected {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The protected environment.
+        environment: String,
+        /// The command's admins, who can change that (may be empty).
+        unlock_users: Vec<String>,
+    },
+    /// The command came from a Slack workspace not in `allowed_teams`.
+    #[error("workspace {team_id} is not in allowed_teams")]
+    TeamNotAllowed {
+        /// The workspace the command came from.
+        team_id: String,
+        /// Its Enterprise Grid, if any.
+        enterprise_id: Option<String>,
+    },
+    /// The command was run in a channel not in its `allowed_channels`.
+    #[error("`{command}` may not be run in channel {channel_id} (allowed_channels)")]
+    ChannelNotAllowed {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The channel it was run in.
+        channel_id: String,
+        /// The channels it may be run in.
+        allowed_channels: Vec<String>,
+    },
     /// The user may not force-unlock this command's locks.
     #[error("user {user} may not force-unlock `{command}` locks")]
     NotAllowedToUnlock {
@@ -301,7 +331,35 @@ pub enum CommandError {
     },
 }
 
+/// The one policy decision for a slash command, made by the router before
+/// it queues and again by the worker before it acts (the queue is not
+/// trusted): the workspace must be in `allowed_teams`, the channel in the
+/// command's `allowed_channels`, and then [`parse_request`] checks the
+/// command, its target and the user's permission. Both doors call this
+/// function, so they cannot disagree.
+pub fn decide(config: &Config, msg: &CommandMessage) -> Result<Request, CommandError> {
+    if !config.team_allowed(&msg.team_id, msg.enterprise_id.as_deref()) {
+        return Err(CommandError::TeamNotAllowed {
+            team_id: msg.team_id.clone(),
+            enterprise_id: msg.enterprise_id.clone(),
+        });
+    }
+    if let Some(cmd) = config
+        .command(&msg.command)
+        .or_else(|| config.command(&msg.command.trim().to_lowercase()))
+        && !cmd.channel_allowed(&msg.channel_id)
+    {
+        return Err(CommandError::ChannelNotAllowed {
+            command: cmd.name.clone(),
+            channel_id: msg.channel_id.clone(),
+            allowed_channels: cmd.allowed_channels.clone(),
+        });
+    }
+    parse_request(config, &msg.command, &msg.text, &msg.user_id)
+}
+
 /// Parses a slash command's `text` for `msg_command`, on behalf of `user_id`.
+/// It knows nothing of workspaces or channels: doors call [`decide`].
 pub fn parse_request(
     config: &Config,
     msg_command: &str,
@@ -468,6 +526,17 @@ fn parse_run(
     };
     let target = check_target(config, component, environment)?;
     if !config.user_may_run(user_id, &target.environment) {
+        let listed = config
+            .allowed_users
+            .get(&target.environment)
+            .is_some_and(|users| !users.is_empty());
+        if !listed && config.is_protected(&target.environment) {
+            return Err(CommandError::Protected {
+                command: target.command,
+                environment: target.environment,
+                unlock_users: config.unlock_users.clone(),
+            });
+        }
         return Err(CommandError::NotAllowed {
             command: target.command,
             user: user_id.to_string(),

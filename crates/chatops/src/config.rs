@@ -352,8 +352,16 @@ pub struct CommandConfig {
     /// Slack user ids allowed to force-unlock; empty means nobody.
     pub unlock_users: Vec<String>,
     /// Per environment, the Slack user ids allowed to run the command there;
-    /// an environment that is not listed is open to everyone.
+    /// an environment that is not listed is open to everyone unless it is
+    /// one of [`CommandConfig::protected_environments`].
     pub allowed_users: BTreeMap<String, Vec<String>>,
+    /// Environments closed to everyone not listed in `allowed_users`: a
+    /// protected environment without a list refuses everyone, so forgetting
+    /// the list never opens production.
+    pub protected_environments: Vec<String>,
+    /// Slack channel ids (`C…`, `G…`) the command may be run from; empty
+    /// means any channel.
+    pub allowed_channels: Vec<String>,
     /// The pipeline to start: a GitHub workflow or an Azure DevOps pipeline.
     pub pipeline: PipelineConfig,
 }
@@ -414,11 +422,25 @@ impl CommandConfig {
         self.lock_keys().iter().any(|(own, _)| own == key)
     }
 
-    /// Whether `user_id` may run this command in `environment`.
+    /// Whether `user_id` may run this command in `environment`: a listed
+    /// environment admits its list; an unlisted one is open unless it is
+    /// protected, and a protected one without a list admits no one.
     pub fn user_may_run(&self, user_id: &str, environment: &str) -> bool {
-        self.allowed_users
-            .get(environment)
-            .is_none_or(|users| users.iter().any(|u| u == user_id))
+        match self.allowed_users.get(environment) {
+            Some(users) => users.iter().any(|u| u == user_id),
+            None => !self.is_protected(environment),
+        }
+    }
+
+    /// Whether `environment` is one of this command's protected ones.
+    pub fn is_protected(&self, environment: &str) -> bool {
+        self.protected_environments.iter().any(|e| e == environment)
+    }
+
+    /// Whether the command may be run from `channel_id` (any channel when
+    /// `allowed_channels` is empty).
+    pub fn channel_allowed(&self, channel_id: &str) -> bool {
+        self.allowed_channels.is_empty() || self.allowed_channels.iter().any(|c| c == channel_id)
     }
 
     /// Whether `user_id` may force-unlock this command's locks.
@@ -436,6 +458,7 @@ impl CommandConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     commands: BTreeMap<String, CommandConfig>,
+    allowed_teams: Vec<String>,
 }
 
 impl Config {
@@ -443,8 +466,9 @@ impl Config {
     /// `/build` (10 minute locks) and `/deploy` (30 minute locks), both
     /// locked per component and environment, over components `router`,
     /// `api`, `web` and environments `dev`, `plt`, `prod`. Nobody may
-    /// force-unlock and everyone may run everywhere until an operator says
-    /// otherwise. Read from [`Config::BUILTIN_TOML`], so the file an
+    /// force-unlock, and `prod` is protected: nobody may run there until an
+    /// operator lists who may (`allowed_users.prod`); `dev` and `plt` are
+    /// open. Read from [`Config::BUILTIN_TOML`], so the file an
     /// operator starts from and the default can never differ.
     pub fn builtin() -> Config {
         // A constant of this crate, checked by `builtin_matches_the_seed`;
@@ -462,6 +486,7 @@ components = ["router", "api", "web"]
 environments = ["dev", "plt", "prod"]
 on_conflict = "reject"
 unlock_users = []
+protected_environments = ["prod"]
 
 [commands."/build".allowed_users]
 
@@ -478,6 +503,7 @@ components = ["router", "api", "web"]
 environments = ["dev", "plt", "prod"]
 on_conflict = "reject"
 unlock_users = []
+protected_environments = ["prod"]
 
 [commands."/deploy".allowed_users]
 
@@ -510,6 +536,24 @@ ref = "main"
     pub fn commands(&self) -> impl Iterator<Item = &CommandConfig> {
         self.commands.values()
     }
+
+    /// The Slack workspace (`T…`) and Enterprise Grid (`E…`) ids every
+    /// command is restricted to; empty means any workspace the app is
+    /// installed in.
+    pub fn allowed_teams(&self) -> &[String] {
+        &self.allowed_teams
+    }
+
+    /// Whether a command from workspace `team_id` (part of Enterprise Grid
+    /// `enterprise_id`, if any) may be served: always when `allowed_teams`
+    /// is empty, else when either id is listed.
+    pub fn team_allowed(&self, team_id: &str, enterprise_id: Option<&str>) -> bool {
+        self.allowed_teams.is_empty()
+            || self
+                .allowed_teams
+                .iter()
+                .any(|t| t == team_id || Some(t.as_str()) == enterprise_id)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -518,6 +562,8 @@ ref = "main"
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    allowed_teams: Vec<String>,
     #[serde(default)]
     commands: BTreeMap<String, RawCommand>,
 }
@@ -544,6 +590,10 @@ struct RawCommand {
     unlock_users: Vec<String>,
     #[serde(default)]
     allowed_users: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    protected_environments: Vec<String>,
+    #[serde(default)]
+    allowed_channels: Vec<String>,
     pipeline: RawPipeline,
 }
 
@@ -617,6 +667,12 @@ impl RawConfig {
                 "no commands are configured; add at least one [commands.\"/name\"] table",
             ));
         }
+        check_slack_ids(
+            "allowed_teams",
+            &self.allowed_teams,
+            &['T', 'E'],
+            "a Slack workspace or Enterprise Grid id (like \"T0123ABCD\" or \"E0123ABCD\")",
+        )?;
         let mut commands: BTreeMap<String, CommandConfig> = BTreeMap::new();
         for (name, raw) in self.commands {
             let cmd = raw.validate(&name)?;
@@ -624,7 +680,10 @@ impl RawConfig {
             commands.insert(name, cmd);
         }
         check_lock_keys_distinct(commands.values())?;
-        Ok(Config { commands })
+        Ok(Config {
+            commands,
+            allowed_teams: self.allowed_teams,
+        })
     }
 }
 
@@ -712,6 +771,26 @@ impl RawCommand {
             check_user_ids(&path, users)?;
         }
 
+        let protected_path = field("protected_environments");
+        for env in &self.protected_environments {
+            if !environments.contains(env) {
+                return Err(invalid(
+                    &protected_path,
+                    format!(
+                        "environment {env:?} is not in {}; listed environments: {}",
+                        field("environments"),
+                        environments.join(", ")
+                    ),
+                ));
+            }
+        }
+        check_slack_ids(
+            &field("allowed_channels"),
+            &self.allowed_channels,
+            &['C', 'G'],
+            "a Slack channel id (like \"C0123ABCD\" or \"G0123ABCD\")",
+        )?;
+
         let pipeline = self.pipeline.validate(&field("pipeline"))?;
 
         Ok(CommandConfig {
@@ -727,6 +806,8 @@ impl RawCommand {
             test_mode: self.test_mode,
             unlock_users: self.unlock_users,
             allowed_users: self.allowed_users,
+            protected_environments: self.protected_environments,
+            allowed_channels: self.allowed_channels,
             pipeline,
         })
     }
@@ -1117,6 +1198,27 @@ fn check_user_ids(path: &str, users: &[String]) -> Result<(), ConfigError> {
                 path,
                 format!("{user:?} is not a Slack user id (like \"U0123ABCD\")"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks Slack ids of one kind: an upper-case letter from `prefixes` and
+/// upper-case letters or digits after it, as Slack writes them, so a
+/// channel name or a workspace domain is refused rather than never matched.
+fn check_slack_ids(
+    path: &str,
+    ids: &[String],
+    prefixes: &[char],
+    what: &str,
+) -> Result<(), ConfigError> {
+    for id in ids {
+        let mut chars = id.chars();
+        let ok = chars.next().is_some_and(|c| prefixes.contains(&c))
+            && id.len() >= 2
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !ok {
+            return Err(invalid(path, format!("{id:?} is not {what}")));
         }
     }
     Ok(())

@@ -23,7 +23,7 @@ pub mod message;
 pub mod render;
 pub mod target;
 
-pub use command::{CommandError, Force, Malformation, Request, parse_request};
+pub use command::{CommandError, Force, Malformation, Request, decide, parse_request};
 pub use config::{
     AZURE_REPOSITORY_PREFIX, AzurePipelines, BATON_INPUTS, CommandConfig, Config, ConfigError,
     GitHubActions, LockScope, MAX_DISPATCH_INPUTS, OnConflict, PipelineConfig, PipelineKind,

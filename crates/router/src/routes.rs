@@ -8,7 +8,7 @@
 //! |                        | `ssl_check=1`                                     | 200, empty |
 //! |                        | signature missing, forged or stale                | 401, empty |
 //! |                        | signed but not a slash command form               | 400    |
-//! |                        | command the config rejects (unknown component…)   | 200, ephemeral error, not queued |
+//! |                        | command the config rejects (unknown component, workspace not in `allowed_teams`, channel not allowed, user not allowed, protected environment…) | 200, ephemeral error, not queued |
 //! |                        | queued                                            | 200, ephemeral ack |
 //! |                        | queue unavailable                                 | 200, ephemeral "could not queue" |
 //! | `POST /github/webhook` | no webhook secret configured                      | 404    |
@@ -38,7 +38,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use baton_chatops::{Block, CommandMessage, Config, Reply, ResponseType, parse_request, render};
+use baton_chatops::{Block, CommandMessage, Config, Reply, ResponseType, decide, render};
 use bytes::Bytes;
 use lambda_http::http::{self, HeaderMap, Method, StatusCode, header};
 use tracing::{error, info, warn};
@@ -278,7 +278,7 @@ impl<Q: Enqueue> Router<Q> {
                 return Answer::empty(StatusCode::BAD_REQUEST, "not_a_command");
             }
         };
-        let request = match parse_request(&self.config, &msg.command, &msg.text, &msg.user_id) {
+        let request = match decide(&self.config, &msg) {
             Ok(r) => r,
             Err(e) => {
                 info!(command = %msg.command, user_id = %msg.user_id, error = %e, "command refused");

@@ -54,6 +54,34 @@ impl CommandError {
                 "You're not on the list of people who can run `{command}` in `{environment}`. Ask {} to run it, or to add you.",
                 people(allowed_users)
             ),
+            CommandError::Protected {
+                command,
+                environment,
+                unlock_users,
+            } => format!(
+                "`{environment}` is protected and no one may run `{command}` there yet. Ask {} to list who may (`allowed_users.{environment}` of `{command}` in baton's config), or see `{command} help`.",
+                if unlock_users.is_empty() {
+                    "the admin who runs baton".to_string()
+                } else {
+                    format!("an admin ({})", people(unlock_users))
+                }
+            ),
+            CommandError::TeamNotAllowed { team_id, .. } => format!(
+                "baton doesn't serve this Slack workspace (`{}`): it is not in baton's `allowed_teams`. Ask the admin who runs baton to add it.",
+                escape(team_id)
+            ),
+            CommandError::ChannelNotAllowed {
+                command,
+                allowed_channels,
+                ..
+            } => format!(
+                "`{command}` can't be run in this channel (its `allowed_channels`). Run it in {}.",
+                allowed_channels
+                    .iter()
+                    .map(|c| format!("<#{}>", escape(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             CommandError::NotAllowedToUnlock {
                 command,
                 unlock_users,

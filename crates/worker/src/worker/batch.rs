@@ -4,8 +4,7 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use baton_chatops::render;
 use baton_chatops::{
-    CommandError, CommandMessage, CompletionMessage, MessageError, QueueMessage, Request,
-    parse_request,
+    CommandError, CommandMessage, CompletionMessage, MessageError, QueueMessage, Request, decide,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -89,12 +88,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             .unwrap_or(1);
         let work = match QueueMessage::parse(record.body.as_deref().unwrap_or_default()) {
             Ok(QueueMessage::Command(message)) => {
-                let request = parse_request(
-                    &self.settings.config,
-                    &message.command,
-                    &message.text,
-                    &message.user_id,
-                );
+                // The same decision the router made, made again: the
+                // queue is not trusted to carry only what it allowed.
+                let request = decide(&self.settings.config, &message);
                 Work::Command {
                     message: Box::new(message),
                     request,

@@ -8,7 +8,7 @@
 //! the grant the hand-off made for its own request id.
 
 use baton_chatops::render::{self, LineView, WaiterView};
-use baton_chatops::{CommandConfig, CommandMessage, OnConflict, Request, Target, parse_request};
+use baton_chatops::{CommandConfig, CommandMessage, OnConflict, Request, Target, decide};
 use baton_lock::{
     AcquireRequest, Ended, Grant, JoinRequest, Joined, LineMode, LockError, LockRecord, LockStatus,
     ReleaseRequest, Waiter,
@@ -115,12 +115,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             // Not a chat request (a CLI waiter watches for its own turn).
             return None;
         };
-        let queued = parse_request(
-            &self.settings.config,
-            &message.command,
-            &message.text,
-            &message.user_id,
-        );
+        let queued = decide(&self.settings.config, &message);
         let (config, target, lock_key) = match &queued {
             Ok(Request::Run {
                 target, lock_key, ..
