@@ -674,6 +674,95 @@ workflow = "deploy.yml"
         .unwrap()
     }
 
+    fn message(team: &str, channel: &str, user: &str, cmd: &str, text: &str) -> CommandMessage {
+        CommandMessage {
+            command: cmd.into(),
+            text: text.into(),
+            user_id: user.into(),
+            user_name: None,
+            channel_id: channel.into(),
+            channel_name: None,
+            team_id: team.into(),
+            team_domain: None,
+            enterprise_id: None,
+            response_url: "https://hooks.slack.com/commands/T0/1/x".into(),
+            trigger_id: "1.2.3".into(),
+            api_app_id: None,
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn decide_refuses_workspace_then_channel_then_user_naming_each_rule() {
+        let closed = Config::from_toml_str(
+            r#"
+allowed_teams = ["T0ACME"]
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["dev", "prod"]
+protected_environments = ["prod"]
+allowed_channels = ["C0OPS"]
+unlock_users = ["UADMIN"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+"#,
+        )
+        .unwrap();
+        let d = |team: &str, channel: &str, user: &str, cmd: &str, text: &str| {
+            decide(&closed, &message(team, channel, user, cmd, text))
+        };
+        // Another workspace is refused before anything else, unknown
+        // commands included.
+        for cmd in ["/deploy", "/nothing"] {
+            let e = d("T0EVIL", "C0OPS", "UADMIN", cmd, "api dev").unwrap_err();
+            assert!(matches!(&e, CommandError::TeamNotAllowed { team_id, .. } if team_id == "T0EVIL"), "{e:?}");
+            assert!(e.user_message().contains("allowed_teams"));
+        }
+        let e = d("T0ACME", "C0RANDOM", "UADMIN", "/deploy", "api dev").unwrap_err();
+        assert!(matches!(&e, CommandError::ChannelNotAllowed { allowed_channels, .. } if allowed_channels == &["C0OPS"]), "{e:?}");
+        assert!(e.user_message().contains("<#C0OPS>"), "{}", e.user_message());
+        // Protected, nobody listed: refused even for an admin, saying how to
+        // open it and whom to ask.
+        let e = d("T0ACME", "C0OPS", "UADMIN", "/deploy", "api prod").unwrap_err();
+        assert!(matches!(&e, CommandError::Protected { environment, .. } if environment == "prod"), "{e:?}");
+        let text = e.user_message();
+        assert!(
+            text.contains("`prod` is protected")
+                && text.contains("an admin (<@UADMIN>)")
+                && text.contains("`allowed_users.prod`")
+                && text.contains("`/deploy help`"),
+            "{text}"
+        );
+        assert!(matches!(
+            d("T0ACME", "C0OPS", "U1", "/deploy", "api dev"),
+            Ok(Request::Run { .. })
+        ));
+        // An empty list for a protected environment reads as "no one yet".
+        let empty = Config::from_toml_str(&config_text_with_empty_prod()).unwrap();
+        assert!(matches!(
+            parse_request(&empty, "/deploy", "api prod", "U1"),
+            Err(CommandError::Protected { .. })
+        ));
+    }
+
+    fn config_text_with_empty_prod() -> String {
+        r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+protected_environments = ["prod"]
+[commands."/deploy".allowed_users]
+prod = []
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+"#
+        .to_string()
+    }
+
     fn parse(cmd: &str, text: &str) -> Result<Request, CommandError> {
         parse_request(&config(), cmd, text, "U1")
     }

@@ -1612,6 +1612,83 @@ workflow = "build.yml"
         );
     }
 
+    #[test]
+    fn builtin_protects_prod_and_leaves_the_rest_open() {
+        let c = Config::builtin();
+        assert!(c.allowed_teams().is_empty(), "any workspace until listed");
+        for name in ["/build", "/deploy"] {
+            let cmd = c.command(name).unwrap();
+            assert_eq!(cmd.protected_environments, vec!["prod"], "{name}");
+            assert!(!cmd.user_may_run("U0ANYONE", "prod"), "{name} prod");
+            assert!(cmd.user_may_run("U0ANYONE", "plt"), "{name} plt");
+            assert!(cmd.user_may_run("U0ANYONE", "dev"), "{name} dev");
+            assert!(cmd.channel_allowed("C0ANY"), "no channel list");
+        }
+    }
+
+    #[test]
+    fn a_protected_environment_admits_only_its_list() {
+        let src = build_only().replace(
+            "unlock_users = [\"U0ADMIN\"]",
+            "unlock_users = [\"U0ADMIN\"]\nprotected_environments = [\"prod\", \"plt\"]",
+        );
+        let c = Config::from_toml_str(&src).unwrap();
+        let b = c.command("/build").unwrap();
+        assert!(b.user_may_run("U0ADMIN", "prod"), "listed");
+        assert!(!b.user_may_run("U1", "prod"), "not listed");
+        assert!(!b.user_may_run("U0ADMIN", "plt"), "protected, no list");
+        assert!(b.user_may_run("U1", "dev"), "unprotected, no list");
+    }
+
+    #[test]
+    fn teams_and_channels_restrict_and_are_checked_by_field() {
+        let src = format!(
+            "allowed_teams = [\"T0ACME\", \"E0GRID\"]\n{}",
+            build_only().replace(
+                "unlock_users =",
+                "allowed_channels = [\"C0BUILDS\", \"G0PRIVATE\"]\nunlock_users ="
+            )
+        );
+        let c = Config::from_toml_str(&src).unwrap();
+        assert!(c.team_allowed("T0ACME", None));
+        assert!(c.team_allowed("T0OTHER", Some("E0GRID")), "a grid's workspace");
+        assert!(!c.team_allowed("T0OTHER", None));
+        assert!(!c.team_allowed("T0OTHER", Some("E0ELSE")));
+        let b = c.command("/build").unwrap();
+        assert!(b.channel_allowed("C0BUILDS") && b.channel_allowed("G0PRIVATE"));
+        assert!(!b.channel_allowed("C0RANDOM"));
+
+        for bad in ["acme", "U0ACME", "t0acme", "T", "T0 ACME", ""] {
+            let e = err_text(&format!("allowed_teams = [{}]\n{}", quoted(bad), build_only()));
+            assert!(
+                e.starts_with(&format!("allowed_teams: {bad:?} is not a Slack workspace")),
+                "{bad:?}: {e}"
+            );
+        }
+        for bad in ["#builds", "builds", "U0X", "D0DM", "c0lower"] {
+            let e = err_text(&build_only().replace(
+                "unlock_users =",
+                &format!("allowed_channels = [{}]\nunlock_users =", quoted(bad)),
+            ));
+            assert!(
+                e.starts_with(&format!(
+                    "commands.\"/build\".allowed_channels: {bad:?} is not a Slack channel id"
+                )),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = err_text(&build_only().replace(
+            "unlock_users =",
+            "protected_environments = [\"production\"]\nunlock_users =",
+        ));
+        assert!(
+            e.starts_with(
+                r#"commands."/build".protected_environments: environment "production" is not in commands."/build".environments"#
+            ),
+            "{e}"
+        );
+    }
+
     fn azure_deploy() -> String {
         r#"
 [commands."/deploy"]

@@ -12,6 +12,7 @@ mod e2e;
 mod github;
 mod lambda_runtime;
 mod listen;
+mod policy;
 mod rotation;
 mod slack;
 mod ssm;
