@@ -1231,3 +1231,65 @@ async fn the_holder_cancels_their_own_run_and_nobody_else_can() {
     assert_eq!(lock.released_by.as_deref(), Some("U1"));
     assert_eq!(h.github.requests_to(cancel).len(), 1);
 }
+
+/// `/build` limited to one workspace and channel, with `prod` protected and
+/// listed for `UREL` only.
+const CLOSED: &str = r#"
+allowed_teams = ["T0ACME"]
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router"]
+environments = ["plt", "prod"]
+protected_environments = ["prod"]
+allowed_channels = ["C0BUILDS"]
+unlock_users = ["UADMIN"]
+[commands."/build".allowed_users]
+prod = ["UREL"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#;
+
+#[tokio::test]
+async fn the_worker_refuses_again_what_the_router_would_have_refused() {
+    // Messages sent straight onto the queue, past the router: the worker
+    // decides again with the same policy and acts on none of these.
+    let h = Harness::with(|s| s.config = Config::from_toml_str(CLOSED).unwrap()).await;
+    let mut foreign = h.command("UREL", "/build", "router prod");
+    foreign.team_id = "T0EVIL".into();
+    let mut elsewhere = h.command("UREL", "/build", "router prod");
+    elsewhere.channel_id = "C0RANDOM".into();
+    let unlisted = h.command("UADMIN", "/build", "router prod");
+
+    let response = h
+        .run(vec![
+            command_record("m-1", &foreign, 1),
+            command_record("m-2", &elsewhere, 1),
+            command_record("m-3", &unlisted, 1),
+        ])
+        .await;
+
+    assert!(failures(&response).is_empty(), "a refusal is final");
+    assert!(h.dispatches().is_empty());
+    assert!(h.locks.status("build-router-prod").await.unwrap().is_none());
+    let answer = |m: &CommandMessage| {
+        let a = h
+            .slack
+            .requests_to(&m.response_url.replace(&h.slack.url(), ""))[0]
+            .json();
+        assert_eq!(a["response_type"], "ephemeral", "{a}");
+        text(&a)
+    };
+    assert!(answer(&foreign).contains("allowed_teams"));
+    assert!(answer(&elsewhere).contains("allowed_channels"));
+    let t = answer(&unlisted);
+    assert!(t.contains("not on the list") && t.contains("<@UREL>"), "{t}");
+
+    // The listed user in the listed channel of the listed workspace runs.
+    let allowed = h.command("UREL", "/build", "router prod");
+    let response = h.run(vec![command_record("m-4", &allowed, 1)]).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.dispatches().len(), 1);
+    let lock = h.locks.status("build-router-prod").await.unwrap().unwrap();
+    assert_eq!(lock.locked_by, "UREL");
+}
