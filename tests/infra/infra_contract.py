@@ -982,7 +982,9 @@ def check_shared_config(root: Path) -> list[str]:
     """The worker and the router read the same command config.
 
     The router accepts a completion only from a pipeline of its command
-    config; the worker dispatches the pipelines of its own. So both modules
+    config and refuses commands by the config's policy before queueing; the
+    worker dispatches the pipelines of its own and decides the policy again.
+    So both modules
     set BATON_CONFIG from their `config_path` variable (the same default),
     no live unit overrides it through extra_environment, and in each
     environment folder the worker and router units pass the same

@@ -50,8 +50,10 @@ def test_no_wildcard_account_in_arns():
 
 
 def test_worker_and_router_get_the_same_command_config():
-    """The router accepts completions only from the pipelines of its config,
-    so it must read the config the worker dispatches from."""
+    """The router accepts completions only from the pipelines of its config
+    and refuses commands by its policy (workspaces, channels, protected
+    environments, allowed users) before they are queued; the worker decides
+    again. Both must read one config, or a door would decide by other rules."""
     problems = contract.check_shared_config(REPO)
     assert problems == [], "\n".join(problems)
 

@@ -10,7 +10,7 @@
 
 use baton_chatops::{
     CommandError, CommandMessage, CompletionMessage, Conclusion, Config, ConfigError, MessageError,
-    QueueMessage, Request, Target, parse_request,
+    QueueMessage, Request, Target, decide, parse_request,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -724,6 +724,159 @@ proptest! {
         match QueueMessage::parse(&body.to_string()) {
             Err(e) => prop_assert!(e.to_string().contains(field), "{e}"),
             Ok(m) => prop_assert!(false, "{field} = {bad:?} was read: {m:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The policy: random configs and requests, decided the way both doors do.
+
+/// One random policy: which workspaces, channels and environments are
+/// closed, and who is listed where.
+#[derive(Debug, Clone)]
+struct Policy {
+    teams: Vec<&'static str>,
+    channels: Vec<&'static str>,
+    protected: Vec<&'static str>,
+    allowed: Vec<(&'static str, Vec<&'static str>)>,
+    admins: Vec<&'static str>,
+}
+
+const ENVIRONMENTS: [&str; 3] = ["dev", "plt", "prod"];
+const USERS: [&str; 4] = ["UADMIN", "UREL", "U1", "U2"];
+
+fn subset(of: &'static [&'static str]) -> impl Strategy<Value = Vec<&'static str>> {
+    prop::sample::subsequence(of.to_vec(), 0..=of.len())
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    (
+        subset(&["T0ACME", "E0GRID"]),
+        subset(&["C0OPS", "G0PRIV"]),
+        subset(&ENVIRONMENTS),
+        prop::collection::vec(prop::option::of(subset(&USERS)), 3),
+        subset(&USERS),
+    )
+        .prop_map(|(teams, channels, protected, lists, admins)| Policy {
+            teams,
+            channels,
+            protected,
+            allowed: ENVIRONMENTS
+                .iter()
+                .zip(lists)
+                .filter_map(|(env, list)| list.map(|l| (*env, l)))
+                .collect(),
+            admins,
+        })
+}
+
+fn toml_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Policy {
+    fn toml(&self) -> String {
+        let mut out = format!("allowed_teams = {}\n", toml_list(&self.teams));
+        out.push_str(&format!(
+            r#"[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api", "web"]
+environments = ["dev", "plt", "prod"]
+test_mode = true
+protected_environments = {}
+allowed_channels = {}
+unlock_users = {}
+[commands."/deploy".allowed_users]
+"#,
+            toml_list(&self.protected),
+            toml_list(&self.channels),
+            toml_list(&self.admins),
+        ));
+        for (env, users) in &self.allowed {
+            out.push_str(&format!("{env} = {}\n", toml_list(users)));
+        }
+        out.push_str(
+            "[commands.\"/deploy\".pipeline]\nrepo = \"acme/platform\"\nworkflow = \"deploy.yml\"\n",
+        );
+        out
+    }
+
+    fn listed(&self, env: &str) -> Option<&Vec<&'static str>> {
+        self.allowed.iter().find(|(e, _)| *e == env).map(|(_, l)| l)
+    }
+}
+
+prop_compose! {
+    fn policy_request()(
+        team in prop::sample::select(vec!["T0ACME", "T0EVIL", "T0GRIDWS"]),
+        enterprise in prop::sample::select(vec![None, Some("E0GRID"), Some("E0ELSE")]),
+        channel in prop::sample::select(vec!["C0OPS", "G0PRIV", "C0RANDOM"]),
+        user in prop::sample::select(USERS.to_vec()),
+        command in prop::sample::select(vec!["/deploy", "/DEPLOY", "/other"]),
+        text in prop::sample::select(vec![
+            "api prod", "web dev", "api plt --dry-run", "api prod --test", "web prod --force rollback",
+            "unlock api prod stuck", "cancel api prod", "queue api prod", "leave web prod", "status", "help", "",
+        ]),
+    ) -> CommandMessage {
+        CommandMessage {
+            command: command.into(), text: text.into(), user_id: user.into(), user_name: None,
+            channel_id: channel.into(), channel_name: None, team_id: team.into(), team_domain: None,
+            enterprise_id: enterprise.map(Into::into), response_url: "https://hooks.slack.com/commands/T0ACME/1/x".into(),
+            trigger_id: "1.2.3".into(), api_app_id: None, received_at: 1,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+
+    /// Nothing from an unlisted workspace or channel is ever served, and no
+    /// unlisted user ever runs in a protected environment; and the worker,
+    /// deciding on the message as it comes out of the queue body the router
+    /// wrote, reaches the router's decision.
+    #[test]
+    fn no_unlisted_team_channel_or_user_runs_and_both_doors_agree(policy in policy(), msg in policy_request()) {
+        let config = Config::from_toml_str(&policy.toml())
+            .unwrap_or_else(|e| panic!("{e}\n{}", policy.toml()));
+        let at_router = decide(&config, &msg);
+
+        let body = QueueMessage::Command(msg.clone()).to_json();
+        let Ok(QueueMessage::Command(queued)) = QueueMessage::parse(&body) else {
+            panic!("the worker cannot read {body}");
+        };
+        let at_worker = decide(&config, &queued);
+        prop_assert_eq!(&at_router, &at_worker);
+
+        let team_listed = policy.teams.is_empty()
+            || policy.teams.contains(&msg.team_id.as_str())
+            || msg.enterprise_id.as_deref().is_some_and(|e| policy.teams.contains(&e));
+        let channel_listed = policy.channels.is_empty() || policy.channels.contains(&msg.channel_id.as_str());
+        match &at_router {
+            Ok(request) => {
+                prop_assert!(team_listed, "served another workspace: {request:?}");
+                prop_assert!(
+                    channel_listed || msg.command.to_lowercase() != "/deploy",
+                    "served another channel: {request:?}"
+                );
+                if let Request::Run { target, .. } = request {
+                    let env = target.environment.as_str();
+                    if policy.protected.contains(&env) {
+                        let list = policy.listed(env);
+                        prop_assert!(
+                            list.is_some_and(|l| l.contains(&msg.user_id.as_str())),
+                            "{} ran in protected {env} without being listed ({list:?})", msg.user_id
+                        );
+                    }
+                }
+            }
+            Err(CommandError::TeamNotAllowed { .. }) => prop_assert!(!team_listed),
+            Err(CommandError::ChannelNotAllowed { .. }) => prop_assert!(team_listed && !channel_listed),
+            Err(CommandError::Protected { environment, .. }) => {
+                prop_assert!(policy.protected.contains(&environment.as_str()));
+                prop_assert!(policy.listed(environment).is_none_or(|l| l.is_empty()));
+            }
+            Err(e) => check_command_error(e)?,
         }
     }
 }
