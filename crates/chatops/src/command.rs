@@ -254,7 +254,9 @@ pub enum CommandError {
     },
     /// The environment is protected and nobody is listed for it yet: the
     /// closed default, refused for everyone until an operator lists who may.
-    #[error("`{environment}` is protected for `{command}` and no one is allowed yet (set allowed_users.{environment})")]
+    #[error(
+        "`{environment}` is protected for `{command}` and no one is allowed yet (set allowed_users.{environment})"
+    )]
     Protected {
         /// The command, e.g. `/deploy`.
         command: String,
@@ -717,16 +719,29 @@ workflow = "deploy.yml"
         // commands included.
         for cmd in ["/deploy", "/nothing"] {
             let e = d("T0EVIL", "C0OPS", "UADMIN", cmd, "api dev").unwrap_err();
-            assert!(matches!(&e, CommandError::TeamNotAllowed { team_id, .. } if team_id == "T0EVIL"), "{e:?}");
+            assert!(
+                matches!(&e, CommandError::TeamNotAllowed { team_id, .. } if team_id == "T0EVIL"),
+                "{e:?}"
+            );
             assert!(e.user_message().contains("allowed_teams"));
         }
         let e = d("T0ACME", "C0RANDOM", "UADMIN", "/deploy", "api dev").unwrap_err();
-        assert!(matches!(&e, CommandError::ChannelNotAllowed { allowed_channels, .. } if allowed_channels == &["C0OPS"]), "{e:?}");
-        assert!(e.user_message().contains("<#C0OPS>"), "{}", e.user_message());
+        assert!(
+            matches!(&e, CommandError::ChannelNotAllowed { allowed_channels, .. } if allowed_channels == &["C0OPS"]),
+            "{e:?}"
+        );
+        assert!(
+            e.user_message().contains("<#C0OPS>"),
+            "{}",
+            e.user_message()
+        );
         // Protected, nobody listed: refused even for an admin, saying how to
         // open it and whom to ask.
         let e = d("T0ACME", "C0OPS", "UADMIN", "/deploy", "api prod").unwrap_err();
-        assert!(matches!(&e, CommandError::Protected { environment, .. } if environment == "prod"), "{e:?}");
+        assert!(
+            matches!(&e, CommandError::Protected { environment, .. } if environment == "prod"),
+            "{e:?}"
+        );
         let text = e.user_message();
         assert!(
             text.contains("`prod` is protected")

@@ -1651,7 +1651,10 @@ workflow = "build.yml"
         );
         let c = Config::from_toml_str(&src).unwrap();
         assert!(c.team_allowed("T0ACME", None));
-        assert!(c.team_allowed("T0OTHER", Some("E0GRID")), "a grid's workspace");
+        assert!(
+            c.team_allowed("T0OTHER", Some("E0GRID")),
+            "a grid's workspace"
+        );
         assert!(!c.team_allowed("T0OTHER", None));
         assert!(!c.team_allowed("T0OTHER", Some("E0ELSE")));
         let b = c.command("/build").unwrap();
@@ -1659,7 +1662,11 @@ workflow = "build.yml"
         assert!(!b.channel_allowed("C0RANDOM"));
 
         for bad in ["acme", "U0ACME", "t0acme", "T", "T0 ACME", ""] {
-            let e = err_text(&format!("allowed_teams = [{}]\n{}", quoted(bad), build_only()));
+            let e = err_text(&format!(
+                "allowed_teams = [{}]\n{}",
+                quoted(bad),
+                build_only()
+            ));
             assert!(
                 e.starts_with(&format!("allowed_teams: {bad:?} is not a Slack workspace")),
                 "{bad:?}: {e}"

@@ -1283,7 +1283,10 @@ async fn the_worker_refuses_again_what_the_router_would_have_refused() {
     assert!(answer(&foreign).contains("allowed_teams"));
     assert!(answer(&elsewhere).contains("allowed_channels"));
     let t = answer(&unlisted);
-    assert!(t.contains("not on the list") && t.contains("<@UREL>"), "{t}");
+    assert!(
+        t.contains("not on the list") && t.contains("<@UREL>"),
+        "{t}"
+    );
 
     // The listed user in the listed channel of the listed workspace runs.
     let allowed = h.command("UREL", "/build", "router prod");

@@ -87,7 +87,11 @@ async fn a_command_from_another_workspace_is_refused_naming_allowed_teams() {
     assert!(text.contains("allowed_teams"), "{text}");
     assert!(text.contains("T0EVIL"), "{text}");
     // Even help is refused: another workspace learns nothing of the config.
-    let ev = command(&[("team_id", "T0EVIL"), ("command", "/deploy"), ("text", "help")]);
+    let ev = command(&[
+        ("team_id", "T0EVIL"),
+        ("command", "/deploy"),
+        ("text", "help"),
+    ]);
     assert!(refusal(&router, &ev).await.contains("allowed_teams"));
     assert_eq!(queue.count().await, 0);
 
@@ -139,5 +143,8 @@ async fn only_the_listed_user_may_run_in_a_protected_environment() {
     let QueueMessage::Command(c) = QueueMessage::parse(&got[0].body).expect("readable") else {
         panic!("expected a command: {}", got[0].body);
     };
-    assert_eq!((c.user_id.as_str(), c.text.as_str()), ("U0RELEASE", "api prod"));
+    assert_eq!(
+        (c.user_id.as_str(), c.text.as_str()),
+        ("U0RELEASE", "api prod")
+    );
 }
