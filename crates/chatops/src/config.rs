@@ -11,6 +11,8 @@
 //! refused, and baton's own checks name theirs.
 //!
 //! ```toml
+//! allowed_teams = ["T0ACME"]
+//!
 //! [commands."/build"]
 //! requires_lock = true
 //! lock_scope = "component-environment"
@@ -19,6 +21,8 @@
 //! environments = ["dev", "plt", "prod"]
 //! on_conflict = "reject"
 //! unlock_users = ["U0ADMIN"]
+//! protected_environments = ["prod"]
+//! allowed_channels = ["C0BUILDS"]
 //! [commands."/build".allowed_users]
 //! prod = ["U0ADMIN"]
 //! [commands."/build".pipeline]
