@@ -762,6 +762,27 @@ workflow = "deploy.yml"
         ));
     }
 
+    #[test]
+    fn help_says_which_environments_are_protected_and_who_may_run_there() {
+        let builtin = Config::builtin();
+        let text = help_text(builtin.command("/deploy").unwrap());
+        assert!(
+            text.contains("`prod` is protected and no one may run `/deploy` there yet")
+                && text.contains("`allowed_users.prod`"),
+            "{text}"
+        );
+        assert!(!text.contains("`plt` is protected"), "{text}");
+        let listed = Config::from_toml_str(
+            &config_text_with_empty_prod().replace("prod = []", "prod = [\"UREL\"]"),
+        )
+        .unwrap();
+        let text = help_text(listed.command("/deploy").unwrap());
+        assert!(
+            text.contains("`prod` is protected: only <@UREL> may run `/deploy` there"),
+            "{text}"
+        );
+    }
+
     fn config_text_with_empty_prod() -> String {
         r#"
 [commands."/deploy"]

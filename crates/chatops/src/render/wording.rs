@@ -187,6 +187,27 @@ pub fn help_text(config: &CommandConfig) -> String {
             "• `{c} queue` to see who waits for what; `{c} leave <component> <environment>` to stop waiting"
         );
     }
+    for env in &config.protected_environments {
+        match config
+            .allowed_users
+            .get(env)
+            .filter(|users| !users.is_empty())
+        {
+            Some(users) => {
+                let _ = writeln!(
+                    out,
+                    "• `{env}` is protected: only {} may run `{c}` there",
+                    people(users)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "• `{env}` is protected and no one may run `{c}` there yet: an admin lists who may as `allowed_users.{env}` in baton's config"
+                );
+            }
+        }
+    }
     let _ = writeln!(out, "Components: {}", code_list(&config.components));
     let _ = write!(out, "Environments: {}", code_list(&config.environments));
     out
