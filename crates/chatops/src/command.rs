@@ -15,7 +15,7 @@
 //! checked here too, so the worker never starts a pipeline for a request
 //! that was not allowed.
 
-use crate::config::{CommandConfig, Config};
+use crate::config::{CommandConfig, Config, Membership};
 use crate::message::CommandMessage;
 use crate::target::Target;
 
@@ -339,7 +339,11 @@ pub enum CommandError {
 /// command's `allowed_channels`, and then [`parse_request`] checks the
 /// command, its target and the user's permission. Both doors call this
 /// function, so they cannot disagree.
-pub fn decide(config: &Config, msg: &CommandMessage) -> Result<Request, CommandError> {
+pub fn decide(
+    config: &Config,
+    msg: &CommandMessage,
+    groups: &Membership,
+) -> Result<Request, CommandError> {
     if !config.team_allowed(&msg.team_id, msg.enterprise_id.as_deref()) {
         return Err(CommandError::TeamNotAllowed {
             team_id: msg.team_id.clone(),
@@ -357,16 +361,28 @@ pub fn decide(config: &Config, msg: &CommandMessage) -> Result<Request, CommandE
             allowed_channels: cmd.allowed_channels.clone(),
         });
     }
-    parse_request(config, &msg.command, &msg.text, &msg.user_id)
+    parse_request_as(config, &msg.command, &msg.text, &msg.user_id, groups)
 }
 
 /// Parses a slash command's `text` for `msg_command`, on behalf of `user_id`.
-/// It knows nothing of workspaces or channels: doors call [`decide`].
+/// It knows nothing of workspaces or channels, and counts user ids only
+/// (listed user groups admit no one): doors call [`decide`].
 pub fn parse_request(
     config: &Config,
     msg_command: &str,
     text: &str,
     user_id: &str,
+) -> Result<Request, CommandError> {
+    parse_request_as(config, msg_command, text, user_id, &Membership::none())
+}
+
+/// [`parse_request`] with what is known of the user's Slack user groups.
+fn parse_request_as(
+    config: &Config,
+    msg_command: &str,
+    text: &str,
+    user_id: &str,
+    groups: &Membership,
 ) -> Result<Request, CommandError> {
     let cmd_config = config
         .command(msg_command)
@@ -386,11 +402,11 @@ pub fn parse_request(
             Err(malformed(cmd_config, Malformation::StatusTakesNothing))
         }
         "status" => Ok(Request::Status { command }),
-        "unlock" => parse_unlock(cmd_config, &words[1..], user_id),
+        "unlock" => parse_unlock(cmd_config, &words[1..], user_id, groups),
         "cancel" => parse_cancel(cmd_config, &words[1..]),
         "queue" => parse_queue(cmd_config, &words[1..]),
         "leave" => parse_leave(cmd_config, &words[1..]),
-        _ => parse_run(cmd_config, &words, user_id),
+        _ => parse_run(cmd_config, &words, user_id, groups),
     }
 }
 
@@ -406,8 +422,9 @@ fn parse_unlock(
     config: &CommandConfig,
     words: &[&str],
     user_id: &str,
+    groups: &Membership,
 ) -> Result<Request, CommandError> {
-    if !config.user_may_unlock(user_id) {
+    if !config.user_may_unlock_as(user_id, groups) {
         return Err(CommandError::NotAllowedToUnlock {
             command: config.name.clone(),
             user: user_id.to_string(),
@@ -487,6 +504,7 @@ fn parse_run(
     config: &CommandConfig,
     words: &[&str],
     user_id: &str,
+    groups: &Membership,
 ) -> Result<Request, CommandError> {
     let is_flag = |w: &str| is_dry_run(w) || is_word(w, "--test") || is_word(w, "--keep-run");
     let (before, reason) = match words.iter().position(|w| is_word(w, "--force")) {
@@ -527,7 +545,7 @@ fn parse_run(
         ));
     };
     let target = check_target(config, component, environment)?;
-    if !config.user_may_run(user_id, &target.environment) {
+    if !config.user_may_run_as(user_id, &target.environment, groups) {
         let listed = config
             .allowed_users
             .get(&target.environment)
@@ -563,7 +581,7 @@ fn parse_run(
     }
     let force = match reason {
         None => None,
-        Some(_) if !config.user_may_unlock(user_id) => {
+        Some(_) if !config.user_may_unlock_as(user_id, groups) => {
             return Err(CommandError::NotAllowedToForce {
                 command: target.command,
                 user: user_id.to_string(),
@@ -713,7 +731,11 @@ workflow = "deploy.yml"
         )
         .unwrap();
         let d = |team: &str, channel: &str, user: &str, cmd: &str, text: &str| {
-            decide(&closed, &message(team, channel, user, cmd, text))
+            decide(
+                &closed,
+                &message(team, channel, user, cmd, text),
+                &Membership::none(),
+            )
         };
         // Another workspace is refused before anything else, unknown
         // commands included.

@@ -50,7 +50,7 @@
 //! `azure-pipelines`; each kind has its own fields, and a field of the
 //! other kind is refused by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -353,9 +353,11 @@ pub struct CommandConfig {
     /// Whether `--test` runs are allowed: on the target's test key, which
     /// excludes other test runs but never blocks (nor waits for) real ones.
     pub test_mode: bool,
-    /// Slack user ids allowed to force-unlock; empty means nobody.
+    /// Slack user ids (or user group ids, `S…`) allowed to force-unlock;
+    /// empty means nobody.
     pub unlock_users: Vec<String>,
-    /// Per environment, the Slack user ids allowed to run the command there;
+    /// Per environment, the Slack user ids (or user group ids, `S…`) allowed
+    /// to run the command there;
     /// an environment that is not listed is open to everyone unless it is
     /// one of [`CommandConfig::protected_environments`].
     pub allowed_users: BTreeMap<String, Vec<String>>,
@@ -426,14 +428,33 @@ impl CommandConfig {
         self.lock_keys().iter().any(|(own, _)| own == key)
     }
 
-    /// Whether `user_id` may run this command in `environment`: a listed
+    /// Whether `user_id` may run this command in `environment`, counting
+    /// user ids only (a listed user group admits no one here): a listed
     /// environment admits its list; an unlisted one is open unless it is
     /// protected, and a protected one without a list admits no one.
     pub fn user_may_run(&self, user_id: &str, environment: &str) -> bool {
+        self.user_may_run_as(user_id, environment, &Membership::none())
+    }
+
+    /// [`CommandConfig::user_may_run`], with what is known of the user's
+    /// groups: a listed group admits its members.
+    pub fn user_may_run_as(&self, user_id: &str, environment: &str, groups: &Membership) -> bool {
         match self.allowed_users.get(environment) {
-            Some(users) => users.iter().any(|u| u == user_id),
+            Some(users) => groups.admits(users, user_id),
             None => !self.is_protected(environment),
         }
+    }
+
+    /// The Slack user groups (`S…`) this command's `allowed_users` and
+    /// `unlock_users` name: the ones whose members a door must look up.
+    pub fn groups(&self) -> BTreeSet<String> {
+        self.allowed_users
+            .values()
+            .flatten()
+            .chain(&self.unlock_users)
+            .filter(|id| is_group_id(id))
+            .cloned()
+            .collect()
     }
 
     /// Whether `environment` is one of this command's protected ones.
@@ -447,14 +468,59 @@ impl CommandConfig {
         self.allowed_channels.is_empty() || self.allowed_channels.iter().any(|c| c == channel_id)
     }
 
-    /// Whether `user_id` may force-unlock this command's locks.
+    /// Whether `user_id` may force-unlock this command's locks, counting
+    /// user ids only.
     pub fn user_may_unlock(&self, user_id: &str) -> bool {
-        self.unlock_users.iter().any(|u| u == user_id)
+        self.user_may_unlock_as(user_id, &Membership::none())
+    }
+
+    /// [`CommandConfig::user_may_unlock`], with what is known of the
+    /// user's groups: a listed group makes its members admins.
+    pub fn user_may_unlock_as(&self, user_id: &str, groups: &Membership) -> bool {
+        groups.admits(&self.unlock_users, user_id)
     }
 
     /// The lock TTL as a person would write it, e.g. `10m`.
     pub fn lock_ttl_display(&self) -> String {
         humantime::format_duration(self.lock_ttl).to_string()
+    }
+}
+
+/// Whether a configured id names a Slack user group (`S…`) rather than a
+/// user (`U…`, `W…`).
+pub fn is_group_id(id: &str) -> bool {
+    id.starts_with('S')
+}
+
+/// What a door knows of the requester's Slack user groups when it decides.
+/// The router has no bot token and cannot look groups up; the worker can,
+/// and decides again with what it found, so a group entry is finally
+/// honoured only by a door that knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// Not looked up: a listed group admits the user for now (the router
+    /// lets the worker decide), never more than [`Membership::Known`] would.
+    Unresolved,
+    /// The listed groups the user is a member of.
+    Known(BTreeSet<String>),
+}
+
+impl Membership {
+    /// Known to be in no group: group entries admit no one.
+    pub fn none() -> Membership {
+        Membership::Known(BTreeSet::new())
+    }
+
+    /// Whether `entries` (user ids and group ids) admit `user_id`.
+    fn admits(&self, entries: &[String], user_id: &str) -> bool {
+        entries.iter().any(|e| {
+            e == user_id
+                || (is_group_id(e)
+                    && match self {
+                        Membership::Unresolved => true,
+                        Membership::Known(groups) => groups.contains(e),
+                    })
+        })
     }
 }
 
@@ -1200,7 +1266,9 @@ fn check_user_ids(path: &str, users: &[String]) -> Result<(), ConfigError> {
         if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid(
                 path,
-                format!("{user:?} is not a Slack user id (like \"U0123ABCD\")"),
+                format!(
+                    "{user:?} is not a Slack user id (like \"U0123ABCD\") or user group id (like \"S0123ABCD\")"
+                ),
             ));
         }
     }
@@ -1642,6 +1710,38 @@ workflow = "build.yml"
         assert!(!b.user_may_run("U1", "prod"), "not listed");
         assert!(!b.user_may_run("U0ADMIN", "plt"), "protected, no list");
         assert!(b.user_may_run("U1", "dev"), "unprotected, no list");
+    }
+
+    #[test]
+    fn user_groups_admit_their_members_once_known() {
+        let src = build_only()
+            .replace("prod = [\"U0ADMIN\"]", "prod = [\"U0ADMIN\", \"S0OPS\"]")
+            .replace(
+                "unlock_users = [\"U0ADMIN\"]",
+                "unlock_users = [\"S0ADMINS\"]",
+            );
+        let c = Config::from_toml_str(&src).unwrap();
+        let b = c.command("/build").unwrap();
+        assert_eq!(
+            b.groups().into_iter().collect::<Vec<_>>(),
+            vec!["S0ADMINS", "S0OPS"]
+        );
+        let member = Membership::Known(["S0OPS".to_string()].into());
+        assert!(b.user_may_run_as("U1", "prod", &member));
+        assert!(!b.user_may_run_as("U1", "prod", &Membership::none()));
+        assert!(
+            !b.user_may_run("U1", "prod"),
+            "ids only: a group admits no one"
+        );
+        assert!(
+            b.user_may_run_as("U1", "prod", &Membership::Unresolved),
+            "provisional"
+        );
+        assert!(b.user_may_run("U0ADMIN", "prod"), "listed ids still count");
+        assert!(!b.user_may_unlock_as("U1", &member));
+        let admin = Membership::Known(["S0ADMINS".to_string()].into());
+        assert!(b.user_may_unlock_as("U1", &admin));
+        assert!(is_group_id("S0OPS") && !is_group_id("U0OPS"));
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub mod target;
 pub use command::{CommandError, Force, Malformation, Request, decide, parse_request};
 pub use config::{
     AZURE_REPOSITORY_PREFIX, AzurePipelines, BATON_INPUTS, CommandConfig, Config, ConfigError,
-    GitHubActions, LockScope, MAX_DISPATCH_INPUTS, OnConflict, PipelineConfig, PipelineKind,
+    GitHubActions, LockScope, MAX_DISPATCH_INPUTS, Membership, OnConflict, PipelineConfig,
+    PipelineKind, is_group_id,
 };
 pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
 pub use render::{

@@ -9,8 +9,8 @@
 //! `tests/properties.proptest-regressions` to be replayed on the next run.
 
 use baton_chatops::{
-    CommandError, CommandMessage, CompletionMessage, Conclusion, Config, ConfigError, MessageError,
-    QueueMessage, Request, Target, decide, parse_request,
+    CommandError, CommandMessage, CompletionMessage, Conclusion, Config, ConfigError, Membership,
+    MessageError, QueueMessage, Request, Target, decide, parse_request,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -743,7 +743,9 @@ struct Policy {
 }
 
 const ENVIRONMENTS: [&str; 3] = ["dev", "plt", "prod"];
+/// Users, and (in lists) two Slack user groups.
 const USERS: [&str; 4] = ["UADMIN", "UREL", "U1", "U2"];
+const LISTED: [&str; 6] = ["UADMIN", "UREL", "U1", "U2", "S0OPS", "S0REL"];
 
 fn subset(of: &'static [&'static str]) -> impl Strategy<Value = Vec<&'static str>> {
     prop::sample::subsequence(of.to_vec(), 0..=of.len())
@@ -754,8 +756,8 @@ fn policy() -> impl Strategy<Value = Policy> {
         subset(&["T0ACME", "E0GRID"]),
         subset(&["C0OPS", "G0PRIV"]),
         subset(&ENVIRONMENTS),
-        prop::collection::vec(prop::option::of(subset(&USERS)), 3),
-        subset(&USERS),
+        prop::collection::vec(prop::option::of(subset(&LISTED)), 3),
+        subset(&LISTED),
     )
         .prop_map(|(teams, channels, protected, lists, admins)| Policy {
             teams,
@@ -836,23 +838,44 @@ proptest! {
     /// deciding on the message as it comes out of the queue body the router
     /// wrote, reaches the router's decision.
     #[test]
-    fn no_unlisted_team_channel_or_user_runs_and_both_doors_agree(policy in policy(), msg in policy_request()) {
+    fn no_unlisted_team_channel_or_user_runs_and_both_doors_agree(
+        policy in policy(), msg in policy_request(), member_of in subset(&["S0OPS", "S0REL"]),
+    ) {
         let config = Config::from_toml_str(&policy.toml())
             .unwrap_or_else(|e| panic!("{e}\n{}", policy.toml()));
-        let at_router = decide(&config, &msg);
+        let at_router = decide(&config, &msg, &Membership::Unresolved);
 
         let body = QueueMessage::Command(msg.clone()).to_json();
         let Ok(QueueMessage::Command(queued)) = QueueMessage::parse(&body) else {
             panic!("the worker cannot read {body}");
         };
-        let at_worker = decide(&config, &queued);
-        prop_assert_eq!(&at_router, &at_worker);
+        let groups = Membership::Known(member_of.iter().map(|g| g.to_string()).collect());
+        let at_worker = decide(&config, &queued, &groups);
+        // The router cannot look groups up, so it may let through what the
+        // worker then refuses, never the reverse; and when the config names
+        // no group, or the user is in every group, they decide alike.
+        if at_worker.is_ok() || member_of.len() == 2 || config.command("/deploy").is_some_and(|c| c.groups().is_empty()) {
+            prop_assert_eq!(&at_router, &at_worker);
+        }
+        if at_router.is_err() {
+            prop_assert!(at_worker.is_err(), "the worker allowed what the router refused: {at_worker:?}");
+        }
+        let in_list = |list: &Vec<&str>| {
+            list.contains(&msg.user_id.as_str()) || list.iter().any(|g| member_of.contains(g))
+        };
 
         let team_listed = policy.teams.is_empty()
             || policy.teams.contains(&msg.team_id.as_str())
             || msg.enterprise_id.as_deref().is_some_and(|e| policy.teams.contains(&e));
         let channel_listed = policy.channels.is_empty() || policy.channels.contains(&msg.channel_id.as_str());
-        match &at_router {
+        if let Ok(Request::Run { target, .. }) = &at_worker {
+            let env = target.environment.as_str();
+            if policy.protected.contains(&env) {
+                let list = policy.listed(env);
+                prop_assert!(list.is_some_and(in_list), "{} ran in protected {env} unlisted ({list:?})", msg.user_id);
+            }
+        }
+        match &at_worker {
             Ok(request) => {
                 prop_assert!(team_listed, "served another workspace: {request:?}");
                 prop_assert!(
@@ -864,7 +887,7 @@ proptest! {
                     if policy.protected.contains(&env) {
                         let list = policy.listed(env);
                         prop_assert!(
-                            list.is_some_and(|l| l.contains(&msg.user_id.as_str())),
+                            list.is_some_and(in_list),
                             "{} ran in protected {env} without being listed ({list:?})", msg.user_id
                         );
                     }

@@ -52,6 +52,8 @@ struct ChatState {
     refuse_response_urls: bool,
     /// Every call answers as if the chat were down.
     down: bool,
+    /// Slack user groups and their members.
+    groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A chat that remembers everything said to it.
@@ -64,6 +66,14 @@ impl FakeChat {
     /// Everything said so far, in order.
     pub fn said(&self) -> Vec<Said> {
         state(&self.state).said.clone()
+    }
+
+    /// Sets the members of user group `group`.
+    pub fn set_group(&self, group: &str, members: &[&str]) {
+        state(&self.state).groups.insert(
+            group.to_owned(),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
     }
 
     /// Makes `response_url`s refuse replies (as Slack does after 30 minutes).
@@ -124,6 +134,21 @@ impl Chat for FakeChat {
             user: user.to_owned(),
             body: reply.to_json(),
         })
+    }
+
+    async fn usergroup_members(
+        &self,
+        group: &str,
+        _deadline: Instant,
+    ) -> Result<Vec<String>, SlackError> {
+        let s = state(&self.state);
+        if s.down {
+            return Err(SlackError::Unavailable("fake chat is down".into()));
+        }
+        s.groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| SlackError::Refused("no_such_subteam".into()))
     }
 }
 

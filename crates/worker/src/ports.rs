@@ -122,6 +122,14 @@ pub trait Chat: Send + Sync + 'static {
         reply: &Reply,
         deadline: Instant,
     ) -> impl Future<Output = Result<(), SlackError>> + Send;
+
+    /// The user ids in Slack user group `group` (`S…`), so a config may
+    /// list a group where it lists users.
+    fn usergroup_members(
+        &self,
+        group: &str,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<String>, SlackError>> + Send;
 }
 
 /// Where pipeline runs are started, looked up and cancelled. `Config` is

@@ -33,6 +33,9 @@ struct WebApiAnswer {
     #[serde(default)]
     ok: bool,
     error: Option<String>,
+    /// `usergroups.users.list`'s members.
+    #[serde(default)]
+    users: Vec<String>,
 }
 
 /// A Slack Web API client with the bot token, plus the `response_url` rules.
@@ -126,6 +129,48 @@ impl Chat for Slack {
         let mut body = reply.clone().with_channel(channel).to_json();
         body["user"] = serde_json::Value::String(user.to_owned());
         self.web_api("chat.postEphemeral", body, deadline).await
+    }
+
+    /// A user group's members with `usergroups.users.list` (bot token with
+    /// `usergroups:read`). The group id was checked as letters and digits
+    /// when the config was read, so it is safe in the query.
+    async fn usergroup_members(
+        &self,
+        group: &str,
+        deadline: Instant,
+    ) -> Result<Vec<String>, SlackError> {
+        if !group.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(SlackError::Refused(format!(
+                "{group:?} is not a user group id"
+            )));
+        }
+        let url = format!("{}/usergroups.users.list?usergroup={group}", self.api_url);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.bot_token.expose())
+            .timeout(left)
+            .send()
+            .await
+            .map_err(|e| SlackError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(SlackError::Unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(SlackError::Refused(format!("HTTP {status}")));
+        }
+        let answer: WebApiAnswer = response
+            .json()
+            .await
+            .map_err(|e| SlackError::Refused(format!("unreadable answer: {e}")))?;
+        if !answer.ok {
+            return Err(SlackError::Refused(
+                answer.error.unwrap_or_else(|| "unknown error".into()),
+            ));
+        }
+        Ok(answer.users)
     }
 }
 

@@ -1296,3 +1296,81 @@ async fn the_worker_refuses_again_what_the_router_would_have_refused() {
     let lock = h.locks.status("build-router-prod").await.unwrap().unwrap();
     assert_eq!(lock.locked_by, "UREL");
 }
+
+/// `/build` whose protected `prod` lists a Slack user group, not users.
+const GROUPS: &str = r#"
+[commands."/build"]
+lock_ttl = "10m"
+components = ["router", "api"]
+environments = ["plt", "prod"]
+protected_environments = ["prod"]
+[commands."/build".allowed_users]
+prod = ["S0OPS"]
+[commands."/build".pipeline]
+repo = "acme/platform"
+workflow = "build.yml"
+"#;
+
+const USERGROUP_MEMBERS: &str = "/api/usergroups.users.list";
+
+#[tokio::test]
+async fn a_listed_user_group_admits_its_members_looked_up_once_with_the_bot_token() {
+    let h = Harness::with(|s| s.config = Config::from_toml_str(GROUPS).unwrap()).await;
+    h.slack.default_reply(
+        USERGROUP_MEMBERS,
+        Reply::json(200, json!({"ok": true, "users": ["U0MEMBER", "U0ALSO"]})),
+    );
+
+    let member = h.command("U0MEMBER", "/build", "router prod");
+    let outsider = h.command("U0OTHER", "/build", "api prod");
+    // One batch after the other: the second finds the members kept.
+    let first = h.run(vec![command_record("m-1", &member, 1)]).await;
+    let second = h.run(vec![command_record("m-2", &outsider, 1)]).await;
+
+    assert!(failures(&first).is_empty() && failures(&second).is_empty());
+    assert_eq!(h.dispatches().len(), 1, "only the member's run starts");
+    let lock = h.locks.status("build-router-prod").await.unwrap().unwrap();
+    assert_eq!(lock.locked_by, "U0MEMBER");
+    assert!(h.locks.status("build-api-prod").await.unwrap().is_none());
+    let refusal = h
+        .slack
+        .requests_to(&outsider.response_url.replace(&h.slack.url(), ""))[0]
+        .json();
+    assert!(text(&refusal).contains("not on the list"), "{refusal}");
+
+    let lookups = h.slack.requests_to(USERGROUP_MEMBERS);
+    assert_eq!(
+        lookups.len(),
+        1,
+        "members are kept for a while, not asked per command"
+    );
+    assert_eq!(
+        lookups[0].header("authorization"),
+        Some("Bearer xoxb-local")
+    );
+
+    // An unprotected environment stays open to the outsider.
+    let plt = h.command("U0OTHER", "/build", "api plt");
+    let response = h.run(vec![command_record("m-3", &plt, 1)]).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.dispatches().len(), 2);
+    assert_eq!(
+        h.slack.requests_to(USERGROUP_MEMBERS).len(),
+        1,
+        "still kept"
+    );
+}
+
+#[tokio::test]
+async fn when_slack_cannot_say_who_is_in_a_group_nothing_runs_and_the_record_is_retried() {
+    let h = Harness::with(|s| s.config = Config::from_toml_str(GROUPS).unwrap()).await;
+    h.slack.default_reply(
+        USERGROUP_MEMBERS,
+        Reply::json(200, json!({"ok": false, "error": "missing_scope"})),
+    );
+    let member = h.command("U0MEMBER", "/build", "router prod");
+    let response = h.run(vec![command_record("m-1", &member, 1)]).await;
+    assert_eq!(failures(&response), vec!["m-1".to_string()]);
+    assert!(h.dispatches().is_empty());
+    assert!(h.locks.status("build-router-prod").await.unwrap().is_none());
+}

@@ -148,3 +148,18 @@ async fn only_the_listed_user_may_run_in_a_protected_environment() {
         ("U0RELEASE", "api prod")
     );
 }
+
+#[tokio::test]
+async fn a_user_group_entry_is_left_to_the_worker_which_can_look_members_up() {
+    // The router has no bot token: where a group is listed it queues, and
+    // the worker decides with the group's members.
+    let queue = TestQueue::fifo().await;
+    let router = router_with(
+        &queue,
+        &CLOSED.replace("[\"U0RELEASE\"]", "[\"S0RELEASE\"]"),
+    );
+    let ev = command(&[("command", "/deploy"), ("text", "api prod")]);
+    let text = refusal(&router, &ev).await;
+    assert!(!text.contains("not on the list"), "{text}");
+    assert_eq!(queue.count().await, 1);
+}

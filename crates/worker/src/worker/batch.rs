@@ -4,7 +4,8 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use baton_chatops::render;
 use baton_chatops::{
-    CommandError, CommandMessage, CompletionMessage, MessageError, QueueMessage, Request, decide,
+    CommandError, CommandMessage, CompletionMessage, Membership, MessageError, QueueMessage,
+    Request, decide,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -90,7 +91,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             Ok(QueueMessage::Command(message)) => {
                 // The same decision the router made, made again: the
                 // queue is not trusted to carry only what it allowed.
-                let request = decide(&self.settings.config, &message);
+                // Listed user groups admit for now; `process` looks them
+                // up before anything is done.
+                let request = decide(&self.settings.config, &message, &Membership::Unresolved);
                 Work::Command {
                     message: Box::new(message),
                     request,
@@ -145,10 +148,20 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             Work::Command {
                 message,
                 request: Ok(request),
-            } => {
-                self.command(id, receive_count, message, request, deadline)
-                    .await
-            }
+            } => match self.decide_with_groups(message, request, deadline).await {
+                Ok(Ok(request)) => {
+                    self.command(id, receive_count, message, &request, deadline)
+                        .await
+                }
+                Ok(Err(e)) => {
+                    info!(message_id = %id, user = %message.user_id, error = %e, "command refused");
+                    self.reply(message, &render::error(&e), deadline).await
+                }
+                Err(e) => {
+                    warn!(message_id = %id, user = %message.user_id, error = %e, "could not read the members of a Slack user group");
+                    Outcome::Retry(format!("user groups: {e}"))
+                }
+            },
         }
     }
 }

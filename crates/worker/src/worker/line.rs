@@ -8,7 +8,9 @@
 //! the grant the hand-off made for its own request id.
 
 use baton_chatops::render::{self, LineView, WaiterView};
-use baton_chatops::{CommandConfig, CommandMessage, OnConflict, Request, Target, decide};
+use baton_chatops::{
+    CommandConfig, CommandMessage, Membership, OnConflict, Request, Target, decide,
+};
 use baton_lock::{
     AcquireRequest, Ended, Grant, JoinRequest, Joined, LineMode, LockError, LockRecord, LockStatus,
     ReleaseRequest, Waiter,
@@ -115,7 +117,8 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             // Not a chat request (a CLI waiter watches for its own turn).
             return None;
         };
-        let queued = decide(&self.settings.config, &message);
+        // Its user groups were looked up when it joined the line.
+        let queued = decide(&self.settings.config, &message, &Membership::Unresolved);
         let (config, target, lock_key) = match &queued {
             Ok(Request::Run {
                 target, lock_key, ..

@@ -18,6 +18,7 @@ use crate::slack::Slack;
 mod admin;
 mod batch;
 mod completion;
+mod groups;
 mod line;
 mod reply;
 mod start;
@@ -111,6 +112,8 @@ pub struct Worker<S = LockClient, C = Slack, P = Pipelines> {
     pub(crate) settings: WorkerSettings,
     pub(crate) chat: C,
     pub(crate) pipeline: P,
+    /// Members of the Slack user groups the config lists, per cold start.
+    pub(crate) groups: groups::GroupCache,
 }
 
 impl Worker {
@@ -155,6 +158,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             settings,
             chat,
             pipeline,
+            groups: groups::GroupCache::default(),
         }
     }
 
