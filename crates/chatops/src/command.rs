@@ -803,6 +803,15 @@ workflow = "deploy.yml"
             text.contains("`prod` is protected: only <@UREL> may run `/deploy` there"),
             "{text}"
         );
+        let grouped = Config::from_toml_str(
+            &config_text_with_empty_prod().replace("prod = []", "prod = [\"S0REL\", \"UREL\"]"),
+        )
+        .unwrap();
+        let text = help_text(grouped.command("/deploy").unwrap());
+        assert!(
+            text.contains("only <!subteam^S0REL> or <@UREL> may run"),
+            "a group is mentioned as a group: {text}"
+        );
     }
 
     fn config_text_with_empty_prod() -> String {

@@ -263,7 +263,17 @@ fn code_list(items: &[String]) -> String {
 
 /// `<@U1>`, `<@U1> or <@U2>`, `<@U1>, <@U2> or <@U3>`; "an admin" when empty.
 fn people(users: &[String]) -> String {
-    let mentions: Vec<String> = users.iter().map(|u| format!("<@{}>", escape(u))).collect();
+    // Slack mentions a user group as `<!subteam^S…>`, a user as `<@U…>`.
+    let mentions: Vec<String> = users
+        .iter()
+        .map(|u| {
+            if crate::config::is_group_id(u) {
+                format!("<!subteam^{}>", escape(u))
+            } else {
+                format!("<@{}>", escape(u))
+            }
+        })
+        .collect();
     match mentions.split_last() {
         None => "an admin".into(),
         Some((last, [])) => last.clone(),
