@@ -89,6 +89,27 @@ impl Expr {
         self.deletes.push(clause);
     }
 
+    /// The names and values the update expression and `condition` use,
+    /// and no others: DynamoDB refuses a request that declares a
+    /// placeholder it never uses, and a builder shared by branches (an
+    /// ending that hands the key on, or not) cannot always know which
+    /// placeholders its branch will need.
+    pub fn used_placeholders(
+        self,
+        condition: &str,
+    ) -> (HashMap<String, String>, HashMap<String, AttributeValue>) {
+        let text = format!("{} {condition}", self.update_expression());
+        let used = |placeholder: &str| {
+            text.match_indices(placeholder).any(|(at, _)| {
+                !text[at + placeholder.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        };
+        let names = self.names.into_iter().filter(|(p, _)| used(p)).collect();
+        let values = self.values.into_iter().filter(|(p, _)| used(p)).collect();
+        (names, values)
+    }
+
     /// The full update expression.
     pub fn update_expression(&self) -> String {
         [
@@ -102,5 +123,29 @@ impl Expr {
         .map(|(action, clauses)| format!("{action} {}", clauses.join(", ")))
         .collect::<Vec<_>>()
         .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_placeholders_used_are_sent() {
+        let mut e = Expr::default();
+        e.set_number("fence", 1);
+        let _unused_name = e.name("lineVersion");
+        let _unused_value = e.number("one", 1);
+        let status = e.name("status");
+        let done = e.string("done", "COMPLETED");
+        // A placeholder that is a prefix of a used one is still unused.
+        let _prefix = e.number("fen", 2);
+        let (names, values) = e.used_placeholders(&format!("{status} = {done}"));
+        let mut names: Vec<_> = names.into_keys().collect();
+        names.sort();
+        let mut values: Vec<_> = values.into_keys().collect();
+        values.sort();
+        assert_eq!(names, ["#fence", "#status"]);
+        assert_eq!(values, [":done", ":fence"]);
     }
 }

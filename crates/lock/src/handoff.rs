@@ -154,32 +154,28 @@ impl LockClient {
     ) -> Result<LineWrite, LockError> {
         let now_ms = now_epoch_millis();
         let key = &seen.lock_key;
+        let retention = self.options.retention.as_secs();
         let (next, dropped) = successor(&seen.waiters, now_ms);
+        // The ended grant as the caller is told about it, whatever comes back.
+        let ended = ending.apply(seen, now_ms, retention);
         let mut e = Expr::default();
-        let mut plan = None;
         match next {
             Some(waiter) => {
                 let request = waiter.acquire_request(key);
-                let p = Plan::for_waiter(waiter, &request, &self.options, now_ms);
-                set_grant(&mut e, &request, &p);
-                let ended = ending.apply(seen, now_ms, self.options.retention.as_secs());
+                let plan = Plan::for_waiter(waiter, &request, &self.options, now_ms);
+                set_grant(&mut e, &request, &plan);
                 let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| EndedAs::of(&ended));
-                carry_over(&mut e, &p, ended_as);
-                plan = Some((request, p));
+                carry_over(&mut e, &plan, ended_as);
             }
-            None => ending_fields(&mut e, ending, now_ms, self.options.retention.as_secs()),
+            None => ending_fields(&mut e, ending, now_ms, retention),
         }
         let handed = dropped.len() + usize::from(next.is_some());
         let waiters = e.name(attr::WAITERS);
         for i in 0..handed {
             e.remove_raw(format!("{waiters}[{i}]"));
         }
-        let version = e.name(attr::LINE_VERSION);
-        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
         if handed > 0 {
-            e.set_raw(format!(
-                "{version} = if_not_exists({version}, {zero}) + {one}"
-            ));
+            bump_line_version(&mut e);
             let members = e.name(attr::LINE_MEMBERS);
             let gone: Vec<String> = seen.waiters[..handed]
                 .iter()
@@ -192,16 +188,12 @@ impl LockClient {
         match self.conditional_update(key, e, condition).await {
             Ok(out) => {
                 let after = LockRecord::from_optional_item(out.attributes())?;
-                let record = ending.apply(seen, now_ms, self.options.retention.as_secs());
-                let next = match (plan, after) {
-                    (Some(_), Some(after)) => Some(Grant {
-                        kind: grant_kind(after.previous.as_ref()),
-                        record: after,
-                    }),
-                    _ => None,
-                };
+                let next = after.filter(|_| next.is_some()).map(|after| Grant {
+                    kind: grant_kind(after.previous.as_ref()),
+                    record: after,
+                });
                 Ok(LineWrite::Done(Box::new(Ended {
-                    record,
+                    record: ended,
                     next,
                     dropped: dropped.to_vec(),
                 })))
@@ -218,7 +210,7 @@ impl LockClient {
                             .is_some_and(|p| p.lock_id == seen.lock_id)
                     {
                         return Ok(LineWrite::Done(Box::new(Ended {
-                            record: ending.apply(seen, now_ms, self.options.retention.as_secs()),
+                            record: ended,
                             next: Some(Grant {
                                 kind: grant_kind(c.previous.as_ref()),
                                 record: c.clone(),
@@ -297,6 +289,15 @@ fn seen_condition(
         condition.push_str(&format!(" AND {lapsed}"));
     }
     condition
+}
+
+/// `lineVersion = lineVersion + 1`: every write that changes the line says so.
+pub(crate) fn bump_line_version(e: &mut Expr) {
+    let version = e.name(attr::LINE_VERSION);
+    let (zero, one) = (e.number("zero", 0), e.number("one", 1));
+    e.set_raw(format!(
+        "{version} = if_not_exists({version}, {zero}) + {one}"
+    ));
 }
 
 /// Sets `waiters` to `line`, and the member set to match it.

@@ -10,7 +10,9 @@ use crate::error::LockError;
 use crate::expr::Expr;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::handoff::{Ended, Ending, LINE_ATTEMPTS, LineWrite, line_retry_pause, set_line};
+use crate::handoff::{
+    Ended, Ending, LINE_ATTEMPTS, LineWrite, bump_line_version, line_retry_pause, set_line,
+};
 use crate::line::{JoinPlan, JoinRequest, Joined, Left, LineMode, Place, Waiter, validate_join};
 use crate::record::{LockRecord, LockStatus};
 use crate::schema::attr;
@@ -129,14 +131,18 @@ impl LockClient {
         })
     }
 
-    /// Hands `key`, whose grant lapsed without release, to the head of its
-    /// line, dropping overdue waiters: what a waiting head (or a
-    /// reconciler acting for one) does when the holder died. `Ok(None)`
-    /// when there is nothing to hand: the grant is live or ended, or no one
+    /// Hands the key of `seen` (its record as the caller just read or
+    /// listed it), whose grant lapsed without release, to the head of its
+    /// line, dropping overdue waiters: what a waiting head (or a reconciler
+    /// acting for one) does when the holder died. The write applies only to
+    /// the grant and head seen, so a stale view costs a refused write, not
+    /// a wrong hand-off, and no read is spent before it. `Ok(None)` when
+    /// there is nothing to hand: the grant is live or ended, or no one
     /// waits.
-    pub async fn end_lapsed(&self, key: &str) -> Result<Option<Ended>, LockError> {
+    pub async fn end_lapsed(&self, seen: &LockRecord) -> Result<Option<Ended>, LockError> {
+        let key = &seen.lock_key;
         validate_key(key)?;
-        let mut current = self.status(key).await?;
+        let mut current = Some(seen.clone());
         for attempt in 0..LINE_ATTEMPTS {
             line_retry_pause(attempt).await;
             let Some(seen) = current.filter(|r| self.lapsed_with_line(r)) else {
@@ -175,11 +181,7 @@ impl LockClient {
         e.set_raw(format!(
             "{waiters} = list_append(if_not_exists({waiters}, {empty}), {new})"
         ));
-        let version = e.name(attr::LINE_VERSION);
-        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
-        e.set_raw(format!(
-            "{version} = if_not_exists({version}, {zero}) + {one}"
-        ));
+        bump_line_version(&mut e);
         let members = e.name(attr::LINE_MEMBERS);
         let keys = waiter.member_keys();
         let joining = e.value("joining", AttributeValue::Ss(keys.clone()));
@@ -208,11 +210,8 @@ impl LockClient {
     ) -> Result<Result<LockRecord, Option<LockRecord>>, LockError> {
         let mut e = Expr::default();
         set_line(&mut e, line);
+        bump_line_version(&mut e);
         let version = e.name(attr::LINE_VERSION);
-        let (zero, one) = (e.number("zero", 0), e.number("one", 1));
-        e.set_raw(format!(
-            "{version} = if_not_exists({version}, {zero}) + {one}"
-        ));
         let (id, id_value) = (e.name(attr::LOCK_ID), e.string("seenLockId", &seen.lock_id));
         let (status, in_progress) = (
             e.name(attr::STATUS),

@@ -549,8 +549,10 @@ impl LockStore for MemoryStore {
         self.leave_now(key, who)
     }
 
-    async fn end_lapsed(&self, key: &str) -> Result<Option<Ended>, LockError> {
-        self.end_lapsed_now(key)
+    /// Decides on the key's record as it is now (under the store's lock),
+    /// like the DynamoDB write conditioned on the record seen.
+    async fn end_lapsed(&self, seen: &LockRecord) -> Result<Option<Ended>, LockError> {
+        self.end_lapsed_now(&seen.lock_key)
     }
 
     async fn renew(

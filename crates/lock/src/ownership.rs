@@ -295,14 +295,16 @@ impl LockClient {
         UpdateItemOutput,
         aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::http::Response>,
     > {
+        let update = e.update_expression();
+        let (names, values) = e.used_placeholders(&condition);
         self.ddb
             .update_item()
             .table_name(&self.table)
             .key(attr::LOCK_KEY, AttributeValue::S(key.to_owned()))
-            .update_expression(e.update_expression())
+            .update_expression(update)
             .condition_expression(condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .return_values(returning)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

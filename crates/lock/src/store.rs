@@ -94,11 +94,11 @@ pub trait LockStore: Clone + Send + Sync + 'static {
     /// [`LockClient::leave`].
     fn leave(&self, key: &str, who: &str) -> impl Future<Output = Result<Left, LockError>> + Send;
 
-    /// Hands a lapsed grant's key to the head of its line; see
-    /// [`LockClient::end_lapsed`].
+    /// Hands the key of `seen`, whose grant lapsed, to the head of its
+    /// line; see [`LockClient::end_lapsed`].
     fn end_lapsed(
         &self,
-        key: &str,
+        seen: &LockRecord,
     ) -> impl Future<Output = Result<Option<Ended>, LockError>> + Send;
 
     /// Extends the lease of grant `lock_id` to `ttl` from now; see
@@ -234,9 +234,9 @@ impl LockStore for LockClient {
 
     fn end_lapsed(
         &self,
-        key: &str,
+        seen: &LockRecord,
     ) -> impl Future<Output = Result<Option<Ended>, LockError>> + Send {
-        LockClient::end_lapsed(self, key)
+        LockClient::end_lapsed(self, seen)
     }
 
     fn renew(

@@ -198,7 +198,7 @@ pub(crate) async fn acquire_in_line<S: LockStore>(
                     // The holder died with us at the head: end its lapsed
                     // grant in our favour (or in a newer head's, if we
                     // were dropped meanwhile), then look again.
-                    match store.end_lapsed(key).await {
+                    match store.end_lapsed(&r).await {
                         Ok(_) => continue,
                         Err(e) if e.is_transient() => {}
                         Err(e) => return Err(e),

@@ -291,9 +291,19 @@ async fn a_lapsed_grant_goes_to_the_head_with_a_claim_lease<S: Subject>(store: S
     };
     let bob = waiting(&store, &claimed).await;
     // Still live: nothing to hand.
-    assert!(store.end_lapsed("k").await.unwrap().is_none());
+    assert!(
+        store
+            .end_lapsed(&store.status("k").await.unwrap().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.reach(alice.record.expires_at + 1).await;
-    let ended = store.end_lapsed("k").await.unwrap().expect("handed off");
+    let ended = store
+        .end_lapsed(&store.status("k").await.unwrap().unwrap())
+        .await
+        .unwrap()
+        .expect("handed off");
     let next = ended.next.expect("bob is granted");
     assert_eq!(next.lock_id(), bob.waiter.ticket);
     assert!(
@@ -304,7 +314,11 @@ async fn a_lapsed_grant_goes_to_the_head_with_a_claim_lease<S: Subject>(store: S
     let lease = next.record.expires_at.saturating_sub(store.now_secs());
     assert!(lease <= 6, "first lease is the claim window, was {lease} s");
     assert!(
-        store.end_lapsed("k").await.unwrap().is_none(),
+        store
+            .end_lapsed(&store.status("k").await.unwrap().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
         "no line left"
     );
 }

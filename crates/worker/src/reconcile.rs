@@ -216,16 +216,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let now_ms = self.locks.now_millis();
         for waiter in grant.waiters.iter().filter(|w| w.is_overdue(now_ms)) {
             if let Ok(left) = self.locks.leave(&grant.lock_key, &waiter.ticket).await {
-                let waited = left.waiter.waited(now_ms).as_secs();
-                info!(lock_key = %grant.lock_key, waiter = %waiter.owner, waited, "queued request dropped after its maximum wait");
-                let purpose = waiter.purpose.as_deref().unwrap_or("request");
-                self.tell_waiter(&left.waiter, &render::dropped(purpose, waited), deadline)
+                self.tell_dropped(&grant.lock_key, &left.waiter, deadline)
                     .await;
             }
         }
-        let lapsed = grant.expires_at + self.locks.options().clock_skew.as_secs() <= now_ms / 1000;
-        if grant.pipeline.is_none() && !grant.waiters.is_empty() && lapsed {
-            match self.locks.end_lapsed(&grant.lock_key).await {
+        // end_lapsed decides whether the lease lapsed (to the millisecond)
+        // before it writes anything.
+        if grant.pipeline.is_none() && !grant.waiters.is_empty() {
+            match self.locks.end_lapsed(grant).await {
                 Ok(Some(ended)) => {
                     warn!(lock_key = %grant.lock_key, holder = %grant.locked_by, "lapsed grant handed to the head of its line");
                     self.hand_off(ended, deadline).await;

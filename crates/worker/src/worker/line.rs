@@ -89,10 +89,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let mut ended = ended;
         for _ in 0..=baton_lock::MAX_LINE_LEN {
             for waiter in &ended.dropped {
-                let waited = waiter.waited(self.locks.now_millis()).as_secs();
-                info!(lock_key = %ended.record.lock_key, waiter = %waiter.owner, waited, "queued request dropped after its maximum wait");
-                let purpose = waiter.purpose.as_deref().unwrap_or("request");
-                self.tell_waiter(waiter, &render::dropped(purpose, waited), deadline)
+                self.tell_dropped(&ended.record.lock_key, waiter, deadline)
                     .await;
             }
             let Some(next) = ended.next.take() else {
@@ -109,11 +106,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
     /// to end again (the run could not be started), handing the key on.
     pub(crate) async fn start_handed_off(&self, grant: Grant, deadline: Instant) -> Option<Ended> {
         let record = &grant.record;
-        let Some(message) = record
-            .context
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<CommandMessage>(c).ok())
-        else {
+        let Some(message) = queued_message(record.context.as_deref()) else {
             // Not a chat request (a CLI waiter watches for its own turn).
             return None;
         };
@@ -195,6 +188,16 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         }
     }
 
+    /// Tells a waiter dropped from `lock_key`'s line (its maximum wait
+    /// passed) that it was, and logs it.
+    pub(crate) async fn tell_dropped(&self, lock_key: &str, waiter: &Waiter, deadline: Instant) {
+        let waited = waiter.waited(self.locks.now_millis()).as_secs();
+        info!(lock_key, waiter = %waiter.owner, waited, "queued request dropped after its maximum wait");
+        let purpose = waiter.purpose.as_deref().unwrap_or("request");
+        self.tell_waiter(waiter, &render::dropped(purpose, waited), deadline)
+            .await;
+    }
+
     /// Tells a waiter (privately, in the channel it asked from) what became
     /// of its request.
     pub(crate) async fn tell_waiter(
@@ -203,11 +206,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         reply: &baton_chatops::Reply,
         deadline: Instant,
     ) {
-        let Some(message) = waiter
-            .context
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<CommandMessage>(c).ok())
-        else {
+        let Some(message) = queued_message(waiter.context.as_deref()) else {
             return;
         };
         if let Err(e) = self
@@ -284,6 +283,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             }
         }
     }
+}
+
+/// The command message a queued chat request carries as its lock context;
+/// `None` for a waiter that is not one (a CLI process).
+fn queued_message(context: Option<&str>) -> Option<CommandMessage> {
+    serde_json::from_str(context?).ok()
 }
 
 /// A lock record and its line, as the renderer sees them.
