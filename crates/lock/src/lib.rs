@@ -29,6 +29,8 @@ pub mod clock;
 mod error;
 mod expr;
 mod handoff;
+pub mod history;
+mod history_store;
 mod join;
 mod line;
 mod memory;
@@ -45,6 +47,9 @@ pub use bypass::Bypass;
 pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
 pub use handoff::Ended;
+pub use history_store::{
+    DEFAULT_RECENT_WINDOW, HistoryClient, HistoryPage, HistoryQuery, Recorded,
+};
 pub use line::{JoinRequest, Joined, Left, LineMode, MAX_LINE_LEN, Place, Waiter};
 pub use memory::MemoryStore;
 pub use ownership::{ReleaseRequest, RunCheck};

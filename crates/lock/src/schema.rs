@@ -85,3 +85,24 @@ pub mod attr {
     /// write, without reading the line first.
     pub const LINE_MEMBERS: &str = "lineMembers";
 }
+
+/// The history table: one item per ended grant, kept for a retention period
+/// (DynamoDB TTL on [`TTL_ATTRIBUTE`]) and read without a scan, per key by
+/// its partition and across keys by the day index.
+pub mod history {
+    /// Partition key: the lock key the grant was on.
+    pub const PARTITION_KEY: &str = "lockKey";
+    /// Sort key: the grant's fence, so a key's entries read newest first.
+    pub const SORT_KEY: &str = "fence";
+    /// Index of every key's entries by the day they ended, newest first.
+    pub const TIME_INDEX_NAME: &str = "by-day";
+    /// Partition key of [`TIME_INDEX_NAME`]: the UTC day an entry ended
+    /// (`YYYY-MM-DD`), so a time range reads one partition per day.
+    pub const TIME_INDEX_PARTITION_KEY: &str = "endedDay";
+    /// Sort key of [`TIME_INDEX_NAME`]: when the grant ended, epoch ms.
+    pub const TIME_INDEX_SORT_KEY: &str = "endedAtMs";
+    /// The history table's name when the lock table is `lock_table`.
+    pub fn table_for(lock_table: &str) -> String {
+        format!("{lock_table}-history")
+    }
+}

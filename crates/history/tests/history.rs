@@ -1,0 +1,314 @@
+//! The history of grants, end to end on DynamoDB Local: real lock
+//! operations write the lock table, its stream is read through the streams
+//! API, and the consumer's entries are read back the way `baton history`
+//! reads them.
+
+use std::time::Duration;
+
+use baton_history::follow::Follower;
+use baton_lock::history::Outcome;
+use baton_lock::{
+    AcquireRequest, HistoryClient, HistoryQuery, JoinRequest, Joined, LineMode, LockClient,
+    LockStatus, ReleaseRequest,
+};
+use baton_testkit::{TestTable, fast_options, local_dynamodb_client};
+
+struct Setup {
+    locks: LockClient,
+    history: HistoryClient,
+    table: TestTable,
+}
+
+async fn setup() -> Setup {
+    let table = TestTable::create().await;
+    let locks = table.client(fast_options());
+    let history = HistoryClient::new(
+        local_dynamodb_client(&table.endpoint, 3),
+        baton_lock::schema::history::table_for(&table.name),
+        Duration::from_secs(90 * 24 * 3600),
+    );
+    history.create_table().await.expect("history table");
+    Setup {
+        locks,
+        history,
+        table,
+    }
+}
+
+impl Setup {
+    fn follower_parts(&self) -> (aws_sdk_dynamodb::Client, aws_sdk_dynamodbstreams::Client) {
+        let ddb = local_dynamodb_client(&self.table.endpoint, 3);
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+                .endpoint_url(&self.table.endpoint)
+                .http_client(baton_runtime::sdk::http_client())
+                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                    "local", "local", None, None, "test",
+                ))
+                .build(),
+        );
+        (ddb, streams)
+    }
+
+    /// Reads the whole stream from its start and records it: what the
+    /// Lambda's event source mapping does, all at once.
+    async fn record_stream(&self) -> baton_history::consume::Tally {
+        let (ddb, streams) = self.follower_parts();
+        let mut follower = Follower::new(&ddb, streams, &self.table.name)
+            .await
+            .expect("the lock table has a stream");
+        let changes = follower.poll().await.expect("stream read");
+        let (tally, failed) = baton_history::consume::record_all(&self.history, &changes).await;
+        assert!(failed.is_empty(), "no change failed: {failed:?}");
+        tally
+    }
+
+    async fn entries(&self, key: &str) -> Vec<baton_lock::history::HistoryEntry> {
+        self.history
+            .for_key(key, &HistoryQuery::default())
+            .await
+            .expect("history read")
+            .entries
+    }
+}
+
+fn request(key: &str, owner: &str, ttl: Duration) -> AcquireRequest {
+    let mut r = AcquireRequest::new(key, owner, ttl);
+    r.purpose = Some(format!("deploy by {owner}"));
+    r.environment = Some("prod".into());
+    r
+}
+
+#[tokio::test]
+async fn every_way_a_grant_ends_is_recorded_once_with_its_outcome() {
+    let s = setup().await;
+    let minute = Duration::from_secs(60);
+
+    // Released by its holder.
+    let a = s
+        .locks
+        .acquire(&request("k", "alice", minute))
+        .await
+        .unwrap();
+    s.locks
+        .release(&ReleaseRequest::new(
+            "k",
+            a.lock_id(),
+            LockStatus::Completed,
+        ))
+        .await
+        .unwrap();
+    // Forced by an operator.
+    let b = s.locks.acquire(&request("k", "bob", minute)).await.unwrap();
+    s.locks
+        .force_unlock("k", "ops", "stuck deploy", None)
+        .await
+        .unwrap();
+    // Lapsed and taken over.
+    let c = s
+        .locks
+        .acquire(&request("k", "carol", Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let lapse = c.record.expires_at_ms;
+    while baton_lock::clock::now_epoch_millis() <= lapse {
+        tokio::time::sleep(Duration::from_millis(
+            lapse + 1 - baton_lock::clock::now_epoch_millis(),
+        ))
+        .await;
+    }
+    let d = s
+        .locks
+        .acquire(&request("k", "dave", minute))
+        .await
+        .unwrap();
+    // Failed, with someone waiting: the release hands the key on.
+    let join = JoinRequest {
+        acquire: request("k", "erin", minute),
+        mode: LineMode::Fifo { max: 5 },
+        max_wait: minute,
+        claim: None,
+        member: None,
+    };
+    assert!(matches!(
+        s.locks.join(&join).await.unwrap(),
+        Joined::Waiting(_)
+    ));
+    let mut failed = ReleaseRequest::new("k", d.lock_id(), LockStatus::Failed);
+    failed.reason = Some("tests failed".into());
+    let ended = s.locks.release(&failed).await.unwrap();
+    let erin = ended.next.expect("erin was handed the key");
+
+    let tally = s.record_stream().await;
+    assert_eq!(
+        tally.written, 6,
+        "four ended grants, and who came next after the two that ended alone: {tally:?}"
+    );
+
+    let entries = s.entries("k").await;
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.fence,
+                e.locked_by.as_str(),
+                e.outcome,
+                e.ended_by.as_deref(),
+                e.next_holder.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                d.fence(),
+                "dave",
+                Outcome::Failed,
+                Some("dave"),
+                Some("erin")
+            ),
+            (c.fence(), "carol", Outcome::Expired, None, Some("dave")),
+            (
+                b.fence(),
+                "bob",
+                Outcome::Forced,
+                Some("ops"),
+                Some("carol")
+            ),
+            (
+                a.fence(),
+                "alice",
+                Outcome::Completed,
+                Some("alice"),
+                Some("bob")
+            ),
+        ],
+        "newest first, each with how it ended and who came next"
+    );
+    assert_eq!(entries[0].reason.as_deref(), Some("tests failed"));
+    assert_eq!(entries[0].next_fence, Some(erin.fence()));
+    assert_eq!(entries[2].reason.as_deref(), Some("stuck deploy"));
+    assert_eq!(
+        entries[1].ended_at_ms, lapse,
+        "a lapsed grant ends at its lease end"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.purpose.is_some() && e.environment.as_deref() == Some("prod"))
+    );
+    assert!(
+        entries.iter().all(|e| e.duration_ms < 60_000),
+        "{entries:?}"
+    );
+
+    // The stream delivered again from its start: nothing new, nothing twice.
+    let again = s.record_stream().await;
+    assert_eq!(again.written, 0, "{again:?}");
+    assert_eq!(again.already_there, 6, "{again:?}");
+    assert_eq!(s.entries("k").await, entries);
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_per_key_and_across_keys() {
+    let s = setup().await;
+    let minute = Duration::from_secs(60);
+    let mut api_fences = Vec::new();
+    for round in 0..3 {
+        for key in ["api-prod", "web-prod"] {
+            let g = s
+                .locks
+                .acquire(&request(key, &format!("user{round}"), minute))
+                .await
+                .unwrap();
+            if key == "api-prod" {
+                api_fences.insert(0, g.fence());
+            }
+            s.locks
+                .release(&ReleaseRequest::new(
+                    key,
+                    g.lock_id(),
+                    LockStatus::Completed,
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    s.record_stream().await;
+
+    // One key, two per page.
+    let mut query = HistoryQuery {
+        page_size: Some(2),
+        ..HistoryQuery::default()
+    };
+    let mut fences = Vec::new();
+    loop {
+        let page = s.history.for_key("api-prod", &query).await.unwrap();
+        fences.extend(page.entries.iter().map(|e| e.fence));
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(fences, api_fences, "newest first, across pages");
+
+    // Every key, by the time each grant ended, newest first.
+    let now = baton_lock::clock::now_epoch_millis();
+    let mut query = HistoryQuery {
+        page_size: Some(4),
+        ..HistoryQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = s.history.recent(&query, now).await.unwrap();
+        seen.extend(
+            page.entries
+                .iter()
+                .map(|e| (e.ended_at_ms, e.lock_key.clone(), e.fence)),
+        );
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 >= w[1].0),
+        "newest first: {seen:?}"
+    );
+
+    // `since` leaves out what ended before it.
+    let latest = seen[0].0;
+    let page = s
+        .history
+        .recent(
+            &HistoryQuery {
+                since_ms: Some(latest),
+                ..HistoryQuery::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(page.entries.iter().all(|e| e.ended_at_ms >= latest));
+    assert!(!page.entries.is_empty());
+
+    // A token this history never gave is refused, not misread.
+    let bad = s
+        .history
+        .for_key(
+            "api-prod",
+            &HistoryQuery {
+                page_token: Some("not-a-token".into()),
+                ..HistoryQuery::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(bad, Err(baton_lock::LockError::InvalidInput(_))),
+        "{bad:?}"
+    );
+}
