@@ -107,6 +107,13 @@ pub enum Command {
     /// Show who waits for a key, in order (the line `--queue` joins).
     #[command(after_help = EXIT_CODES)]
     Queue(KeyArg),
+    /// Show ended grants, newest first: of one key, or of every key.
+    ///
+    /// Read from the history table (`<table>-history` unless
+    /// --history-table or BATON_HISTORY_TABLE says otherwise), which the
+    /// baton-history consumer fills from the lock table's stream.
+    #[command(after_help = EXIT_CODES)]
+    History(HistoryArgs),
     /// Manage the lock table.
     #[command(subcommand)]
     Table(TableCommand),
@@ -223,6 +230,22 @@ pub struct ListArgs {
     /// Items per DynamoDB page (tests use it to force pagination).
     #[arg(long, hide = true)]
     pub page_size: Option<i32>,
+}
+
+/// `history [KEY] [--since 7d] [--limit 20]`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this key's grants; every key's when left out.
+    pub key: Option<String>,
+    /// How far back to look.
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    pub since: Duration,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// The history table; default the lock table's name + `-history`.
+    #[arg(long, env = "BATON_HISTORY_TABLE", value_name = "NAME")]
+    pub history_table: Option<String>,
 }
 
 /// `wait KEY [--timeout 30m]`.

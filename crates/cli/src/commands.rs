@@ -343,10 +343,10 @@ fn list_text(locks: &[LockRecord]) -> String {
     if locks.is_empty() {
         return "no locks held".to_owned();
     }
-    let rows: Vec<[String; 7]> = locks
+    let rows: Vec<Vec<String>> = locks
         .iter()
         .map(|r| {
-            [
+            vec![
                 clean(&r.lock_key),
                 match &r.bypass {
                     Some(_) => format!("{} (bypassed)", state_name(Some(r))),
@@ -360,28 +360,12 @@ fn list_text(locks: &[LockRecord]) -> String {
             ]
         })
         .collect();
-    let header = [
-        "KEY", "STATE", "HOLDER", "FENCE", "EXPIRES", "WAITING", "PURPOSE",
-    ]
-    .map(str::to_owned);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    std::iter::once(&header)
-        .chain(&rows)
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            cells.join("  ").trim_end().to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    render::columns(
+        &[
+            "KEY", "STATE", "HOLDER", "FENCE", "EXPIRES", "WAITING", "PURPOSE",
+        ],
+        &rows,
+    )
 }
 
 /// `wait KEY --timeout D`: exit 0 once free, 3 on timeout.
@@ -518,6 +502,12 @@ pub async fn verify(client: &LockClient, args: VerifyArgs) -> Result<Report, Fai
 /// `table create`: exit 0 whether it was created now or existed already.
 pub async fn table_create(client: &LockClient) -> Result<Report, Failure> {
     let outcome = client.create_table().await?;
+    // The history table beside it, read by `baton history`.
+    let history = baton_lock::HistoryClient::new(
+        client.dynamodb().clone(),
+        baton_lock::schema::history::table_for(client.table()),
+    );
+    history.create_table().await?;
     let created = outcome == TableCreation::Created;
     let mut json = serde_json::Map::new();
     json.insert("table".into(), json!(client.table()));

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod failure;
 mod group;
+mod history;
 mod identity;
 mod render;
 mod run;
@@ -129,6 +130,7 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
         Command::Renew(args) => commands::renew(&client, args).await,
         Command::Status(args) => commands::status(&client, &args.key).await,
         Command::Queue(args) => commands::queue(&client, &args.key).await,
+        Command::History(args) => history::history(&client, args).await,
         Command::List(args) => commands::list(&client, args).await,
         Command::Wait(args) => commands::wait(&client, args).await,
         Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,

@@ -1662,3 +1662,87 @@ fn test_runs_and_real_runs_do_not_block_each_other() {
         s(&test_holder, "lockId")
     );
 }
+
+#[test]
+fn history_shows_each_ended_grant_newest_first_with_how_it_ended() {
+    let env = Env::new();
+    // `table create` on an existing lock table adds the history table.
+    let created = env.run(&["table", "create"]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let first = acquire(
+        &env,
+        "deploy-api-prod",
+        &["--owner", "alice", "--purpose", "v1"],
+    );
+    let out = env.run(&[
+        "release",
+        "deploy-api-prod",
+        "--lock-id",
+        s(&first, "lockId"),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    acquire(&env, "deploy-api-prod", &["--owner", "bob"]);
+    let out = env.run(&[
+        "force-unlock",
+        "deploy-api-prod",
+        "--actor",
+        "ops",
+        "--reason",
+        "runner died",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let other = acquire(&env, "deploy-web-prod", &["--owner", "carol"]);
+    let out = env.run(&[
+        "release",
+        "deploy-web-prod",
+        "--lock-id",
+        s(&other, "lockId"),
+        "--status",
+        "failed",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(env.table.record_history());
+
+    let out = env.run(&["--json", "history", "deploy-api-prod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let entries = out.json()["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let summary: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| (s(e, "lockedBy"), s(e, "outcome"), s(e, "endedBy")))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("bob", "FORCED", "ops"), ("alice", "COMPLETED", "alice")]
+    );
+    assert_eq!(s(&entries[0], "reason"), "runner died");
+    assert_eq!(s(&entries[1], "nextHolder"), "bob");
+
+    // Every key: a KEY column, and the failed release of the other key.
+    let out = env.run(&["history"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("ENDED") && lines[0].contains("KEY"),
+        "{out:?}"
+    );
+    assert_eq!(lines.len(), 4, "a header and three grants: {out:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("deploy-web-prod") && l.contains("FAILED")),
+        "{out:?}"
+    );
+
+    let limited = env.run(&["--json", "history", "--limit", "1"]);
+    assert_eq!(limited.json()["entries"].as_array().map(Vec::len), Some(1));
+    let none = env.run(&["history", "never-locked"]);
+    assert_eq!(none.code, 0, "{none:?}");
+    assert!(none.stdout.contains("no grants ended"), "{none:?}");
+    let bad = env.run(&["history", "--since", "last tuesday"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--since"), "{bad:?}");
+}

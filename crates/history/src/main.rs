@@ -45,8 +45,8 @@ async fn setup() -> anyhow::Result<(Settings, aws_config::SdkConfig, HistoryClie
     let history = HistoryClient::new(
         aws_sdk_dynamodb::Client::new(&config),
         &settings.history_table,
-        settings.retention,
-    );
+    )
+    .with_retention(settings.retention);
     Ok((settings, config, history))
 }
 

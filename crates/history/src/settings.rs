@@ -4,9 +4,6 @@ use std::time::Duration;
 
 use baton_runtime::Env;
 
-/// How long history entries are kept unless `BATON_HISTORY_RETENTION` says.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
-
 /// Where the history goes and how long it stays.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -26,7 +23,7 @@ impl Settings {
             .var("BATON_HISTORY_TABLE")
             .unwrap_or_else(|| baton_lock::schema::history::table_for(&lock_table));
         Ok(Settings {
-            retention: env.duration("BATON_HISTORY_RETENTION", DEFAULT_RETENTION)?,
+            retention: env.duration("BATON_HISTORY_RETENTION", baton_lock::DEFAULT_RETENTION)?,
             lock_table,
             history_table,
         })

@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use baton_history::follow::Follower;
 use baton_lock::history::Outcome;
 use baton_lock::{
     AcquireRequest, HistoryClient, HistoryQuery, JoinRequest, Joined, LineMode, LockClient,
     LockStatus, ReleaseRequest,
 };
-use baton_testkit::{TestTable, fast_options, local_dynamodb_client};
+use baton_testkit::{TestTable, fast_options};
 
 struct Setup {
     locks: LockClient,
@@ -22,12 +21,7 @@ struct Setup {
 async fn setup() -> Setup {
     let table = TestTable::create().await;
     let locks = table.client(fast_options());
-    let history = HistoryClient::new(
-        local_dynamodb_client(&table.endpoint, 3),
-        baton_lock::schema::history::table_for(&table.name),
-        Duration::from_secs(90 * 24 * 3600),
-    );
-    history.create_table().await.expect("history table");
+    let history = table.create_history().await;
     Setup {
         locks,
         history,
@@ -36,33 +30,8 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
-    fn follower_parts(&self) -> (aws_sdk_dynamodb::Client, aws_sdk_dynamodbstreams::Client) {
-        let ddb = local_dynamodb_client(&self.table.endpoint, 3);
-        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-            aws_sdk_dynamodbstreams::Config::builder()
-                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-                .endpoint_url(&self.table.endpoint)
-                .http_client(baton_runtime::sdk::http_client())
-                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-                    "local", "local", None, None, "test",
-                ))
-                .build(),
-        );
-        (ddb, streams)
-    }
-
-    /// Reads the whole stream from its start and records it: what the
-    /// Lambda's event source mapping does, all at once.
     async fn record_stream(&self) -> baton_history::consume::Tally {
-        let (ddb, streams) = self.follower_parts();
-        let mut follower = Follower::new(&ddb, streams, &self.table.name)
-            .await
-            .expect("the lock table has a stream");
-        let changes = follower.poll().await.expect("stream read");
-        let (tally, failed) = baton_history::consume::record_all(&self.history, &changes).await;
-        assert!(failed.is_empty(), "no change failed: {failed:?}");
-        tally
+        self.table.record_history().await
     }
 
     async fn entries(&self, key: &str) -> Vec<baton_lock::history::HistoryEntry> {

@@ -56,18 +56,27 @@ pub struct HistoryPage {
     pub next_page_token: Option<String>,
 }
 
+/// How long entries are kept unless the writer says otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
 /// How far back a read across keys looks when it is given no `since`.
 pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl HistoryClient {
-    /// A client for the history table `table`; entries are kept for
-    /// `retention` after they end (DynamoDB TTL).
-    pub fn new(ddb: Client, table: impl Into<String>, retention: Duration) -> Self {
+    /// A client for the history table `table`; the entries it writes are
+    /// kept for [`DEFAULT_RETENTION`] after they end.
+    pub fn new(ddb: Client, table: impl Into<String>) -> Self {
         HistoryClient {
             ddb,
             table: table.into(),
-            retention,
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// Keeps the entries this client writes for `retention` (DynamoDB TTL).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Name of the table this client works on.

@@ -48,7 +48,7 @@ pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
 pub use handoff::Ended;
 pub use history_store::{
-    DEFAULT_RECENT_WINDOW, HistoryClient, HistoryPage, HistoryQuery, Recorded,
+    DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery, Recorded,
 };
 pub use line::{JoinRequest, Joined, Left, LineMode, MAX_LINE_LEN, Place, Waiter};
 pub use memory::MemoryStore;

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The modules where the Lambdas read their settings.
-const SETTINGS_MODULES: [&str; 4] = [
+const SETTINGS_MODULES: [&str; 5] = [
     "crates/worker/src/settings.rs",
+    "crates/history/src/settings.rs",
     "crates/router/src/app.rs",
     "crates/router/src/secrets.rs",
     "crates/runtime/src/config.rs",

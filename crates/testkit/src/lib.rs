@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod dynamo;
+pub mod history;
 pub mod lambda_api;
 pub mod proxy;
 pub mod recorder;
@@ -13,6 +14,7 @@ pub use dynamo::{
     TestTable, dynamodb_endpoint, fast_options, local_dynamodb_client, local_dynamodb_client_tuned,
     unique_name,
 };
+pub use history::local_streams_client;
 pub use lambda_api::{LambdaRuntimeApi, LambdaState};
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
 pub use recorder::{HttpRecorder, RecordedRequest, Reply, ReplyFuture};
