@@ -76,6 +76,13 @@ pub enum Request {
         /// The lock the line waits for.
         lock_key: String,
     },
+    /// Show a target's last runs: who, when, how long, how each ended.
+    History {
+        /// Whose runs.
+        target: Target,
+        /// The lock those runs held.
+        lock_key: String,
+    },
     /// Show how to use the command.
     Help {
         /// The command, e.g. `/build`.
@@ -99,7 +106,8 @@ impl Request {
             Request::Run { target, .. }
             | Request::Unlock { target, .. }
             | Request::Cancel { target, .. }
-            | Request::Leave { target, .. } => &target.command,
+            | Request::Leave { target, .. }
+            | Request::History { target, .. } => &target.command,
             Request::Status { command }
             | Request::Help { command }
             | Request::Queue { command, .. } => command,
@@ -157,6 +165,9 @@ impl Request {
             Request::Leave { target, .. } => {
                 format!("leave {} {}", target.component, target.environment)
             }
+            Request::History { target, .. } => {
+                format!("history {} {}", target.component, target.environment)
+            }
         }
     }
 }
@@ -188,6 +199,9 @@ pub enum Malformation {
     /// `leave` without exactly a component and an environment.
     #[error("leave takes a component and an environment")]
     LeaveNeedsTarget,
+    /// `history` without exactly a component and an environment.
+    #[error("history takes a component and an environment")]
+    HistoryNeedsTarget,
     /// An option other than `--dry-run`.
     #[error("unknown option {0}")]
     UnknownOption(String),
@@ -406,6 +420,7 @@ fn parse_request_as(
         "cancel" => parse_cancel(cmd_config, &words[1..]),
         "queue" => parse_queue(cmd_config, &words[1..]),
         "leave" => parse_leave(cmd_config, &words[1..]),
+        "history" => parse_history(cmd_config, &words[1..]),
         _ => parse_run(cmd_config, &words, user_id, groups),
     }
 }
@@ -486,6 +501,16 @@ fn parse_queue(config: &CommandConfig, words: &[&str]) -> Result<Request, Comman
         command: config.name.clone(),
         target,
     })
+}
+
+/// `history <component> <environment>`: the target's last runs.
+fn parse_history(config: &CommandConfig, words: &[&str]) -> Result<Request, CommandError> {
+    let [component, environment] = words else {
+        return Err(malformed(config, Malformation::HistoryNeedsTarget));
+    };
+    let target = check_target(config, component, environment)?;
+    let lock_key = config.lock_key(&target);
+    Ok(Request::History { target, lock_key })
 }
 
 /// `leave <component> <environment>`: the requester stops waiting.

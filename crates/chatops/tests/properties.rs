@@ -95,7 +95,7 @@ fn check_config_error(e: &ConfigError) -> Result<(), TestCaseError> {
 fn word() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => prop::sample::select(vec![
-            "router", "API", "web", "db", "dev", "plt", "PROD", "status", "unlock", "help", "-h", "--help", "queue", "leave", "cancel",
+            "router", "API", "web", "db", "dev", "plt", "PROD", "status", "unlock", "help", "-h", "--help", "queue", "leave", "history", "cancel",
             "--dry-run", "\u{2014}dry-run", "\u{2013}DRY-RUN", "--dryrun", "-x", "--force", "because", "it", "died",
         ])
         .prop_map(str::to_owned),
@@ -144,6 +144,7 @@ proptest! {
                     | Request::Unlock { target, lock_key, .. }
                     | Request::Cancel { target, lock_key, .. }
                     | Request::Leave { target, lock_key }
+                    | Request::History { target, lock_key }
                     | Request::Queue { target: Some((target, lock_key)), .. } => {
                         prop_assert!(cmd.components.contains(&target.component), "{request:?}");
                         prop_assert!(cmd.environments.contains(&target.environment), "{request:?}");
@@ -818,7 +819,7 @@ prop_compose! {
         command in prop::sample::select(vec!["/deploy", "/DEPLOY", "/other"]),
         text in prop::sample::select(vec![
             "api prod", "web dev", "api plt --dry-run", "api prod --test", "web prod --force rollback",
-            "unlock api prod stuck", "cancel api prod", "queue api prod", "leave web prod", "status", "help", "",
+            "unlock api prod stuck", "cancel api prod", "queue api prod", "leave web prod", "history api prod", "status", "help", "",
         ]),
     ) -> CommandMessage {
         CommandMessage {

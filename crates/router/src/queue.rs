@@ -48,6 +48,7 @@ impl Outgoing {
             | Request::Unlock { lock_key, .. }
             | Request::Cancel { lock_key, .. }
             | Request::Leave { lock_key, .. }
+            | Request::History { lock_key, .. }
             | Request::Queue {
                 target: Some((_, lock_key)),
                 ..

@@ -30,6 +30,9 @@ pub async fn worker_from_env() -> anyhow::Result<Worker> {
     let table = settings::table_name(&env)?;
     let sdk = baton_runtime::sdk::sdk_config().await;
     let settings = settings::from_env(&env, &sdk).await?;
-    let locks = baton_lock::LockClient::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    Worker::new(locks, settings)
+    let history_table = settings::history_table(&env, &table);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let history = baton_lock::HistoryClient::new(ddb.clone(), history_table);
+    let locks = baton_lock::LockClient::new(ddb, table);
+    Ok(Worker::new(locks, settings)?.with_history(history))
 }

@@ -15,6 +15,13 @@ pub fn table_name(env: &Env) -> anyhow::Result<String> {
     env.required("BATON_TABLE", "the name of the DynamoDB lock table")
 }
 
+/// The history table `history` reads: `BATON_HISTORY_TABLE`, or the lock
+/// table's name + `-history`.
+pub fn history_table(env: &Env, lock_table: &str) -> String {
+    env.var("BATON_HISTORY_TABLE")
+        .unwrap_or_else(|| baton_lock::schema::history::table_for(lock_table))
+}
+
 /// All settings, with secrets fetched once (all at the same time).
 pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<WorkerSettings> {
     let config = baton_runtime::config::command_config(env)?;

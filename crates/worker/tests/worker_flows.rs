@@ -39,7 +39,7 @@ const DISPATCH_BUILD: &str = "/repos/acme/platform/actions/workflows/build.yml/d
 const RUNS_BUILD: &str = "/repos/acme/platform/actions/workflows/build.yml/runs";
 
 struct Harness {
-    _table: TestTable,
+    table: TestTable,
     locks: LockClient,
     slack: HttpRecorder,
     github: HttpRecorder,
@@ -66,20 +66,12 @@ impl Harness {
             RUNS_BUILD,
             Reply::json(200, json!({"total_count": 0, "workflow_runs": []})),
         );
-        let mut settings = WorkerSettings {
-            default_budget: Duration::from_secs(4),
-            http_timeout: Duration::from_millis(700),
-            ..WorkerSettings::local(
-                Config::from_toml_str(CONFIG).unwrap(),
-                &slack.url(),
-                &github.url(),
-            )
-        };
+        let mut settings = settings(&slack, &github);
         adjust(&mut settings);
         let locks = table.client(fast_options());
         let worker = Worker::new(locks.clone(), settings).unwrap();
         Harness {
-            _table: table,
+            table,
             locks,
             slack,
             github,
@@ -137,6 +129,19 @@ impl Harness {
             .iter()
             .map(RecordedRequest::json)
             .collect()
+    }
+}
+
+/// The worker's settings for these tests, before a test adjusts them.
+fn settings(slack: &HttpRecorder, github: &HttpRecorder) -> WorkerSettings {
+    WorkerSettings {
+        default_budget: Duration::from_secs(4),
+        http_timeout: Duration::from_millis(700),
+        ..WorkerSettings::local(
+            Config::from_toml_str(CONFIG).unwrap(),
+            &slack.url(),
+            &github.url(),
+        )
     }
 }
 
@@ -1373,4 +1378,56 @@ async fn when_slack_cannot_say_who_is_in_a_group_nothing_runs_and_the_record_is_
     assert_eq!(failures(&response), vec!["m-1".to_string()]);
     assert!(h.dispatches().is_empty());
     assert!(h.locks.status("build-router-prod").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn history_shows_a_targets_last_runs_privately_newest_first() {
+    let h = Harness::new().await;
+    // Without a history table, `history` says so instead of failing.
+    h.send("m-0", "U1", "/build", "history router plt").await;
+    let replies = h.replies();
+    assert!(text(&replies[0]).contains("history table"), "{replies:?}");
+
+    let history = h.table.create_history().await;
+    let worker = Worker::new(h.locks.clone(), settings(&h.slack, &h.github))
+        .unwrap()
+        .with_history(history);
+    for (id, user, conclusion) in [
+        ("m-1", "U1", Conclusion::Success),
+        ("m-2", "U2", Conclusion::Failure),
+    ] {
+        h.send(id, user, "/build", "router plt").await;
+        let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+        let done = completion("build-router-plt", &lock.lock_id, lock.fence, conclusion);
+        assert!(failures(&h.report(&format!("c-{id}"), done).await).is_empty());
+    }
+    h.send("m-3", "U3", "/build", "api dev").await;
+    h.table.record_history().await;
+
+    let asking = h.command("U9", "/build", "history router plt");
+    let mut event = SqsEvent::default();
+    event.records = vec![command_record("m-4", &asking, 1)];
+    assert!(failures(&worker.handle(event).await).is_empty());
+
+    let reply = h
+        .slack
+        .requests_to("/response/U9/")
+        .last()
+        .map(RecordedRequest::json)
+        .expect("the asker got an answer");
+    assert_eq!(reply["response_type"], "ephemeral", "{reply}");
+    let text = text(&reply);
+    let (failed, completed) = (
+        text.find("<@U2>: failed").expect("U2's failed run"),
+        text.find("<@U1>: completed").expect("U1's completed run"),
+    );
+    assert!(failed < completed, "newest first: {text}");
+    assert!(
+        !text.contains("U3"),
+        "another target's run is not listed: {text}"
+    );
+    assert!(
+        text.contains("|run>"),
+        "each run links to its pipeline run: {text}"
+    );
 }

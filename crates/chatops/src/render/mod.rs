@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::command::CommandError;
 
+mod history;
 mod line;
 mod locks;
 mod runs;
@@ -26,6 +27,7 @@ mod wording;
 
 use crate::config::CommandConfig;
 use crate::target::Target;
+pub use history::*;
 pub use line::*;
 pub use locks::*;
 pub use runs::*;

@@ -132,7 +132,7 @@ impl CommandError {
 /// The usage lines for a command, as Slack mrkdwn.
 pub fn usage_lines(command: &str) -> String {
     format!(
-        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} queue [<component> <environment>]`, `{command} leave <component> <environment>`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} history <component> <environment>`, `{command} queue [<component> <environment>]`, `{command} leave <component> <environment>`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
     )
 }
 
@@ -150,6 +150,10 @@ pub fn help_text(config: &CommandConfig) -> String {
         "• `{c} <component> <environment> --dry-run` to see what would happen"
     );
     let _ = writeln!(out, "• `{c} status` to see who holds which lock");
+    let _ = writeln!(
+        out,
+        "• `{c} history <component> <environment>` to see its last runs: who, when, how long, how each ended"
+    );
     let _ = writeln!(
         out,
         "• `{c} unlock <component> <environment> <reason>` to force-release a stuck lock and cancel its run (`--keep-run` leaves the run going)"
@@ -229,6 +233,9 @@ fn malformation(command: &str, problem: &Malformation) -> String {
         Malformation::QueueNeedsTarget => format!(
             "`{command} queue` shows every line; `{command} queue <component> <environment>` shows one."
         ),
+        Malformation::HistoryNeedsTarget => {
+            format!("`{command} history` takes a component and an environment: whose runs to show.")
+        }
         Malformation::LeaveNeedsTarget => {
             format!("`{command} leave` takes a component and an environment: the line to leave.")
         }

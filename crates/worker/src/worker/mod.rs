@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use baton_chatops::Config;
 use baton_chatops::render::{BypassView, LockView};
-use baton_lock::{LockClient, LockRecord, LockStore};
+use baton_lock::{HistoryClient, LockClient, LockRecord, LockStore};
 use baton_runtime::Secret;
 use tracing::warn;
 
@@ -19,6 +19,7 @@ mod admin;
 mod batch;
 mod completion;
 mod groups;
+mod history;
 mod line;
 mod reply;
 mod start;
@@ -114,6 +115,9 @@ pub struct Worker<S = LockClient, C = Slack, P = Pipelines> {
     pub(crate) pipeline: P,
     /// Members of the Slack user groups the config lists, per cold start.
     pub(crate) groups: groups::GroupCache,
+    /// Where ended grants are kept, for `history`; `None` where no history
+    /// table exists (then `history` says so).
+    pub(crate) history: Option<HistoryClient>,
 }
 
 impl Worker {
@@ -159,7 +163,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             chat,
             pipeline,
             groups: groups::GroupCache::default(),
+            history: None,
         }
+    }
+
+    /// Reads `history` from this history table.
+    pub fn with_history(mut self, history: HistoryClient) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// The store's clock, in epoch seconds: every lease decision the worker

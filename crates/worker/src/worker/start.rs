@@ -40,7 +40,10 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let waited = self.locks.now_millis().saturating_sub(message.received_at);
         let acts = !matches!(
             request,
-            Request::Help { .. } | Request::Status { .. } | Request::Queue { .. }
+            Request::Help { .. }
+                | Request::Status { .. }
+                | Request::Queue { .. }
+                | Request::History { .. }
         );
         if acts && Duration::from_millis(waited) > self.settings.max_command_age {
             info!(message_id = %id, user = %message.user_id, waited_ms = waited, "command expired in the queue; not run");
@@ -65,6 +68,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             Request::Queue { target, .. } => {
                 self.show_queue(message, config, target.as_ref(), deadline)
                     .await
+            }
+            Request::History { target, lock_key } => {
+                self.show_history(message, target, lock_key, deadline).await
             }
             Request::Leave { target, lock_key } => {
                 self.leave(message, config, target, lock_key, deadline)
