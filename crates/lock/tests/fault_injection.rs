@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use baton_lock::clock::now_epoch_millis;
 use baton_lock::{
-    AcquireRequest, Grant, GrantKind, LockClient, LockError, LockRecord, LockStatus, ReleaseRequest,
+    AcquireRequest, Grant, GrantKind, HistoryQuery, LockClient, LockError, LockRecord, LockStatus,
+    ReleaseRequest,
 };
 use baton_testkit::chaos::seed_from_env;
 use baton_testkit::{DynamoChaos, DynamoFault, FaultProxy, TestTable, fast_options};
@@ -99,6 +100,11 @@ async fn run_seed(seed: u64) {
         ledger.stats
     );
     assert!(
+        ledger.stats.history_entries >= ledger.stats.grants / 2,
+        "seed {seed}: too little history to mean anything: {:?}",
+        ledger.stats
+    );
+    assert!(
         ledger.stats.takeovers >= 1,
         "seed {seed}: no expired lease was taken over: {:?}",
         ledger.stats
@@ -132,6 +138,8 @@ struct Report {
 #[derive(Debug, Default)]
 struct Stats {
     grants: usize,
+    /// Entries the history holds at the end, over all keys.
+    history_entries: usize,
     takeovers: usize,
     /// Grants whose acquire saw a write land with its answer lost.
     ambiguous_grants: usize,
@@ -346,6 +354,7 @@ async fn scenario(seed: u64) -> Report {
             _ => {}
         }
     }
+    check_history(&table, &direct, &mut ledger).await;
     let mut faults = BTreeMap::new();
     let mut requests = 0;
     for chaos in &chaos_all {
@@ -359,6 +368,70 @@ async fn scenario(seed: u64) -> Report {
         faults,
         requests,
         ledger,
+    }
+}
+
+/// Every grant a contender was told of that has ended is in the history
+/// exactly once, under its own lock id, whatever the faults did to the
+/// writes; and recording the whole stream again adds nothing.
+async fn check_history(table: &TestTable, direct: &LockClient, ledger: &mut Ledger) {
+    let history = table.create_history().await;
+    table.record_history().await;
+    let again = table.record_history().await;
+    if again.written != 0 {
+        ledger.violation(format!(
+            "recording the stream a second time wrote {} entries",
+            again.written
+        ));
+    }
+    for key in KEYS {
+        let mut entries = Vec::new();
+        let mut query = HistoryQuery {
+            page_size: Some(200),
+            ..HistoryQuery::default()
+        };
+        loop {
+            let page = history
+                .for_key(key, &query)
+                .await
+                .unwrap_or_else(|e| panic!("reading {key}'s history: {e}"));
+            entries.extend(page.entries);
+            match page.next_page_token {
+                Some(token) => query.page_token = Some(token),
+                None => break,
+            }
+        }
+        let current = direct.status(key).await.ok().flatten();
+        let live = current
+            .filter(|r| r.status == LockStatus::InProgress)
+            .map(|r| r.fence);
+        let recorded: BTreeMap<u64, &str> = entries
+            .iter()
+            .map(|e| (e.fence, e.lock_id.as_str()))
+            .collect();
+        if recorded.len() != entries.len() {
+            ledger.violation(format!("key {key}: a grant is in the history twice"));
+        }
+        let granted = ledger
+            .keys
+            .get(key)
+            .map(|k| k.granted.clone())
+            .unwrap_or_default();
+        for (fence, lock_id) in &granted {
+            match recorded.get(fence) {
+                _ if Some(*fence) == live => {}
+                Some(id) if id == lock_id => {}
+                other => ledger.violation(format!(
+                    "key {key}: ended grant {fence} ({lock_id}) has history {other:?}"
+                )),
+            }
+        }
+        if let Some(fence) = live.filter(|f| recorded.contains_key(f)) {
+            ledger.violation(format!(
+                "key {key}: the live grant {fence} is in the history"
+            ));
+        }
+        ledger.stats.history_entries += entries.len();
     }
 }
 
