@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
+use crate::writer::{HistoryError, HistoryWriter, Recorded};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton_lock::history::{Image, changes_between};
-use baton_lock::{HistoryClient, LockError, Recorded};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -35,7 +35,7 @@ pub struct StreamChange {
 /// every later change as failed, so the stream delivers them again in order
 /// (a change must never be recorded before an earlier one of its key).
 pub async fn record_all(
-    history: &HistoryClient,
+    history: &HistoryWriter,
     changes: &[StreamChange],
 ) -> (Tally, Vec<DynamoDbBatchItemFailure>) {
     let mut tally = Tally::default();
@@ -57,20 +57,19 @@ pub async fn record_all(
 }
 
 async fn record_one(
-    history: &HistoryClient,
+    history: &HistoryWriter,
     change: &StreamChange,
     tally: &mut Tally,
-) -> Result<(), LockError> {
+) -> Result<(), HistoryError> {
     let found = match changes_between(change.old.as_ref(), change.new.as_ref()) {
         Ok(found) => found,
-        // A corrupt image can never be read, however often it comes again:
-        // log it and go on rather than block the stream behind it.
-        Err(e @ LockError::Corrupt { .. }) => {
-            warn!(error = %e, "unreadable lock record in the stream; skipped");
+        // An unreadable image can never be read, however often it comes
+        // again: log it and go on rather than block the stream behind it.
+        Err(e) => {
+            warn!(error = %e, sequence_number = ?change.sequence_number, "unreadable lock record in the stream; skipped");
             tally.no_history += 1;
             return Ok(());
         }
-        Err(e) => return Err(e),
     };
     if found.is_empty() {
         tally.no_history += 1;
@@ -86,7 +85,7 @@ async fn record_one(
 
 /// The Lambda handler: a DynamoDB stream batch in, the records to retry out
 /// (the event source mapping reports batch item failures).
-pub async fn handle(history: &HistoryClient, event: Event) -> DynamoDbEventResponse {
+pub async fn handle(history: &HistoryWriter, event: Event) -> DynamoDbEventResponse {
     let changes: Vec<StreamChange> = event.records.into_iter().map(from_lambda).collect();
     let (tally, failures) = record_all(history, &changes).await;
     info!(

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use baton_lock::HistoryClient;
 use thiserror::Error;
 
 use crate::consume::{StreamChange, Tally, record_all};
+use crate::writer::HistoryWriter;
 
 /// Why the stream could not be read.
 #[derive(Debug, Error)]
@@ -118,7 +118,7 @@ impl Follower {
     /// polls; a failed write is retried (in order) before anything newer.
     pub async fn run(
         mut self,
-        history: &HistoryClient,
+        history: &HistoryWriter,
         every: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Tally, FollowError> {

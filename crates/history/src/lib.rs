@@ -4,7 +4,7 @@
 //! operation: the lock table's change stream (new and old images) is read
 //! by this consumer, which turns each change into at most one history entry
 //! ([`baton_lock::history::changes_between`]) and stores it idempotently
-//! ([`baton_lock::HistoryClient::record`]), so a redelivered batch changes
+//! ([`writer::HistoryWriter::record`]), so a redelivered batch changes
 //! nothing.
 //!
 //! On AWS the stream reaches [`consume::handle`] through a Lambda event
@@ -14,3 +14,4 @@
 pub mod consume;
 pub mod follow;
 pub mod settings;
+pub mod writer;

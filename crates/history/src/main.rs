@@ -10,7 +10,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use baton_history::consume;
 use baton_history::follow::Follower;
 use baton_history::settings::Settings;
-use baton_lock::HistoryClient;
+use baton_history::writer::HistoryWriter;
 use baton_runtime::Env;
 use baton_runtime::logging::{self, Logs};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -39,14 +39,14 @@ async fn main() -> ExitCode {
 }
 
 /// The settings and a history client built once per process.
-async fn setup() -> anyhow::Result<(Settings, aws_config::SdkConfig, HistoryClient)> {
+async fn setup() -> anyhow::Result<(Settings, aws_config::SdkConfig, HistoryWriter)> {
     let settings = Settings::from_env(&Env::process())?;
     let config = baton_runtime::sdk::sdk_config().await;
-    let history = HistoryClient::new(
+    let history = HistoryWriter::new(
         aws_sdk_dynamodb::Client::new(&config),
         &settings.history_table,
-    )
-    .with_retention(settings.retention);
+        settings.retention,
+    );
     Ok((settings, config, history))
 }
 

@@ -1,18 +1,18 @@
-//! [`HistoryClient`]: the history table on DynamoDB. Written by the change
-//! stream's consumer (never by a lock operation, so acquire, release and
-//! renew stay one request each) and read by `baton history`, the chat
-//! commands and the HTTP API, always by `Query`, never by a scan.
+//! [`HistoryClient`]: reading the history table on DynamoDB, always by
+//! `Query`, never by a scan (`baton history`, the chat commands). The table
+//! is written only by the change stream's consumer (`baton-history`), never
+//! by a lock operation, so acquire, release and renew stay one request each;
+//! the item layout both sides share is [`entry_item`] and [`entry_of`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use crate::error::LockError;
-use crate::history::{Change, HistoryEntry, Outcome};
+use crate::history::{HistoryEntry, Outcome};
 use crate::schema::{TTL_ATTRIBUTE, history as h};
 
 const DAY_MS: u64 = 86_400_000;
@@ -22,18 +22,6 @@ const DAY_MS: u64 = 86_400_000;
 pub struct HistoryClient {
     ddb: Client,
     table: String,
-    retention: Duration,
-}
-
-/// What recording a change did: a stream delivers at least once, so the
-/// same change may come again and must change nothing the second time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// Written now.
-    Written,
-    /// Already there (a redelivered change), or nothing to attach it to (a
-    /// grant that ended before the history began).
-    AlreadyThere,
 }
 
 /// Filters and paging for a history read.
@@ -63,20 +51,12 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl HistoryClient {
-    /// A client for the history table `table`; the entries it writes are
-    /// kept for [`DEFAULT_RETENTION`] after they end.
+    /// A client for the history table `table`.
     pub fn new(ddb: Client, table: impl Into<String>) -> Self {
         HistoryClient {
             ddb,
             table: table.into(),
-            retention: DEFAULT_RETENTION,
         }
-    }
-
-    /// Keeps the entries this client writes for `retention` (DynamoDB TTL).
-    pub fn with_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
     }
 
     /// Name of the table this client works on.
@@ -87,61 +67,6 @@ impl HistoryClient {
     /// The underlying SDK client (table creation, tests).
     pub fn dynamodb(&self) -> &Client {
         &self.ddb
-    }
-
-    /// Stores one change: a new entry is put only if absent, and the next
-    /// holder is attached only once, so a redelivered change is a no-op.
-    pub async fn record(&self, change: &Change) -> Result<Recorded, LockError> {
-        let sent = match change {
-            Change::Ended(entry) => self
-                .ddb
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(self.item_of(entry)))
-                .condition_expression("attribute_not_exists(#key)")
-                .expression_attribute_names("#key", h::PARTITION_KEY)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.code() == Some("ConditionalCheckFailedException"),
-                        LockError::from_sdk("PutItem", &self.table, e),
-                    )
-                }),
-            Change::Next {
-                lock_key,
-                ended_fence,
-                next_holder,
-                next_fence,
-            } => self
-                .ddb
-                .update_item()
-                .table_name(&self.table)
-                .key(h::PARTITION_KEY, s(lock_key))
-                .key(h::SORT_KEY, n(*ended_fence))
-                .update_expression("SET #holder = :holder, #fence = :fence")
-                .condition_expression("attribute_exists(#key) AND attribute_not_exists(#holder)")
-                .expression_attribute_names("#key", h::PARTITION_KEY)
-                .expression_attribute_names("#holder", "nextHolder")
-                .expression_attribute_names("#fence", "nextFence")
-                .expression_attribute_values(":holder", s(next_holder))
-                .expression_attribute_values(":fence", n(*next_fence))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.code() == Some("ConditionalCheckFailedException"),
-                        LockError::from_sdk("UpdateItem", &self.table, e),
-                    )
-                }),
-        };
-        match sent {
-            Ok(()) => Ok(Recorded::Written),
-            Err((true, _)) => Ok(Recorded::AlreadyThere),
-            Err((false, err)) => Err(err),
-        }
     }
 
     /// One key's entries, newest first: one `Query` per page.
@@ -249,50 +174,52 @@ impl HistoryClient {
             next_page_token,
         })
     }
-
-    fn item_of(&self, e: &HistoryEntry) -> HashMap<String, AttributeValue> {
-        let mut item = HashMap::from([
-            (h::PARTITION_KEY.to_owned(), s(&e.lock_key)),
-            (h::SORT_KEY.to_owned(), n(e.fence)),
-            ("lockId".to_owned(), s(&e.lock_id)),
-            ("lockedBy".to_owned(), s(&e.locked_by)),
-            ("grantedAt".to_owned(), s(&e.granted_at)),
-            ("endedAt".to_owned(), s(&e.ended_at)),
-            (h::TIME_INDEX_SORT_KEY.to_owned(), n(e.ended_at_ms)),
-            (
-                h::TIME_INDEX_PARTITION_KEY.to_owned(),
-                s(&day_name(e.ended_at_ms / DAY_MS)),
-            ),
-            ("durationMs".to_owned(), n(e.duration_ms)),
-            ("outcome".to_owned(), s(e.outcome.as_str())),
-            (
-                TTL_ATTRIBUTE.to_owned(),
-                n(e.ended_at_ms / 1000 + self.retention.as_secs()),
-            ),
-        ]);
-        let optional = [
-            ("lockedByName", &e.locked_by_name),
-            ("purpose", &e.purpose),
-            ("component", &e.component),
-            ("environment", &e.environment),
-            ("runUrl", &e.run_url),
-            ("endedBy", &e.ended_by),
-            ("reason", &e.reason),
-            ("nextHolder", &e.next_holder),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                item.insert(name.to_owned(), s(value));
-            }
-        }
-        if let Some(fence) = e.next_fence {
-            item.insert("nextFence".to_owned(), n(fence));
-        }
-        item
-    }
 }
 
-fn entry_of(item: &HashMap<String, AttributeValue>) -> Result<HistoryEntry, LockError> {
+/// The stored form of `e`, kept for `retention` after it ended (DynamoDB TTL).
+pub fn entry_item(e: &HistoryEntry, retention: Duration) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (h::PARTITION_KEY.to_owned(), s(&e.lock_key)),
+        (h::SORT_KEY.to_owned(), n(e.fence)),
+        ("lockId".to_owned(), s(&e.lock_id)),
+        ("lockedBy".to_owned(), s(&e.locked_by)),
+        ("grantedAt".to_owned(), s(&e.granted_at)),
+        ("endedAt".to_owned(), s(&e.ended_at)),
+        (h::TIME_INDEX_SORT_KEY.to_owned(), n(e.ended_at_ms)),
+        (
+            h::TIME_INDEX_PARTITION_KEY.to_owned(),
+            s(&day_name(e.ended_at_ms / DAY_MS)),
+        ),
+        ("durationMs".to_owned(), n(e.duration_ms)),
+        ("outcome".to_owned(), s(e.outcome.as_str())),
+        (
+            TTL_ATTRIBUTE.to_owned(),
+            n(e.ended_at_ms / 1000 + retention.as_secs()),
+        ),
+    ]);
+    let optional = [
+        ("lockedByName", &e.locked_by_name),
+        ("purpose", &e.purpose),
+        ("component", &e.component),
+        ("environment", &e.environment),
+        ("runUrl", &e.run_url),
+        ("endedBy", &e.ended_by),
+        ("reason", &e.reason),
+        ("nextHolder", &e.next_holder),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
+    if let Some(fence) = e.next_fence {
+        item.insert("nextFence".to_owned(), n(fence));
+    }
+    item
+}
+
+/// Reads a stored history entry.
+pub fn entry_of(item: &HashMap<String, AttributeValue>) -> Result<HistoryEntry, LockError> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let number = |name: &str| {
         item.get(name)

@@ -48,7 +48,8 @@ pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
 pub use handoff::Ended;
 pub use history_store::{
-    DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery, Recorded,
+    DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery, entry_item,
+    entry_of,
 };
 pub use line::{JoinRequest, Joined, Left, LineMode, MAX_LINE_LEN, Place, Waiter};
 pub use memory::MemoryStore;

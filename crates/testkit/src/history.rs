@@ -5,6 +5,7 @@
 use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use baton_history::consume::{Tally, record_all};
 use baton_history::follow::Follower;
+use baton_history::writer::HistoryWriter;
 use baton_lock::HistoryClient;
 
 use crate::dynamo::{TestTable, local_dynamodb_client};
@@ -58,7 +59,12 @@ impl TestTable {
             .poll()
             .await
             .unwrap_or_else(|e| panic!("reading {}'s stream: {e}", self.name));
-        let (tally, failed) = record_all(&self.history_client(), &changes).await;
+        let writer = HistoryWriter::new(
+            local_dynamodb_client(&self.endpoint, 3),
+            baton_lock::schema::history::table_for(&self.name),
+            baton_lock::DEFAULT_RETENTION,
+        );
+        let (tally, failed) = record_all(&writer, &changes).await;
         assert!(failed.is_empty(), "changes not recorded: {failed:?}");
         tally
     }
