@@ -52,6 +52,7 @@ TABLE_MODULE = "lock-table"
 QUEUE_MODULE = "command-queue"
 WORKER_MODULE = "worker-function"
 ROUTER_MODULE = "router-function"
+HISTORY_MODULE = "history-function"
 
 SCHEMA_RS = "crates/lock/src/schema.rs"
 SCHEMA_CONSTANTS = (
@@ -59,6 +60,12 @@ SCHEMA_CONSTANTS = (
     "TTL_ATTRIBUTE",
     "ACTIVE_INDEX_NAME",
     "ACTIVE_INDEX_PARTITION_KEY",
+    # The history table's (module `history` of schema.rs).
+    "PARTITION_KEY",
+    "SORT_KEY",
+    "TIME_INDEX_NAME",
+    "TIME_INDEX_PARTITION_KEY",
+    "TIME_INDEX_SORT_KEY",
 )
 
 # Deployed Lambda roles: the crate whose binary runs, and the module whose IAM
@@ -68,15 +75,33 @@ SCHEMA_CONSTANTS = (
 # from Cargo.toml (path dependencies inside the workspace, not
 # dev-dependencies).
 ROLES = {
-    "worker": {"crate": "crates/worker", "module": WORKER_MODULE},
+    "worker": {"crate": "crates/worker", "module": WORKER_MODULE, "event_source": "sqs"},
     "router": {"crate": "crates/router", "module": ROUTER_MODULE},
+    # The history consumer links the lock crate only for the pure rule that
+    # turns a change into an entry (history.rs, no SDK call) and the runtime
+    # crate only for the SDK config and logging: its scan is its own src/
+    # plus exactly those files, so it is not granted the lock operations or
+    # the secrets the other functions need.
+    "history": {
+        "crate": "crates/history",
+        "module": HISTORY_MODULE,
+        "event_source": "dynamodb",
+        "linked_files": [
+            "crates/lock/src/history.rs",
+            "crates/runtime/src/sdk.rs",
+            "crates/runtime/src/logging.rs",
+            "crates/runtime/src/settings.rs",
+        ],
+    },
 }
+# The functions that read the command config (the shared-config check).
+CONFIG_ROLES = ("worker", "router")
 # Never deployed to Lambda: the CLI, and the test helpers.
 NOT_DEPLOYED_CRATES = {"crates/cli", "crates/testkit"}
 # Source files no Lambda runs: the `table create` admin helper of the lock
 # crate (CreateTable, UpdateTimeToLive, DescribeTable). Operators run it with
 # their own credentials, or let terraform create the table.
-EXCLUDED_SOURCES = {"crates/lock/src/table.rs"}
+EXCLUDED_SOURCES = {"crates/lock/src/table.rs", "crates/history/src/follow.rs"}
 
 # Services whose actions must match the code exactly. (logs and xray are the
 # Lambda runtime's own needs; kms:Decrypt follows from the SSM parameters.)
@@ -91,6 +116,15 @@ EVENT_SOURCE_SQS_ACTIONS = {
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
 }
+# What Lambda does with the role for a DynamoDB stream event source
+# (AWSLambdaDynamoDBExecutionRole grants the same).
+EVENT_SOURCE_STREAM_ACTIONS = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+EVENT_SOURCE_ACTIONS = {"sqs": EVENT_SOURCE_SQS_ACTIONS, "dynamodb": EVENT_SOURCE_STREAM_ACTIONS}
 
 # AWS SDK for Rust fluent operations -> IAM actions. A call the lister finds
 # sent like an SDK request (`x.op()...send()`) whose name is not here is a
@@ -689,10 +723,10 @@ def check_table_schema(root: Path) -> list[str]:
     consts, problems = rust_constants(root)
     if problems:
         return problems
-    tables = [b for (t, _), b in module_blocks(root, TABLE_MODULE, "resource").items() if t == "aws_dynamodb_table"]
-    if len(tables) != 1:
-        return [f"{MODULES}/{TABLE_MODULE}: expected exactly one aws_dynamodb_table, found {len(tables)}"]
-    table = tables[0]
+    tables = {n: b for (t, n), b in module_blocks(root, TABLE_MODULE, "resource").items() if t == "aws_dynamodb_table"}
+    if set(tables) != {"locks", "history"}:
+        return [f"{MODULES}/{TABLE_MODULE}: expected aws_dynamodb_table.locks and .history, found {sorted(tables)}"]
+    table = tables["locks"]
     where = f"{MODULES}/{TABLE_MODULE}"
 
     contexts = [("module defaults", module_variable_defaults(root, TABLE_MODULE))]
@@ -734,6 +768,21 @@ def check_table_schema(root: Path) -> list[str]:
         for key in {pk, consts["ACTIVE_INDEX_PARTITION_KEY"]}:
             if attributes.get(key) != "S":
                 problems.append(f"{where} ({label}): attribute {key!r} must be defined with type \"S\" (found {attributes.get(key)!r})")
+        if val(table.get("stream_enabled")) is not True or val(table.get("stream_view_type")) != "NEW_AND_OLD_IMAGES":
+            problems.append(f"{where} ({label}): the lock table's stream must be on with NEW_AND_OLD_IMAGES (the history is derived from it)")
+
+        history = tables["history"]
+        expect("history hash_key (PARTITION_KEY)", val(history.get("hash_key")), consts["PARTITION_KEY"])
+        expect("history range_key (SORT_KEY)", val(history.get("range_key")), consts["SORT_KEY"])
+        history_ttl = (history.get("ttl") or [{}])[0]
+        expect("history ttl.attribute_name (TTL_ATTRIBUTE)", val(history_ttl.get("attribute_name")), consts["TTL_ATTRIBUTE"])
+        history_gsis = {val(g.get("name")): g for g in history.get("global_secondary_index", [])}
+        day_index = history_gsis.get(consts["TIME_INDEX_NAME"])
+        if day_index is None:
+            problems.append(f"{where} ({label}): the history table has no index {consts['TIME_INDEX_NAME']!r} (TIME_INDEX_NAME)")
+        else:
+            expect("history index hash_key (TIME_INDEX_PARTITION_KEY)", val(day_index.get("hash_key")), consts["TIME_INDEX_PARTITION_KEY"])
+            expect("history index range_key (TIME_INDEX_SORT_KEY)", val(day_index.get("range_key")), consts["TIME_INDEX_SORT_KEY"])
     return problems
 
 
@@ -759,17 +808,32 @@ def check_role_actions(root: Path, role: str) -> tuple[list[str], str | None]:
             f"nor lambda_http): nothing deployed to compare the {role} role's grants with"
         )
     crates = role_crates(root, spec["crate"])
-    calls, problems = sdk_calls_in(root, deployed_sources(root, crates))
+    sources = deployed_sources(root, crates)
+    if "linked_files" in spec:
+        own = (root / spec["crate"]).resolve()
+        linked = {(root / f).resolve() for f in spec["linked_files"]}
+        sources = [p for p in sources if own in p.resolve().parents or p.resolve() in linked]
+    calls, problems = sdk_calls_in(root, sources)
     granted, grant_problems = granted_actions(root, spec["module"])
     problems += grant_problems
+    # ../lambda-function grants ssm:GetParameter only for the parameters its
+    # caller names (a dynamic statement): a function that passes none has it
+    # not.
+    module_text = "".join(p.read_text(encoding="utf-8") for p in (root / MODULES / spec["module"]).glob("*.tf"))
+    sids = granted.get("ssm:GetParameter", [])
+    if "ssm_parameter_names" not in module_text and sids and all(s.startswith("ReadOwnParameters") for s in sids):
+        del granted["ssm:GetParameter"]
 
     needed: dict[str, list[str]] = {}
     for call in calls:
         needed.setdefault(call.action, []).append(call.where())
     module_calls, _ = module_tree(root, spec["module"])  # its problems are in grant_problems
     if any(t == "aws_lambda_event_source_mapping" for _, t, _, _ in tree_blocks(module_calls, root, "resource")):
-        for action in EVENT_SOURCE_SQS_ACTIONS:
-            needed.setdefault(action, []).append("the SQS event source mapping")
+        kind = spec.get("event_source")
+        if kind not in EVENT_SOURCE_ACTIONS:
+            problems.append(f"{role}: {MODULES}/{spec['module']} has an event source mapping but ROLES names no event_source kind")
+        for action in EVENT_SOURCE_ACTIONS.get(kind, set()):
+            needed.setdefault(action, []).append(f"the {kind} event source mapping")
 
     def compared(action: str) -> bool:
         return action.split(":", 1)[0] in COMPARED_SERVICES
@@ -992,8 +1056,8 @@ def check_shared_config(root: Path) -> list[str]:
     """
     problems: list[str] = []
     defaults = {}
-    for role, spec in ROLES.items():
-        module = spec["module"]
+    for role in CONFIG_ROLES:
+        module = ROLES[role]["module"]
         calls, tree_problems = module_tree(root, module)
         problems += tree_problems
         env, env_problems = _function_environment(root, calls)
@@ -1020,7 +1084,7 @@ def check_shared_config(root: Path) -> list[str]:
 
     units = live_units(root)
     by_folder: dict[Path, dict[str, Unit]] = {}
-    modules = {spec["module"]: role for role, spec in ROLES.items()}
+    modules = {ROLES[role]["module"]: role for role in CONFIG_ROLES}
     for unit in units:
         if unit.module in modules:
             by_folder.setdefault(unit.path.parent, {})[modules[unit.module]] = unit
@@ -1028,7 +1092,7 @@ def check_shared_config(root: Path) -> list[str]:
             if CONFIG_ENV in extra:
                 problems.append(f"{unit.label(root)}: extra_environment sets {CONFIG_ENV}; use {CONFIG_VAR}")
     for folder, roles in sorted(by_folder.items()):
-        if len(roles) < len(ROLES):
+        if len(roles) < len(CONFIG_ROLES):
             continue
         values = {role: unit_value(root, unit, CONFIG_VAR) for role, unit in roles.items()}
         if len({repr(v) for v, _ in values.values()}) > 1:

@@ -122,6 +122,13 @@ SYNTHETIC = {
         pub const TTL_ATTRIBUTE: &str = "ttl";
         pub const ACTIVE_INDEX_NAME: &str = "active-locks";
         pub const ACTIVE_INDEX_PARTITION_KEY: &str = "activeLock";
+        pub mod history {
+            pub const PARTITION_KEY: &str = "lockKey";
+            pub const SORT_KEY: &str = "fence";
+            pub const TIME_INDEX_NAME: &str = "by-day";
+            pub const TIME_INDEX_PARTITION_KEY: &str = "endedDay";
+            pub const TIME_INDEX_SORT_KEY: &str = "endedAtMs";
+        }
     """,
     "crates/lock/src/lib.rs": """
         pub async fn acquire(c: &Client) {
@@ -186,6 +193,24 @@ SYNTHETIC = {
         async fn secrets(ssm: &SsmClient) {
             ssm.get_parameter().name("/baton/plt/slack/signing-secret").send().await;
         }
+    """,
+    # The history consumer: writes the history table; its local stream
+    # follower is not run in Lambda (excluded).
+    "crates/history/Cargo.toml": """
+        [package]
+        name = "baton-history"
+        [dependencies]
+        baton-lock.workspace = true
+    """,
+    "crates/history/src/main.rs": """
+        use lambda_runtime::{service_fn, LambdaEvent};
+        async fn record(c: &Client) {
+            c.put_item().table_name("h").send().await;
+            c.update_item().table_name("h").send().await;
+        }
+    """,
+    "crates/history/src/follow.rs": """
+        async fn follow(c: &Client) { c.describe_table().send().await; }
     """,
     # Test helpers may call anything: never deployed.
     "crates/testkit/Cargo.toml": """

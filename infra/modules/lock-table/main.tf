@@ -1,4 +1,4 @@
-# DynamoDB table holding baton's locks.
+# DynamoDB tables holding baton's locks and the history of their grants.
 #
 # The key, TTL and index names are NOT inputs: they are the Rust constants in
 # crates/lock/src/schema.rs (TABLE_PARTITION_KEY, TTL_ATTRIBUTE,
@@ -38,6 +38,12 @@ resource "aws_dynamodb_table" "locks" {
     attribute_name = "ttl"
     enabled        = true
   }
+
+  # Every change, with the item before and after: the history consumer
+  # (../history-function) derives each ended grant from it, so no lock
+  # operation pays a second request for the history.
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
 
   point_in_time_recovery {
     enabled = true

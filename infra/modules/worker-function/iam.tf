@@ -17,11 +17,12 @@ data "aws_iam_policy_document" "this" {
     resources = [var.table_arn]
   }
 
-  # The list operation queries the sparse active-locks index.
+  # The list operation queries the sparse active-locks index; `history`
+  # queries the history table by key.
   statement {
     sid       = "LockTableQuery"
     actions   = ["dynamodb:Query"]
-    resources = var.table_index_arns
+    resources = concat(var.table_index_arns, var.history_table_arn == null ? [] : [var.history_table_arn])
   }
 
   # Needed by the event source mapping (Lambda polls with the function's role).

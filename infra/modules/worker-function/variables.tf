@@ -107,6 +107,18 @@ variable "table_index_arns" {
   type        = list(string)
 }
 
+variable "history_table_name" {
+  description = "History table `history` reads (lock-table output history_table_name); null: the lock table's name + -history."
+  type        = string
+  default     = null
+}
+
+variable "history_table_arn" {
+  description = "History table ARN (lock-table output history_table_arn): `history` queries it. null: no history grant."
+  type        = string
+  default     = null
+}
+
 variable "config_path" {
   description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default. Must be the router's: the router accepts completions only from the pipelines it names."
   type        = string

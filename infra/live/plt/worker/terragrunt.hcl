@@ -19,6 +19,8 @@ dependency "table" {
     table_name = "baton-locks"
     table_arn  = "arn:aws:dynamodb:${include.root.locals.region}:${include.root.locals.account_id}:table/baton-locks"
     index_arns = ["arn:aws:dynamodb:${include.root.locals.region}:${include.root.locals.account_id}:table/baton-locks/index/active-locks"]
+    history_table_name = "baton-locks-history"
+    history_table_arn  = "arn:aws:dynamodb:${include.root.locals.region}:${include.root.locals.account_id}:table/baton-locks-history"
   }
 }
 
@@ -48,6 +50,9 @@ inputs = {
   table_name       = dependency.table.outputs.table_name
   table_arn        = dependency.table.outputs.table_arn
   table_index_arns = dependency.table.outputs.index_arns
+
+  history_table_name = dependency.table.outputs.history_table_name
+  history_table_arn  = dependency.table.outputs.history_table_arn
 
   queue_arn                        = dependency.queue.outputs.queue_arn
   queue_visibility_timeout_seconds = dependency.queue.outputs.visibility_timeout_seconds
