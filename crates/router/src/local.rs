@@ -6,7 +6,6 @@
 //! reading the rest.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,30 +17,7 @@ use tracing::warn;
 use crate::queue::Enqueue;
 use crate::routes::{MAX_BODY, Router};
 
-/// Why `--listen` refused an address.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenError {
-    /// Not `IP:PORT`.
-    #[error("--listen wants IP:PORT (e.g. 127.0.0.1:3000), got `{0}`")]
-    Unparsable(String),
-    /// Not a loopback address.
-    #[error(
-        "--listen only binds loopback addresses (127.0.0.0/8 or ::1), got {0}; put a tunnel or proxy in front for anything else"
-    )]
-    NotLoopback(SocketAddr),
-}
-
-/// Parses a `--listen` value, allowing loopback addresses only: the plain
-/// HTTP server is for local use, and anything public belongs behind a tunnel.
-pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ListenError> {
-    let addr: SocketAddr = value
-        .parse()
-        .map_err(|_| ListenError::Unparsable(value.to_string()))?;
-    if !addr.ip().is_loopback() {
-        return Err(ListenError::NotLoopback(addr));
-    }
-    Ok(addr)
-}
+pub use baton_runtime::serve::{ListenError, parse_listen_addr};
 
 /// Serves `router` on `listener` until the task is dropped.
 pub async fn serve<Q: Enqueue + 'static>(listener: TcpListener, router: Arc<Router<Q>>) {
