@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a bare Debian/Ubuntu machine lacks for baton's tests, demo and
 # benchmarks: Java 17 (DynamoDB Local), Node.js + npm (its npm package), curl,
-# Python 3 (infra checks), a Rust toolchain and cargo-nextest.
+# Python 3 (infra checks), jq, a Rust toolchain and cargo-nextest, and
+# (tests/tooling/browser.sh) Chromium with chromedriver for the dashboard test.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
+# The API's Tracker tests run Tracker's own shell examples, which use jq.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv python3-pip)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
@@ -64,3 +67,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "prereqs: installing cargo-nextest from crates.io" >&2
   cargo install --locked --quiet cargo-nextest
 fi
+
+# The dashboard test drives a real headless browser.
+bash "$(dirname "$0")/browser.sh"

@@ -84,7 +84,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("BATON_API_MAX_WAIT"), "{err}");
-        let err = tokens(&Env::from_pairs(&[]), None).await.unwrap_err().to_string();
+        let err = tokens(&Env::from_pairs(&[]), None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("BATON_API_TOKENS_PARAM"), "{err}");
         let err = tokens(&Env::from_pairs(&[(TOKENS_ENV, "{\"tokens\": []}")]), None)
             .await

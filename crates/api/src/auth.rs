@@ -47,7 +47,9 @@ pub fn authorize(token: &Token, need: Need<'_>) -> Result<(), Answer> {
         return Ok(());
     }
     let wanted = match need {
-        Need::ReadKey(key) => format!("read `{key}` (needs `read`, `lock:PREFIX` covering it, or `admin`)"),
+        Need::ReadKey(key) => {
+            format!("read `{key}` (needs `read`, `lock:PREFIX` covering it, or `admin`)")
+        }
         Need::ReadAll => "read across keys (needs `read` or `admin`)".to_owned(),
         Need::Lock(key) => format!("lock `{key}` (needs `lock:PREFIX` covering it, or `admin`)"),
         Need::Admin => "force unlock (needs `admin`)".to_owned(),

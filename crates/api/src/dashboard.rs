@@ -30,8 +30,5 @@ pub fn asset(asset: Asset) -> Answer {
         Asset::Script => Answer::asset("text/javascript; charset=utf-8", SCRIPT),
         Asset::Style => Answer::asset("text/css; charset=utf-8", STYLE),
     };
-    answer.with_header(
-        lambda_http::http::header::CONTENT_SECURITY_POLICY,
-        CSP,
-    )
+    answer.with_header(lambda_http::http::header::CONTENT_SECURITY_POLICY, CSP)
 }

@@ -42,9 +42,17 @@ async fn handle<S: LockStore>(
                     format!("the body is over {MAX_BODY} bytes"),
                 )
             } else {
-                Answer::error(StatusCode::BAD_REQUEST, "bad_body", "the body could not be read")
+                Answer::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the body could not be read",
+                )
             };
-            tracing::warn!(path = parts.uri.path(), status = answer.status.as_u16(), "request body refused");
+            tracing::warn!(
+                path = parts.uri.path(),
+                status = answer.status.as_u16(),
+                "request body refused"
+            );
             return answer.into_response().map(|s| Full::new(Bytes::from(s)));
         }
     };

@@ -116,7 +116,12 @@ mod tests {
         assert!(r.allows(Need::ReadAll) && r.allows(Need::ReadKey("x")));
         assert!(!r.allows(Need::Lock("x")) && !r.allows(Need::Admin));
         let a = token(r#"["admin"]"#);
-        for need in [Need::ReadAll, Need::ReadKey("x"), Need::Lock("x"), Need::Admin] {
+        for need in [
+            Need::ReadAll,
+            Need::ReadKey("x"),
+            Need::Lock("x"),
+            Need::Admin,
+        ] {
             assert!(a.allows(need), "{need:?}");
         }
         assert_eq!(

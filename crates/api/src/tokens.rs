@@ -209,7 +209,9 @@ mod tests {
                 "write",
             ),
             (
-                doc(&format!(r#"{{"name": "a", "sha256": "{h}", "scopes": []}}"#)),
+                doc(&format!(
+                    r#"{{"name": "a", "sha256": "{h}", "scopes": []}}"#
+                )),
                 "no scopes",
             ),
             (

@@ -16,7 +16,10 @@
 //! `existingLock` and the list leave `id` out. A stale lock is cleared with
 //! `POST /v1/locks/{key}/force-unlock` (an `admin` token, and a reason).
 
-use baton_lock::{AcquireRequest, LockError, LockRecord, LockState, LockStatus, LockStore, ListQuery, ReleaseRequest};
+use baton_lock::{
+    AcquireRequest, ListQuery, LockError, LockRecord, LockState, LockStatus, LockStore,
+    ReleaseRequest,
+};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -94,8 +97,7 @@ pub async fn get<S: LockStore>(api: &Api<S>, token: &Token, id: &str) -> Answer 
     }
     match api.store.status(&id.key).await {
         Ok(Some(r))
-            if id.names(&r.lock_id)
-                && r.state_at_ms(api.store.now_millis()) == LockState::Held =>
+            if id.names(&r.lock_id) && r.state_at_ms(api.store.now_millis()) == LockState::Held =>
         {
             Answer::ok("status", lock_json(&r, true))
         }

@@ -262,11 +262,7 @@ async fn release<S: LockStore>(
     let mut request = ReleaseRequest::new(key, &body.lock_id, outcome);
     request.reason = body.reason;
     request.actor = Some(source(token));
-    let ended = api
-        .store
-        .release(&request)
-        .await
-        .map_err(failure::answer)?;
+    let ended = api.store.release(&request).await.map_err(failure::answer)?;
     Ok(Answer::ok(
         "released",
         ended_json(&ended, view::owned(&ended.record)),

@@ -159,7 +159,10 @@ pub fn ttl(field: &str, value: &str) -> Result<Duration, BadInput> {
         return Err(BadInput::new(field, "must be at least 1s"));
     }
     if ttl > MAX_TTL {
-        return Err(BadInput::new(field, "must be at most 7 days; renew instead"));
+        return Err(BadInput::new(
+            field,
+            "must be at most 7 days; renew instead",
+        ));
     }
     Ok(ttl)
 }
@@ -212,7 +215,10 @@ pub fn query<'a>(
         let Some(known) = allowed.iter().find(|a| **a == name) else {
             return Err(BadInput::new(
                 &name,
-                format!("unknown query parameter; expected one of {}", allowed.join(", ")),
+                format!(
+                    "unknown query parameter; expected one of {}",
+                    allowed.join(", ")
+                ),
             ));
         };
         if out.iter().any(|(n, _)| n == known) {
@@ -238,8 +244,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let e = parse_body::<AcquireBody>(br#"{"owner": "a", "ttl": "10m", "colour": 1}"#)
-            .unwrap_err();
+        let e =
+            parse_body::<AcquireBody>(br#"{"owner": "a", "ttl": "10m", "colour": 1}"#).unwrap_err();
         assert_eq!(e.field, "colour");
         let e = parse_body::<AcquireBody>(br#"{"ttl": "10m"}"#).unwrap_err();
         assert_eq!(e.field, "owner");

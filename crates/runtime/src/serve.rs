@@ -66,4 +66,3 @@ pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ListenError> {
     }
     Ok(addr)
 }
-
