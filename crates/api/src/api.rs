@@ -65,6 +65,11 @@ impl<S: LockStore> Api<S> {
         }
     }
 
+    /// The store this API answers from.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// Answers one request, logging one line about it (never its token).
     pub async fn handle(&self, req: http::Request<Bytes>) -> http::Response<String> {
         let started = Instant::now();
