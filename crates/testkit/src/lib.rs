@@ -1,6 +1,7 @@
 //! Test support shared by every crate's integration tests and the bench.
 //! Everything here talks to loopback only: DynamoDB Local started by
-//! `make test`, and servers this crate starts on `127.0.0.1:0`.
+//! `make test`, servers this crate starts on `127.0.0.1:0`, and a headless
+//! Chromium driven through chromedriver on loopback.
 
 pub mod chaos;
 pub mod dynamo;
@@ -8,6 +9,7 @@ pub mod history;
 pub mod lambda_api;
 pub mod proxy;
 pub mod recorder;
+pub mod webdriver;
 
 pub use chaos::{DynamoChaos, DynamoFault, Schedule};
 pub use dynamo::{
@@ -18,3 +20,4 @@ pub use history::local_streams_client;
 pub use lambda_api::{LambdaRuntimeApi, LambdaState};
 pub use proxy::{FaultAction, FaultProxy, ProxiedRequest};
 pub use recorder::{HttpRecorder, RecordedRequest, Reply, ReplyFuture};
+pub use webdriver::{Browser, Element};

@@ -4,6 +4,7 @@
 //! test runs its own server on its own table.
 
 mod common;
+mod dashboard;
 mod refusals;
 mod tracker;
 mod v1;
