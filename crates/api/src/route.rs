@@ -63,6 +63,47 @@ pub enum Route {
     TrackerList,
 }
 
+/// Every route but the dashboard's files, as `(method, path template)`:
+/// exactly the operations of the OpenAPI document (a test holds them equal).
+pub const API_ROUTES: [(&str, &str); 11] = [
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/locks"),
+    ("GET", "/v1/locks/{key}"),
+    ("POST", "/v1/locks/{key}/acquire"),
+    ("POST", "/v1/locks/{key}/release"),
+    ("POST", "/v1/locks/{key}/renew"),
+    ("POST", "/v1/locks/{key}/force-unlock"),
+    ("POST", "/api/v1alpha1/lock"),
+    ("GET", "/api/v1alpha1/lock/{id}"),
+    ("GET", "/api/v1alpha1/unlock/{id}"),
+    ("GET", "/api/v1alpha1/locks/list"),
+];
+
+impl Route {
+    /// The `(method, path template)` this route answers, as in
+    /// [`API_ROUTES`]; `None` for the dashboard's files. Exhaustive, so a
+    /// new route cannot be added without a template (and so, by the
+    /// OpenAPI test, without documentation).
+    pub fn template(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Route::Asset(_) => return None,
+            Route::OpenApi => ("GET", "/v1/openapi.json"),
+            Route::List => ("GET", "/v1/locks"),
+            Route::Status { .. } => ("GET", "/v1/locks/{key}"),
+            Route::Lock { action, .. } => match action {
+                Action::Acquire => ("POST", "/v1/locks/{key}/acquire"),
+                Action::Release => ("POST", "/v1/locks/{key}/release"),
+                Action::Renew => ("POST", "/v1/locks/{key}/renew"),
+                Action::ForceUnlock => ("POST", "/v1/locks/{key}/force-unlock"),
+            },
+            Route::TrackerCreate => ("POST", "/api/v1alpha1/lock"),
+            Route::TrackerGet { .. } => ("GET", "/api/v1alpha1/lock/{id}"),
+            Route::TrackerUnlock { .. } => ("GET", "/api/v1alpha1/unlock/{id}"),
+            Route::TrackerList => ("GET", "/api/v1alpha1/locks/list"),
+        })
+    }
+}
+
 /// Why a request matched no route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Miss {

@@ -405,3 +405,14 @@ async fn list_pages_and_filters_the_held_locks() {
         (400, Some("owner"))
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_to_any_token() {
+    let api = Server::start().await;
+    let committed: serde_json::Value = serde_json::from_str(baton_api::openapi::DOCUMENT).unwrap();
+    for token in [READER, CI, OPS] {
+        let r = api.call("GET", "/v1/openapi.json", Some(token), None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json, committed);
+    }
+}
