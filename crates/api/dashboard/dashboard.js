@@ -9,6 +9,7 @@ const PAGE_SIZE = 200;
 
 let token = null;
 let locks = [];
+let recent = null; // the last day's ended grants; null: not available
 let clockOffsetMs = 0; // server clock minus this browser's
 let timer = null;
 
@@ -97,8 +98,23 @@ async function load() {
   }
   if (prefix !== $("prefix").value) return; // a newer load is on its way
   locks = found;
+  recent = await loadHistory();
   setStatus("updated " + new Date().toLocaleTimeString(), false);
   render();
+}
+
+// The last day's ended grants; null when this API keeps no history.
+async function loadHistory() {
+  try {
+    const resp = await fetch("/v1/history?since=24h&pageSize=100", {
+      headers: { Authorization: "Bearer " + token },
+      cache: "no-store",
+    });
+    if (!resp.ok) return null;
+    return (await resp.json()).entries;
+  } catch (err) {
+    return null;
+  }
 }
 
 function render() {
@@ -113,6 +129,14 @@ function render() {
   const waiting = shown.flatMap((l) => (l.waiters || []).map((w, i) => waiterRow(l, w, i)));
   lines.replaceChildren(...waiting);
   $("nolines").hidden = waiting.length > 0;
+  const prefix = $("prefix").value;
+  const ended = (recent || []).filter(
+    (h) => h.lockKey.startsWith(prefix) && (!env || h.environment === env));
+  $("history").tBodies[0].replaceChildren(...ended.map(historyRow));
+  $("nohistory").hidden = ended.length > 0;
+  $("nohistory").textContent = recent === null
+    ? "History is not available on this API."
+    : "No grant ended in the last 24 hours.";
   tick();
 }
 
@@ -163,6 +187,23 @@ function waiterRow(lock, waiter, index) {
   return tr;
 }
 
+function historyRow(entry) {
+  const tr = document.createElement("tr");
+  tr.dataset.key = entry.lockKey;
+  const outcome = cell("outcome", entry.outcome);
+  outcome.classList.add(entry.outcome);
+  tr.append(
+    cell("key", entry.lockKey),
+    cell("holder", entry.lockedByName || entry.lockedBy),
+    outcome,
+    withData(cell("ended", ""), "ago", entry.endedAtMs),
+    cell("duration", duration(entry.durationMs)),
+    cell("endedby", entry.endedBy || ""),
+    cell("reason", entry.reason || ""),
+  );
+  return tr;
+}
+
 function cell(kind, text) {
   const td = document.createElement("td");
   td.className = kind;
@@ -195,6 +236,9 @@ function tick() {
   for (const td of document.querySelectorAll("td[data-since]")) {
     const since = Number(td.dataset.since);
     td.textContent = Number.isFinite(since) ? duration(now - since) : "";
+  }
+  for (const td of document.querySelectorAll("td[data-ago]")) {
+    td.textContent = duration(now - Number(td.dataset.ago)) + " ago";
   }
   for (const td of document.querySelectorAll("td[data-until]")) {
     const left = Number(td.dataset.until) - now;

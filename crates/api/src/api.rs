@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use baton_lock::LockStore;
+use baton_lock::{HistoryClient, LockStore};
 use bytes::Bytes;
 use lambda_http::http::{self, StatusCode, header};
 use tracing::{info, warn};
@@ -17,7 +17,7 @@ use crate::answer::Answer;
 use crate::auth;
 use crate::route::{self, Miss, Route};
 use crate::tokens::Tokens;
-use crate::{dashboard, openapi, tracker, v1};
+use crate::{dashboard, history, openapi, tracker, v1};
 
 /// Largest request body read. The biggest body the API takes is an
 /// acquire with every optional text field filled (about 10 KiB); anything
@@ -53,6 +53,8 @@ pub struct Api<S: LockStore> {
     pub(crate) store: S,
     pub(crate) tokens: Tokens,
     pub(crate) settings: Settings,
+    /// The history table's reader; `None` answers the history routes 404.
+    pub(crate) history: Option<HistoryClient>,
 }
 
 impl<S: LockStore> Api<S> {
@@ -62,7 +64,14 @@ impl<S: LockStore> Api<S> {
             store,
             tokens,
             settings,
+            history: None,
         }
+    }
+
+    /// The same API reading ended grants from `history`.
+    pub fn with_history(mut self, history: HistoryClient) -> Api<S> {
+        self.history = Some(history);
+        self
     }
 
     /// The store this API answers from.
@@ -130,6 +139,8 @@ impl<S: LockStore> Api<S> {
             Route::OpenApi => openapi::answer(token),
             Route::List => v1::list(self, token, query).await,
             Route::Status { key } => v1::status(self, token, &key).await,
+            Route::History => history::recent(self, token, query).await,
+            Route::KeyHistory { key } => history::for_key(self, token, &key, query).await,
             Route::Lock { key, action } => v1::act(self, token, &key, action, body).await,
             Route::TrackerCreate => tracker::create(self, token, body).await,
             Route::TrackerGet { id } => tracker::get(self, token, &id).await,

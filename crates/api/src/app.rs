@@ -3,6 +3,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `BATON_TABLE` | the lock table |
+//! | `BATON_HISTORY_TABLE` | the history table `GET /v1/history` reads (default: the lock table's name + `-history`) |
 //! | `BATON_API_TOKENS_PARAM` / `BATON_API_TOKENS` | the token document (see [`crate::tokens`]): the name of an SSM SecureString parameter holding it, or (local runs) the JSON itself |
 //! | `BATON_API_TRACKER_TTL` | lease of locks taken through the Tracker paths (default `12h`) |
 //! | `BATON_API_MAX_WAIT` | the longest `wait` an acquire may ask for (default `25s`) |
@@ -63,15 +64,21 @@ pub async fn api_from_env() -> anyhow::Result<Api<LockClient>> {
     let ssm = matches!(SecretSource::of(&env, TOKENS_ENV), SecretSource::Ssm(_))
         .then(|| aws_sdk_ssm::Client::new(&sdk));
     let tokens = tokens(&env, ssm.as_ref()).await?;
-    let client = LockClient::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let history_table = env
+        .var("BATON_HISTORY_TABLE")
+        .unwrap_or_else(|| baton_lock::schema::history::table_for(&table));
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let history = crate::history::client(ddb.clone(), history_table);
+    let client = LockClient::new(ddb, table);
     info!(
         table = client.table(),
+        history_table = history.table(),
         tokens = tokens.len(),
         tracker_ttl = %humantime::format_duration(settings.tracker_ttl),
         max_wait = %humantime::format_duration(settings.max_wait),
         "api ready"
     );
-    Ok(Api::new(client, tokens, settings))
+    Ok(Api::new(client, tokens, settings).with_history(history))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!
 //! * `/v1/…`: the CLI's operations (acquire with wait or queue, release,
 //!   renew, force unlock, status, list) with the CLI's semantics and its
-//!   exit codes' meanings as statuses ([`failure`]);
+//!   exit codes' meanings as statuses ([`failure`]), and the history of
+//!   ended grants ([`history`]);
 //! * `/api/v1alpha1/…`: Tracker's lock API, shape for shape ([`tracker`]);
 //! * `/`: the dashboard ([`dashboard`]), reading `/v1` with a read token.
 //!
@@ -22,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod dashboard;
 pub mod failure;
+pub mod history;
 pub mod local;
 pub mod openapi;
 pub mod route;

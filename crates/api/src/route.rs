@@ -6,6 +6,8 @@
 //! | GET | `/v1/openapi.json` | the OpenAPI document |
 //! | GET | `/v1/locks` | list held locks (paginated) |
 //! | GET | `/v1/locks/{key}` | one key's record |
+//! | GET | `/v1/history` | ended grants across keys, newest first |
+//! | GET | `/v1/history/{key}` | one key's ended grants, newest first |
 //! | POST | `/v1/locks/{key}/acquire` (`release`, `renew`, `force-unlock`) | a lock operation |
 //! | POST | `/api/v1alpha1/lock` | Tracker: create a lock |
 //! | GET | `/api/v1alpha1/lock/{id}` | Tracker: get a lock |
@@ -56,6 +58,8 @@ pub enum Route {
     OpenApi,
     List,
     Status { key: String },
+    History,
+    KeyHistory { key: String },
     Lock { key: String, action: Action },
     TrackerCreate,
     TrackerGet { id: String },
@@ -65,10 +69,12 @@ pub enum Route {
 
 /// Every route but the dashboard's files, as `(method, path template)`:
 /// exactly the operations of the OpenAPI document (a test holds them equal).
-pub const API_ROUTES: [(&str, &str); 11] = [
+pub const API_ROUTES: [(&str, &str); 13] = [
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/locks"),
     ("GET", "/v1/locks/{key}"),
+    ("GET", "/v1/history"),
+    ("GET", "/v1/history/{key}"),
     ("POST", "/v1/locks/{key}/acquire"),
     ("POST", "/v1/locks/{key}/release"),
     ("POST", "/v1/locks/{key}/renew"),
@@ -90,6 +96,8 @@ impl Route {
             Route::OpenApi => ("GET", "/v1/openapi.json"),
             Route::List => ("GET", "/v1/locks"),
             Route::Status { .. } => ("GET", "/v1/locks/{key}"),
+            Route::History => ("GET", "/v1/history"),
+            Route::KeyHistory { .. } => ("GET", "/v1/history/{key}"),
             Route::Lock { action, .. } => match action {
                 Action::Acquire => ("POST", "/v1/locks/{key}/acquire"),
                 Action::Release => ("POST", "/v1/locks/{key}/release"),
@@ -124,6 +132,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Miss> {
         "/dashboard.css" => return get(Route::Asset(Asset::Style)),
         "/v1/openapi.json" => return get(Route::OpenApi),
         "/v1/locks" | "/v1/locks/" => return get(Route::List),
+        "/v1/history" | "/v1/history/" => return get(Route::History),
         "/api/v1alpha1/lock" => return expect(method, Method::POST, "POST", Route::TrackerCreate),
         "/api/v1alpha1/locks/list" => return get(Route::TrackerList),
         _ => {}
@@ -133,6 +142,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     }
     if let Some(id) = one_segment(path, "/api/v1alpha1/unlock/") {
         return get(Route::TrackerUnlock { id });
+    }
+    if let Some(rest) = path.strip_prefix("/v1/history/") {
+        return get(Route::KeyHistory { key: decode(rest)? });
     }
     let Some(rest) = path.strip_prefix("/v1/locks/") else {
         return Err(Miss::NotFound);

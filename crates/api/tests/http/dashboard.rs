@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium: served by the binary, reading
 //! real locks from DynamoDB Local through `/v1` with a read token. Shows
 //! the rows, a countdown that counts down, both filters, the waiting line,
-//! a purpose holding HTML shown as text, and saves a screenshot as
+//! a purpose holding HTML shown as text, the history of a grant ended
+//! meanwhile, and saves a screenshot as
 //! `$CARGO_TARGET_DIR/dashboard.png`.
 
 use std::path::PathBuf;
@@ -219,17 +220,36 @@ async fn the_dashboard_shows_live_locks_in_a_real_browser() {
     eprintln!("dashboard screenshot: {}", path.display());
 
     // A lock released elsewhere leaves the page on the next refresh.
+    // Its end reaches the history (as the stream consumer records it) and
+    // shows in the history view.
     let seen = locks.status(&web).await.unwrap().unwrap();
-    locks
-        .release(&baton_lock::ReleaseRequest::new(
-            &web,
-            &seen.lock_id,
-            baton_lock::LockStatus::Completed,
-        ))
-        .await
-        .unwrap();
+    let mut release =
+        baton_lock::ReleaseRequest::new(&web, &seen.lock_id, baton_lock::LockStatus::Completed);
+    release.actor = Some("jenkins-41".into());
+    release.reason = Some("deployed".into());
+    locks.release(&release).await.unwrap();
+    let after = locks.status(&web).await.unwrap();
+    api.record_history(Some(&seen), after.as_ref()).await;
     let left = rows_become(&browser, 1).await;
     assert_eq!(left[0][0], db);
+    let history_row = "return [...document.querySelectorAll('#history tbody tr')].map(tr =>
+        ['key','holder','outcome','endedby','reason'].map(c => tr.querySelector('td.' + c).textContent))";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ended = loop {
+        let rows = browser.execute(history_row, json!([])).await.unwrap();
+        if rows.as_array().is_some_and(|r| !r.is_empty()) {
+            break rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no history row appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        ended,
+        json!([[web, "Jenkins #41", "COMPLETED", "jenkins-41", "deployed"]])
+    );
 
     browser.quit().await.expect("close the browser");
 }

@@ -5,6 +5,7 @@
 
 mod common;
 mod dashboard;
+mod history;
 mod refusals;
 mod tracker;
 mod v1;
