@@ -53,6 +53,7 @@ QUEUE_MODULE = "command-queue"
 WORKER_MODULE = "worker-function"
 ROUTER_MODULE = "router-function"
 HISTORY_MODULE = "history-function"
+API_MODULE = "api-function"
 
 SCHEMA_RS = "crates/lock/src/schema.rs"
 SCHEMA_CONSTANTS = (
@@ -74,6 +75,7 @@ SCHEMA_CONSTANTS = (
 # statements reach that policy as documents). The crates it links are found
 # from Cargo.toml (path dependencies inside the workspace, not
 # dev-dependencies).
+
 ROLES = {
     "worker": {"crate": "crates/worker", "module": WORKER_MODULE, "event_source": "sqs"},
     "router": {"crate": "crates/router", "module": ROUTER_MODULE},
@@ -93,6 +95,7 @@ ROLES = {
             "crates/runtime/src/settings.rs",
         ],
     },
+    "api": {"crate": "crates/api", "module": API_MODULE},
 }
 # The functions that read the command config (the shared-config check).
 CONFIG_ROLES = ("worker", "router")
@@ -1158,7 +1161,7 @@ def check_secret_parameters(root: Path) -> list[str]:
     (the grant of ssm:GetParameter). A secret added to the environment but
     not to the grant would stop every cold start with AccessDenied."""
     problems: list[str] = []
-    for module in (WORKER_MODULE, ROUTER_MODULE):
+    for module in (WORKER_MODULE, ROUTER_MODULE, API_MODULE):
         found = False
         for path in module_files(root, module):
             for entry in load_hcl(path).get("module", []):

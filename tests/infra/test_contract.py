@@ -87,7 +87,7 @@ def test_queue_sender_check_fails_without_the_router_role(tree):
 def test_live_units_are_wired():
     """Every unit points at a module; worker and router depend on what they use."""
     units = {u.path.name: u for u in contract.live_units(REPO)}
-    assert {"locks-table", "command-queue", "worker", "router"} <= set(units)
+    assert {"locks-table", "command-queue", "worker", "router", "api"} <= set(units)
     by_path = {u.path: u.module for u in units.values()}
     for unit in units.values():
         assert unit.module and (REPO / contract.MODULES / unit.module).is_dir(), unit.path
@@ -96,6 +96,7 @@ def test_live_units_are_wired():
         contract.TABLE_MODULE,
     ]
     assert [by_path[p] for p in units["router"].dependencies.values()] == [contract.QUEUE_MODULE]
+    assert [by_path[p] for p in units["api"].dependencies.values()] == [contract.TABLE_MODULE]
     assert units["locks-table"].dependencies == {} and units["command-queue"].dependencies == {}
 
 
@@ -211,6 +212,18 @@ SYNTHETIC = {
     """,
     "crates/history/src/follow.rs": """
         async fn follow(c: &Client) { c.describe_table().send().await; }
+    """,
+    "crates/api/Cargo.toml": """
+        [package]
+        name = "baton-api"
+        [dependencies]
+        baton-lock.workspace = true
+    """,
+    "crates/api/src/main.rs": """
+        use lambda_http::{run, service_fn};
+        async fn tokens(ssm: &SsmClient) {
+            ssm.get_parameter().name("/baton/plt/api/tokens").with_decryption(true).send().await;
+        }
     """,
     # Test helpers may call anything: never deployed.
     "crates/testkit/Cargo.toml": """
@@ -363,6 +376,22 @@ def test_actions_check_fails_when_router_grant_removed(tree):
     edit(tree, ROUTER_IAM, 'actions   = ["sqs:SendMessage"]', 'actions   = ["sqs:SendMessageBatch"]')
     problems, _ = contract.check_role_actions(tree, "router")
     assert any("code calls sqs:SendMessage" in p for p in problems), problems
+
+
+API_IAM = "infra/modules/api-function/iam.tf"
+
+
+def test_api_role_check_fails_when_a_lock_grant_is_removed(tree):
+    edit(tree, API_IAM, '["dynamodb:GetItem", "dynamodb:UpdateItem"]', '["dynamodb:GetItem"]')
+    problems, _ = contract.check_role_actions(tree, "api")
+    assert any("api: code calls dynamodb:UpdateItem" in p for p in problems), problems
+
+
+def test_api_role_check_fails_when_the_api_writes(tree):
+    """The API starts writing an item itself: its role lacks PutItem."""
+    edit(tree, "crates/api/src/main.rs", "async fn tokens", "async fn note(c: &Client) { c.put_item().table_name(\"t\").send().await; }\nasync fn tokens")
+    problems, _ = contract.check_role_actions(tree, "api")
+    assert any("api: code calls dynamodb:PutItem" in p for p in problems), problems
 
 
 def test_actions_check_requires_event_source_actions(tree):
@@ -740,6 +769,12 @@ def test_actions_check_counts_only_the_execution_role(tree):
             "    var.slack_signing_secret_previous_param == null ? [] : [var.slack_signing_secret_previous_param],\n",
             "",
             "SLACK_SIGNING_SECRET_PREVIOUS_PARAM = var.slack_signing_secret_previous_param",
+        ),
+        (
+            "infra/modules/api-function/main.tf",
+            "ssm_parameter_names      = [var.tokens_param]",
+            "ssm_parameter_names      = []",
+            "BATON_API_TOKENS_PARAM = var.tokens_param",
         ),
     ],
 )
