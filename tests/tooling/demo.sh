@@ -5,6 +5,9 @@
 #  Part 2 — chatops: the sample SQS events in events/ go through the worker,
 #           with a loopback recorder as Slack and GitHub, printed as the
 #           channel sees them.
+#  Part 3 — the HTTP API and dashboard: baton-api on loopback over the same
+#           table, a Tracker-style curl lock, and the dashboard's URL with a
+#           demo read token (served until Enter when run from a terminal).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +23,7 @@ ddb_was_up=0
 curl -s -o /dev/null --max-time 1 "$BATON_TEST_DYNAMODB_ENDPOINT" 2>/dev/null && ddb_was_up=1
 trap '[ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
 echo "Building baton (first run: a few minutes)…"
-cargo build --quiet --locked -p baton-cli -p baton-worker --examples --bins
+cargo build --quiet --locked -p baton-cli -p baton-worker -p baton-api --examples --bins
 bash tests/tooling/dynamodb-local.sh start
 
 # The standard AWS environment, pointed at DynamoDB Local.
@@ -60,3 +63,41 @@ echo
 bold "Part 2: Slack commands through the worker"
 "$CARGO_TARGET_DIR/debug/examples/demo" 2>.run/demo-worker.log
 echo "(worker logs and CloudWatch EMF metric lines: .run/demo-worker.log)"
+echo
+
+bold "Part 3: the HTTP API and the dashboard"
+# Two demo tokens, made for this run; the API keeps only their SHA-256.
+token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+read_token="demo-read-$(token)"
+lock_token="demo-lock-$(token)"
+export BATON_API_TOKENS="{\"tokens\": [
+  {\"name\": \"demo-reader\", \"sha256\": \"$(sha "$read_token")\", \"scopes\": [\"read\"]},
+  {\"name\": \"demo-ci\", \"sha256\": \"$(sha "$lock_token")\", \"scopes\": [\"read\", \"lock:\"]}]}"
+RUST_LOG=warn "$CARGO_TARGET_DIR/debug/baton-api" --listen 127.0.0.1:0 > .run/demo-api.out 2> .run/demo-api.log &
+api_pid=$!
+trap 'kill "$api_pid" 2>/dev/null || true; [ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
+for _ in $(seq 1 100); do grep -q '^listening on ' .run/demo-api.out 2>/dev/null && break; sleep 0.1; done
+api=$(sed -n 's/^listening on //p' .run/demo-api.out)
+[ -n "$api" ] || { echo "baton-api did not start; see .run/demo-api.log" >&2; exit 1; }
+echo "A Tracker-style script takes a lock with curl (POST /api/v1alpha1/lock):"
+curl -sS -X POST "$api/api/v1alpha1/lock" -H "Authorization: Bearer $lock_token" \
+  -H "Content-Type: application/json" \
+  -d '{"service": "nightly-report-generation", "who": "cron-job-demo"}' | sed 's/^/  /'
+echo
+echo "…and a pipeline takes one through /v1, waiting in line if need be:"
+curl -sS -X POST "$api/v1/locks/deploy/web/prod/acquire" -H "Authorization: Bearer $lock_token" \
+  -H "Content-Type: application/json" \
+  -d '{"owner": "jenkins-42", "purpose": "deploy web to prod", "ttl": "15m", "environment": "prod"}' \
+  | jq -c '{lockKey, lockId, fence, lockedBy, host, expiresAt, grant}' | sed 's/^/  /'
+echo
+echo "Held locks, as any read token sees them (GET /v1/locks):"
+curl -sS "$api/v1/locks" -H "Authorization: Bearer $read_token" \
+  | jq -c '.locks[] | {lockKey, state, lockedBy, purpose, fence, waiting}' | sed 's/^/  /'
+echo
+bold "Dashboard: $api/#token=$read_token"
+echo "  (read token: $read_token; the #fragment never reaches the server)"
+echo "  OpenAPI:   curl -H 'Authorization: Bearer $read_token' $api/v1/openapi.json"
+if [ -t 0 ]; then
+  read -r -p "baton-api is serving the demo table; press Enter to stop. " _
+fi

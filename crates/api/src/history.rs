@@ -2,7 +2,9 @@
 //! first, from the history table the change-stream consumer
 //! (`baton-history`) fills. Reading is one `Query` per page (per day across
 //! keys), never a scan. Entries are shown without their lock ids, as every
-//! record this API shows to someone other than its holder.
+//! record this API shows to someone other than its holder. Without a history
+//! table (the consumer is not deployed) both routes answer 404
+//! `history_not_configured`.
 
 use std::time::Duration;
 
@@ -97,6 +99,8 @@ fn page(result: Result<HistoryPage, baton_lock::LockError>) -> Answer {
                 json!({"entries": entries, "nextPageToken": page.next_page_token}),
             )
         }
+        // No history table beside this lock table: this API keeps no history.
+        Err(baton_lock::LockError::TableNotFound { .. }) => unconfigured(),
         Err(e) => failure::answer(e),
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The modules where the Lambdas read their settings.
-const SETTINGS_MODULES: [&str; 5] = [
+const SETTINGS_MODULES: [&str; 6] = [
+    "crates/api/src/app.rs",
     "crates/worker/src/settings.rs",
     "crates/history/src/settings.rs",
     "crates/router/src/app.rs",

@@ -109,3 +109,13 @@ async fn ended_grants_are_read_back_per_key_and_across_keys() {
     let r = api.call("GET", "/v1/history", None, None).await;
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn without_a_history_table_the_history_routes_are_404() {
+    let api = Server::start_with(&[("BATON_HISTORY_TABLE", "no-such-history-table")]).await;
+    for path in ["/v1/history", "/v1/history/deploy/x"] {
+        let r = api.call("GET", path, Some(READER), None).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert_eq!(r.json["error"], "history_not_configured", "{path}");
+    }
+}
