@@ -6,6 +6,7 @@
 mod common;
 mod dashboard;
 mod history;
+mod lambda;
 mod refusals;
 mod tracker;
 mod v1;
