@@ -6,8 +6,6 @@
 //! table (the consumer is not deployed) both routes answer 404
 //! `history_not_configured`.
 
-use std::time::Duration;
-
 use baton_lock::history::HistoryEntry;
 use baton_lock::{HistoryClient, HistoryPage, HistoryQuery, LockStore};
 use lambda_http::http::StatusCode;
@@ -20,10 +18,6 @@ use crate::failure;
 use crate::scope::Need;
 use crate::tokens::Token;
 use crate::wire::{self, BadInput};
-
-/// How long entries stay readable is the consumer's business; reads do not
-/// use the retention a [`HistoryClient`] is built with.
-pub const READ_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// `GET /v1/history?since=&pageSize=&pageToken=`: every key (needs `read`).
 pub async fn recent<S: LockStore>(api: &Api<S>, token: &Token, query: Option<&str>) -> Answer {
@@ -117,5 +111,5 @@ fn shown(entry: &HistoryEntry) -> Value {
 /// The history client for `lock_table`'s history table (`table`, or the
 /// lock table's name + `-history`).
 pub fn client(ddb: aws_sdk_dynamodb::Client, table: String) -> HistoryClient {
-    HistoryClient::new(ddb, table, READ_RETENTION)
+    HistoryClient::new(ddb, table)
 }

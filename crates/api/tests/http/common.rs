@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use baton_lock::{HistoryClient, LockClient, LockRecord};
+use baton_lock::{LockClient, LockRecord};
 use baton_testkit::{TestTable, fast_options};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -63,10 +63,7 @@ impl Server {
     /// A server on a fresh table with extra environment variables.
     pub async fn start_with(extra: &[(&str, &str)]) -> Server {
         let table = TestTable::create().await;
-        history_client(&table)
-            .create_table()
-            .await
-            .expect("history table on DynamoDB Local");
+        table.create_history().await;
         let (base, child) = spawn(&table, extra).await;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -86,20 +83,10 @@ impl Server {
         self.table.client(fast_options())
     }
 
-    /// The history table beside the lock table (as `baton-api` finds it).
-    pub fn history(&self) -> HistoryClient {
-        history_client(&self.table)
-    }
-
-    /// Records what changed between two reads of a key's record, as the
-    /// change-stream consumer (`baton-history`) does from the stream.
-    pub async fn record_history(&self, old: Option<&LockRecord>, new: Option<&LockRecord>) {
-        for change in baton_lock::history::changes_of(old, new) {
-            self.history()
-                .record(&change)
-                .await
-                .expect("record history");
-        }
+    /// Fills the history table from the lock table's stream, with the
+    /// stream consumer's own code (`baton-history`), as its Lambda does.
+    pub async fn record_history(&self) {
+        self.table.record_history().await;
     }
 
     /// The key's record as DynamoDB Local has it now.
@@ -151,14 +138,6 @@ impl Server {
             json,
         }
     }
-}
-
-fn history_client(table: &TestTable) -> HistoryClient {
-    HistoryClient::new(
-        baton_testkit::local_dynamodb_client(&table.endpoint, 3),
-        baton_lock::schema::history::table_for(&table.name),
-        Duration::from_secs(3600),
-    )
 }
 
 /// Starts the binary and reads the address from its first stdout line.

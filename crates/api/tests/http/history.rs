@@ -1,6 +1,6 @@
 //! `GET /v1/history[/{key}]` through the binary: grants ended through the
-//! API, recorded in the history table as the change-stream consumer would
-//! record them, read back newest first without their lock ids.
+//! API, recorded in the history table from the lock table's stream by the
+//! stream consumer's code, read back newest first without their lock ids.
 
 use serde_json::json;
 
@@ -12,7 +12,6 @@ async fn ended_grants_are_read_back_per_key_and_across_keys() {
     let key = deploy_key();
     let mut fences = Vec::new();
     for (owner, status) in [("run-1", "COMPLETED"), ("run-2", "FAILED")] {
-        let before = api.record(&key).await;
         let got = api
             .call(
                 "POST",
@@ -22,8 +21,6 @@ async fn ended_grants_are_read_back_per_key_and_across_keys() {
             )
             .await;
         assert_eq!(got.status, 200, "{}", got.text);
-        let granted = api.record(&key).await;
-        api.record_history(before.as_ref(), granted.as_ref()).await;
         let released = api
             .call(
                 "POST",
@@ -33,11 +30,10 @@ async fn ended_grants_are_read_back_per_key_and_across_keys() {
             )
             .await;
         assert_eq!(released.status, 200, "{}", released.text);
-        api.record_history(granted.as_ref(), api.record(&key).await.as_ref())
-            .await;
         fences.push(got.json["fence"].as_u64().unwrap());
     }
 
+    api.record_history().await;
     let page = api
         .call("GET", &format!("/v1/history/{key}"), Some(READER), None)
         .await;
