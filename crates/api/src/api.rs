@@ -79,16 +79,27 @@ impl<S: LockStore> Api<S> {
         &self.store
     }
 
-    /// Answers one request, logging one line about it (never its token).
+    /// Answers one request, logging one line about it: the route's
+    /// template (never the raw path: a Tracker path carries a lock id, which
+    /// releases the lock), the key when there is one, the caller's token
+    /// name (never the token), status and outcome.
     pub async fn handle(&self, req: http::Request<Bytes>) -> http::Response<String> {
         let started = Instant::now();
-        let (answer, caller) = self.answer(&req).await;
+        let routed = route::route(req.method(), req.uri().path());
+        let (template, key) = match &routed {
+            Ok(r) => (
+                r.template().map_or("asset", |(_, path)| path),
+                r.key().map(str::to_owned),
+            ),
+            Err(_) => ("unrouted", None),
+        };
+        let (answer, caller) = self.answer(&req, routed).await;
         let status = answer.status.as_u16();
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if answer.status.is_server_error() {
-            warn!(method = %req.method(), path = req.uri().path(), status, outcome = answer.outcome, caller, elapsed_ms, "request failed");
+            warn!(method = %req.method(), route = template, key, status, outcome = answer.outcome, caller, elapsed_ms, "request failed");
         } else {
-            info!(method = %req.method(), path = req.uri().path(), status, outcome = answer.outcome, caller, elapsed_ms, "request");
+            info!(method = %req.method(), route = template, key, status, outcome = answer.outcome, caller, elapsed_ms, "request");
         }
         answer.into_response()
     }
@@ -109,8 +120,12 @@ impl<S: LockStore> Api<S> {
             .map(lambda_http::Body::Text)
     }
 
-    async fn answer(&self, req: &http::Request<Bytes>) -> (Answer, Option<String>) {
-        let route = match route::route(req.method(), req.uri().path()) {
+    async fn answer(
+        &self,
+        req: &http::Request<Bytes>,
+        routed: Result<Route, Miss>,
+    ) -> (Answer, Option<String>) {
+        let route = match routed {
             Ok(route) => route,
             Err(miss) => return (missed(miss), None),
         };

@@ -86,6 +86,16 @@ pub const API_ROUTES: [(&str, &str); 13] = [
 ];
 
 impl Route {
+    /// The lock key a `/v1` route names, for the request's log line.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Route::Status { key } | Route::KeyHistory { key } | Route::Lock { key, .. } => {
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
     /// The `(method, path template)` this route answers, as in
     /// [`API_ROUTES`]; `None` for the dashboard's files. Exhaustive, so a
     /// new route cannot be added without a template (and so, by the

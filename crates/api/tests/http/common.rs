@@ -62,9 +62,14 @@ impl Server {
 
     /// A server on a fresh table with extra environment variables.
     pub async fn start_with(extra: &[(&str, &str)]) -> Server {
+        Self::start_logged(extra, None).await
+    }
+
+    /// A server whose log lines (`RUST_LOG=info`) go to the file `log`.
+    pub async fn start_logged(extra: &[(&str, &str)], log: Option<&std::path::Path>) -> Server {
         let table = TestTable::create().await;
         table.create_history().await;
-        let (base, child) = spawn(&table, extra).await;
+        let (base, child) = spawn(&table, extra, log).await;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -141,7 +146,15 @@ impl Server {
 }
 
 /// Starts the binary and reads the address from its first stdout line.
-pub async fn spawn(table: &TestTable, extra: &[(&str, &str)]) -> (String, Child) {
+pub async fn spawn(
+    table: &TestTable,
+    extra: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (String, Child) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton-api"))
         .args(["--listen", "127.0.0.1:0"])
         .env_clear()
@@ -152,10 +165,10 @@ pub async fn spawn(table: &TestTable, extra: &[(&str, &str)]) -> (String, Child)
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
         .envs(extra.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn baton-api");

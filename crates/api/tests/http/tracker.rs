@@ -361,3 +361,54 @@ async fn tracker_refusals() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn the_log_names_the_token_and_never_shows_it_nor_a_lock_id() {
+    let log = std::env::temp_dir().join(format!("{}.log", baton_testkit::unique_name("baton-api")));
+    let api = Server::start_logged(&[], Some(&log)).await;
+    let made = api
+        .call(
+            "POST",
+            "/api/v1alpha1/lock",
+            Some(TRACKER),
+            Some(serde_json::json!({"service": "logged", "who": "me"})),
+        )
+        .await;
+    let id = made.json["id"].as_str().unwrap().to_owned();
+    let lock_id = id.split_once('.').unwrap().0.to_owned();
+    api.call(
+        "GET",
+        &format!("/api/v1alpha1/lock/{id}"),
+        Some(TRACKER),
+        None,
+    )
+    .await;
+    api.call(
+        "GET",
+        &format!("/api/v1alpha1/unlock/{id}"),
+        Some(TRACKER),
+        None,
+    )
+    .await;
+    api.call("GET", "/v1/locks", Some("a-wrong-token"), None)
+        .await;
+    let mut text = String::new();
+    let logged = eventually(std::time::Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        let done = text.lines().filter(|l| l.contains("\"request\"")).count() >= 4;
+        async move { done }
+    })
+    .await;
+    assert!(logged, "four request lines: {text}");
+    assert!(
+        text.contains("/api/v1alpha1/unlock/{id}"),
+        "the route's template: {text}"
+    );
+    assert!(
+        text.contains("\"caller\":\"tracker\""),
+        "the token's name: {text}"
+    );
+    for secret in [lock_id.as_str(), TRACKER, "a-wrong-token"] {
+        assert!(!text.contains(secret), "{secret} in the log: {text}");
+    }
+}
