@@ -65,11 +65,15 @@ impl Server {
         Self::start_logged(extra, None).await
     }
 
-    /// A server whose log lines (`RUST_LOG=info`) go to the file `log`.
-    pub async fn start_logged(extra: &[(&str, &str)], log: Option<&std::path::Path>) -> Server {
-        let table = TestTable::create().await;
+    /// A server on `table` that reaches DynamoDB through `endpoint` (a
+    /// counting or fault-injecting proxy in front of DynamoDB Local).
+    pub async fn start_on(table: TestTable, endpoint: &str) -> Server {
         table.create_history().await;
-        let (base, child) = spawn(&table, extra, log).await;
+        let (base, child) = spawn(&table, &[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)], None).await;
+        Server::around(table, base, child)
+    }
+
+    fn around(table: TestTable, base: String, child: Child) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -81,6 +85,14 @@ impl Server {
             http,
             _child: child,
         }
+    }
+
+    /// A server whose log lines (`RUST_LOG=info`) go to the file `log`.
+    pub async fn start_logged(extra: &[(&str, &str)], log: Option<&std::path::Path>) -> Server {
+        let table = TestTable::create().await;
+        table.create_history().await;
+        let (base, child) = spawn(&table, extra, log).await;
+        Server::around(table, base, child)
     }
 
     /// A lock client on the server's table, reading DynamoDB Local directly.

@@ -8,5 +8,6 @@ mod dashboard;
 mod history;
 mod lambda;
 mod refusals;
+mod requests;
 mod tracker;
 mod v1;
