@@ -85,7 +85,7 @@ curl -sS -X POST "$api/api/v1alpha1/lock" -H "Authorization: Bearer $lock_token"
   -H "Content-Type: application/json" \
   -d '{"service": "nightly-report-generation", "who": "cron-job-demo"}' | sed 's/^/  /'
 echo
-echo "…and a pipeline takes one through /v1, waiting in line if need be:"
+echo "…and a pipeline takes one through /v1 (POST /v1/locks/{key}/acquire):"
 curl -sS -X POST "$api/v1/locks/deploy/web/prod/acquire" -H "Authorization: Bearer $lock_token" \
   -H "Content-Type: application/json" \
   -d '{"owner": "jenkins-42", "purpose": "deploy web to prod", "ttl": "15m", "environment": "prod"}' \
