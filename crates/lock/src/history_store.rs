@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn days_are_named_as_utc_dates() {
         assert_eq!(day_name(0), "1970-01-01");
-        assert_eq!(day_name(20_425), "2025-12-04");
+        assert_eq!(day_name(20_425), "2025-12-03");
     }
 
     #[test]
