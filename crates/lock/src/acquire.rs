@@ -264,7 +264,9 @@ fn grant_update(request: &AcquireRequest, plan: &Plan) -> (Expr, String) {
 }
 
 /// The new grant's own attributes; optional ones a predecessor had and this
-/// grant lacks are removed, so a grant never inherits a field.
+/// grant lacks are removed, so a grant never inherits a field. The one
+/// exception is `forcedLockId`, never named here (IAM keys on its name): it
+/// holds an earlier grant's lock id, so it does not make this one forced.
 pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
     e.set_string(attr::LOCK_ID, &plan.lock_id);
     e.set_string(attr::REQUEST_ID, &plan.request_id);
@@ -447,6 +449,7 @@ fn granted(
         expires_at: p.expires_at,
         released_by: p.released_by,
         release_reason: p.release_reason,
+        forced: p.forced,
     });
     let kind = grant_kind(previous.as_ref());
     let record = plan.into_record(request, fence, previous);

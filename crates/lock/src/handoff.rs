@@ -166,6 +166,9 @@ impl LockClient {
                 set_grant(&mut e, &request, &plan);
                 let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| EndedAs::of(&ended));
                 carry_over(&mut e, &plan, ended_as);
+                if matches!(ending, Ending::Forced { .. }) {
+                    mark_forced(&mut e);
+                }
             }
             None => ending_fields(&mut e, ending, now_ms, retention),
         }
@@ -245,10 +248,20 @@ pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retentio
     }
     e.set_or_remove(attr::RELEASE_REASON, reason.map(AttributeValue::S));
     if forced {
-        e.set(attr::FORCED, AttributeValue::Bool(true));
+        mark_forced(e);
     }
     e.set_number(attr::TTL, (now_ms / 1000).saturating_add(retention_secs));
     e.remove(attr::ACTIVE);
+}
+
+/// `SET forcedLockId = lockId`: the grant this write ends was forced. The
+/// operand is the item's lock id before the write, so it names the ended
+/// grant even when the same write grants the key to someone else. Only
+/// forced endings call this: IAM denies it to roles that may not force
+/// (see [`crate::schema::FORCE_UNLOCK_ATTRIBUTE`]).
+pub(crate) fn mark_forced(e: &mut Expr) {
+    let (forced, lock_id) = (e.name(attr::FORCED_LOCK_ID), e.name(attr::LOCK_ID));
+    e.set_raw(format!("{forced} = {lock_id}"));
 }
 
 /// The grant is still `seen`'s and still in progress, and the line still

@@ -167,6 +167,7 @@ impl MemoryStore {
             expires_at: old.record.expires_at,
             released_by: old.record.released_by.clone(),
             release_reason: old.record.release_reason.clone(),
+            forced: old.record.forced,
         });
         // A key without history starts at the clock's epoch milliseconds,
         // as on DynamoDB.
@@ -238,6 +239,7 @@ impl MemoryStore {
             expires_at: seen.expires_at,
             released_by: ended.released_by.clone(),
             release_reason: ended.release_reason.clone(),
+            forced: ended.forced,
         };
         let mut record = plan.into_record(&request, seen.fence + 1, Some(previous));
         record.waiters = rest;

@@ -78,6 +78,9 @@ pub struct PreviousGrant {
     pub released_by: Option<String>,
     /// Why it ended, when said (a takeover's reason).
     pub release_reason: Option<String>,
+    /// True when that grant was ended by a force unlock or an operator's
+    /// takeover (its lock id is the item's `forcedLockId`).
+    pub forced: bool,
 }
 
 /// The pipeline a grant was made for: the repository and workflow the
@@ -137,7 +140,9 @@ pub struct LockRecord {
     pub ended_at: Option<String>,
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
-    /// True when the lock was ended by `force_unlock` rather than its holder.
+    /// True when the lock was ended by `force_unlock` rather than its holder:
+    /// the item's `forcedLockId` is this grant's lock id (or, on records
+    /// written before that attribute, `forced` is true).
     pub forced: bool,
     /// The grant this one replaced, if any.
     pub previous: Option<PreviousGrant>,
@@ -213,6 +218,10 @@ impl LockRecord {
         let expires_at = opt_n(item, attr::EXPIRES_AT)
             .map_err(corrupt)?
             .ok_or_else(|| corrupt("missing `expiresAt`".into()))?;
+        let forced_lock_id = opt_s(item, attr::FORCED_LOCK_ID).filter(|id| !id.is_empty());
+        let forced_grant = |lock_id: Option<&str>| {
+            forced_lock_id.is_some() && forced_lock_id.as_deref() == lock_id
+        };
         let previous = match opt_s(item, attr::PREV_STATUS)
             .as_deref()
             .and_then(LockStatus::parse)
@@ -223,6 +232,7 @@ impl LockRecord {
                 locked_by: opt_s(item, attr::PREV_LOCKED_BY).unwrap_or_default(),
                 released_by: opt_s(item, attr::PREV_RELEASED_BY).filter(|r| !r.is_empty()),
                 release_reason: opt_s(item, attr::PREV_RELEASE_REASON).filter(|r| !r.is_empty()),
+                forced: forced_grant(opt_s(item, attr::PREV_LOCK_ID).as_deref()),
                 status: prev_status,
                 expires_at: opt_n(item, attr::PREV_EXPIRES_AT)
                     .map_err(corrupt)?
@@ -230,8 +240,11 @@ impl LockRecord {
             }),
             None => None,
         };
+        let lock_id = req_s(attr::LOCK_ID)?;
+        let forced = forced_grant(Some(&lock_id))
+            || matches!(item.get(attr::FORCED), Some(AttributeValue::Bool(true)));
         Ok(LockRecord {
-            lock_id: req_s(attr::LOCK_ID)?,
+            lock_id,
             request_id: opt_s(item, attr::REQUEST_ID),
             fence: opt_n(item, attr::FENCE)
                 .map_err(corrupt)?
@@ -270,7 +283,7 @@ impl LockRecord {
             ended_at: opt_s(item, attr::ENDED_AT),
             released_by: opt_s(item, attr::RELEASED_BY),
             release_reason: opt_s(item, attr::RELEASE_REASON),
-            forced: matches!(item.get(attr::FORCED), Some(AttributeValue::Bool(true))),
+            forced,
             previous,
             waiters: match item.get(attr::WAITERS) {
                 Some(AttributeValue::L(list)) => list
@@ -314,5 +327,52 @@ fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, String> {
             .map_err(|_| format!("`{name}` is not a whole number: {n}")),
         Some(_) => Err(format!("`{name}` is not a number")),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(extra: &[(&str, AttributeValue)]) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let mut item: Item = [
+            (attr::LOCK_KEY, s("k")),
+            (attr::LOCK_ID, s("L2")),
+            (attr::STATUS, s("FAILED")),
+            (attr::LOCKED_BY, s("U2")),
+            (attr::EXPIRES_AT, AttributeValue::N("10".into())),
+            (attr::FENCE, AttributeValue::N("2".into())),
+            (attr::PREV_STATUS, s("FAILED")),
+            (attr::PREV_LOCK_ID, s("L1")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        item.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        item
+    }
+
+    #[test]
+    fn forced_is_the_grant_named_by_forced_lock_id() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let this = LockRecord::from_item(&item(&[(attr::FORCED_LOCK_ID, s("L2"))])).unwrap();
+        assert!(this.forced);
+        assert!(!this.previous.unwrap().forced);
+        let before = LockRecord::from_item(&item(&[(attr::FORCED_LOCK_ID, s("L1"))])).unwrap();
+        assert!(!before.forced);
+        assert!(before.previous.unwrap().forced);
+        let none = LockRecord::from_item(&item(&[])).unwrap();
+        assert!(!none.forced && !none.previous.unwrap().forced);
+    }
+
+    #[test]
+    fn a_record_written_before_forced_lock_id_is_read_by_its_forced_flag() {
+        let legacy =
+            LockRecord::from_item(&item(&[(attr::FORCED, AttributeValue::Bool(true))])).unwrap();
+        assert!(legacy.forced);
+        let unforced =
+            LockRecord::from_item(&item(&[(attr::FORCED, AttributeValue::Bool(false))])).unwrap();
+        assert!(!unforced.forced);
     }
 }

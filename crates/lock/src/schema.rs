@@ -14,6 +14,14 @@ pub const ACTIVE_INDEX_NAME: &str = "active-locks";
 pub const ACTIVE_INDEX_PARTITION_KEY: &str = "activeLock";
 /// The single value [`ACTIVE_INDEX_PARTITION_KEY`] takes on held items.
 pub const ACTIVE_INDEX_PARTITION_VALUE: &str = "IN_PROGRESS";
+/// The attribute only a force unlock (or an operator's takeover) writes: the
+/// lock id of the grant it ended. IAM sees the attribute names a request
+/// uses, never their values, so a role denied every `UpdateItem` that names
+/// this attribute can do everything the CLI does except end someone else's
+/// grant (`infra/modules/ci-role`). No other write may name it, not even to
+/// remove it: a grant is forced when this equals its own lock id, so a
+/// later grant needs no clean-up to look unforced.
+pub const FORCE_UNLOCK_ATTRIBUTE: &str = "forcedLockId";
 
 /// Attribute names of a lock record, kept in one place so an expression can
 /// never drift from the parser.
@@ -48,7 +56,11 @@ pub mod attr {
     pub const ENDED_AT: &str = "endedAt";
     pub const RELEASED_BY: &str = "releasedBy";
     pub const RELEASE_REASON: &str = "releaseReason";
+    /// Written `true` by force unlocks before [`FORCED_LOCK_ID`] existed;
+    /// still read on such records, and removed by every new grant.
     pub const FORCED: &str = "forced";
+    /// See [`super::FORCE_UNLOCK_ATTRIBUTE`].
+    pub const FORCED_LOCK_ID: &str = super::FORCE_UNLOCK_ATTRIBUTE;
     pub const ACTIVE: &str = super::ACTIVE_INDEX_PARTITION_KEY;
     pub const PREV_LOCK_ID: &str = "prevLockId";
     pub const PREV_REQUEST_ID: &str = "prevRequestId";

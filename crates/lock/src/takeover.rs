@@ -11,7 +11,7 @@ use crate::client::LockClient;
 use crate::clock::now_epoch_millis;
 use crate::error::LockError;
 use crate::expr::Expr;
-use crate::handoff::{Ended, Ending};
+use crate::handoff::{Ended, Ending, mark_forced};
 use crate::ownership::validate_force_unlock;
 use crate::record::{LockRecord, LockStatus, PreviousGrant};
 use crate::schema::attr;
@@ -46,6 +46,7 @@ impl LockClient {
             release_reason: Some(reason),
         };
         carry_over(&mut e, &plan, Some(ended_as));
+        mark_forced(&mut e);
         let (id, from) = (e.name(attr::LOCK_ID), e.string("fromLockId", from_lock_id));
         let (status, in_progress) = (
             e.name(attr::STATUS),
@@ -110,6 +111,7 @@ pub(crate) fn taken_over(
         expires_at: old.expires_at,
         released_by: ended.released_by.clone(),
         release_reason: ended.release_reason.clone(),
+        forced: true,
     };
     let mut record = plan.into_record(request, old.fence + 1, Some(previous));
     record.waiters = old.waiters.clone();

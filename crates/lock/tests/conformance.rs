@@ -46,6 +46,7 @@ conformance! {
     wait_returns_once_the_holder_releases,
     acquire_with_wait_gets_the_lock_when_the_lease_lapses,
     force_unlock_records_actor_and_reason_and_needs_a_reason,
+    a_grant_after_a_forced_end_is_not_forced,
     a_takeover_ends_the_holder_and_grants_the_operator_together,
     force_unlock_seen_never_ends_a_grant_made_after_the_request,
     list_reads_only_active_locks_by_page_prefix_and_environment,
@@ -995,6 +996,8 @@ async fn a_takeover_ends_the_holder_and_grants_the_operator_together<S: Subject>
     );
     assert_eq!(previous.released_by.as_deref(), Some("UADMIN"));
     assert_eq!(previous.release_reason.as_deref(), Some("rollback"));
+    assert!(previous.forced, "the ended grant was forced");
+    assert!(!stored.forced, "the operator's own grant is not");
     assert_eq!(
         stored.waiters.len(),
         1,
@@ -1640,4 +1643,58 @@ async fn a_run_recorded_on_a_grant_without_a_pipeline_spares_it_too<S: Subject>(
     assert!(
         matches!(next.kind, GrantKind::TakenOver { ref from } if from.lock_id == taken.lock_id())
     );
+}
+
+/// A force unlock marks the grant it ended, never the key: the grants after
+/// it are not forced (no later write has to clear the mark, so a role that
+/// may not force unlock can still take the key), while their record of the
+/// grant before them says whether that one was.
+async fn a_grant_after_a_forced_end_is_not_forced<S: Subject>(store: S) {
+    let first = store.acquire(&request("k", "U1", 600)).await.unwrap();
+    let ended = store
+        .force_unlock("k", "admin", "runner gone", None)
+        .await
+        .unwrap();
+    assert!(ended.forced);
+    assert_eq!(ended.lock_id, first.lock_id());
+    assert!(store.status("k").await.unwrap().unwrap().forced);
+
+    let second = store.acquire(&request("k", "U2", 600)).await.unwrap();
+    assert_eq!(second.kind, GrantKind::New);
+    assert!(!second.record.forced);
+    let previous = second.record.previous.as_ref().unwrap();
+    assert_eq!(previous.lock_id, first.lock_id());
+    assert!(previous.forced);
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert_eq!(stored.lock_id, second.lock_id());
+    assert!(!stored.forced, "{stored:?}");
+    assert!(stored.previous.as_ref().unwrap().forced);
+
+    // Ended by its holder, the second grant is not forced either, and the
+    // grant after it finds an unforced predecessor.
+    let released = store
+        .release(&release("k", second.lock_id(), LockStatus::Completed))
+        .await
+        .unwrap();
+    assert!(!released.forced, "{released:?}");
+    assert!(!store.status("k").await.unwrap().unwrap().forced);
+    let third = store.acquire(&request("k", "U3", 600)).await.unwrap();
+    assert!(!third.record.forced);
+    assert!(!third.record.previous.as_ref().unwrap().forced);
+
+    // Forced again: the mark follows the grant it ended.
+    let again = store
+        .force_unlock("k", "admin", "again", Some(third.lock_id()))
+        .await
+        .unwrap();
+    assert!(again.forced);
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert!(stored.forced);
+    assert_eq!(stored.lock_id, third.lock_id());
+    // A repeat of that force unlock is recognised as done.
+    let repeat = store
+        .force_unlock("k", "admin", "again", None)
+        .await
+        .unwrap();
+    assert_eq!(repeat.lock_id, third.lock_id());
 }

@@ -195,7 +195,15 @@ async fn a_force_unlock_hands_off_too<S: Subject>(store: S) {
         next.record.previous.as_ref().unwrap().status,
         LockStatus::Failed
     );
-    assert!(store.status("k").await.unwrap().unwrap().waiters.is_empty());
+    // Bob's grant was made by the forced write but is not itself forced;
+    // the one it replaced was.
+    assert!(!next.record.forced);
+    assert!(next.record.previous.as_ref().unwrap().forced);
+    let status = store.status("k").await.unwrap().unwrap();
+    assert!(status.waiters.is_empty());
+    assert_eq!(status.lock_id, bob.waiter.ticket);
+    assert!(!status.forced, "{status:?}");
+    assert!(status.previous.as_ref().unwrap().forced);
 }
 
 async fn no_one_jumps_the_line_not_even_over_a_lapsed_grant<S: Subject>(store: S) {
