@@ -441,10 +441,12 @@ def read_rust(root: Path, files: list[Path]) -> tuple[list[dict], list[str]]:
     return reports, problems
 
 
-def rust_constants(root: Path) -> tuple[dict[str, str], list[str]]:
+def rust_constants(root: Path, names: Iterable[str] = SCHEMA_CONSTANTS) -> tuple[dict[str, str], list[str]]:
+    """The `pub const NAME: &str = "..."` values of schema.rs for `names`."""
+    names = tuple(names)
     path = root / SCHEMA_RS
     if not path.is_file():
-        return {}, [f"{SCHEMA_RS} is missing: it must define {', '.join(SCHEMA_CONSTANTS)}"]
+        return {}, [f"{SCHEMA_RS} is missing: it must define {', '.join(names)}"]
     reports, problems = read_rust(root, [path])
     if problems:
         return {}, problems
@@ -452,7 +454,7 @@ def rust_constants(root: Path) -> tuple[dict[str, str], list[str]]:
     for const in reports[0]["consts"]:
         consts.setdefault(const["name"], const)
     found = {}
-    for name in SCHEMA_CONSTANTS:
+    for name in names:
         const = consts.get(name)
         if const and const["public"] and const["value"] is not None:
             found[name] = const["value"]

@@ -2,10 +2,13 @@
 # Offline infrastructure checks for baton:
 #   1. checkov (static IaC analysis) on infra/ -- zero failed checks allowed;
 #   2. pytest tests/infra -- contract tests between infra/ and the Rust code,
-#      which read the Rust code with tests/infra/sdk-calls (built here first).
-# Needs Python 3.11+, cargo, and PyPI and crates.io on a cold cache. No
-# terraform binary, no provider download, no AWS credentials. Exits non-zero
-# on any failure.
+#      which read the Rust code with tests/infra/sdk-calls (built here first),
+#      and the CI role's policy evaluated by an IAM policy evaluator
+#      (@cloud-copilot/iam-simulate, installed here into
+#      tests/infra/iam-eval/node_modules with `npm ci` from its lockfile).
+# Needs Python 3.11+, cargo, node and npm, and PyPI, crates.io and the npm
+# registry on a cold cache. No terraform binary, no provider download, no AWS
+# credentials. Exits non-zero on any failure.
 #
 # Venvs (both under the gitignored /.venv of the repo):
 #   .venv                  pytest + python-hcl2   (tests/infra/requirements.txt)
@@ -52,6 +55,23 @@ t0=$(now)
 ensure_venv "$VENV" "$HERE/requirements.txt"
 ensure_venv "$CHECKOV_VENV" "$HERE/requirements-checkov.txt"
 echo "run.sh: venvs ready in $(elapsed "$t0") s"
+
+# The IAM policy evaluator, pinned by package-lock.json; like the venvs, a
+# stamp with the lockfile's hash skips `npm ci` on a warm run.
+ensure_node_modules() {
+    local dir="$1" stamp="$1/node_modules/.baton-lock.sha256" want
+    command -v npm >/dev/null || { echo "run.sh: need node and npm" >&2; exit 2; }
+    want="$( { cat "$dir/package-lock.json"; node --version; } | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
+    echo "run.sh: npm ci in $dir"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    echo "$want" >"$stamp"
+}
+t3=$(now)
+ensure_node_modules "$HERE/iam-eval"
+echo "run.sh: IAM evaluator ready in $(elapsed "$t3") s"
 
 cd "$ROOT"
 

@@ -1,9 +1,21 @@
 # A role for CI pipelines that run the `baton` CLI, assumable through GitHub
 # Actions OIDC only by the given repositories and branches, with the least
-# privilege the CLI needs on the lock table: GetItem (status, verify, wait),
-# UpdateItem (acquire, release, renew, force-unlock) and Query on the
-# active-locks index (list). `baton table create` is an admin task and is
-# deliberately not granted.
+# privilege the CLI needs on the lock table:
+#
+# - GetItem (status, verify, wait, queue) and UpdateItem (acquire, release,
+#   renew, run, joining and leaving a line) only on lock keys that start with
+#   one of `lock_key_prefixes` (a `dynamodb:LeadingKeys` condition);
+# - no force unlock unless `admin` is true: force-unlock is the only write
+#   that names the force attribute (`forcedLockId`, FORCE_UNLOCK_ATTRIBUTE in
+#   crates/lock/src/schema.rs), and IAM denies every UpdateItem naming it;
+# - Query on the active-locks index (`list`), read-only and NOT limited by
+#   prefix: the index's partition key is the same for every held lock, so
+#   `list` shows every active lock in the table, whoever holds it.
+#
+# The prefix is the boundary, not the CLI: with raw API access a role can do
+# anything to the keys inside its prefixes (end a grant by writing its status
+# without naming the force attribute, for one). `baton table create` is an
+# admin task and is deliberately not granted.
 
 resource "aws_iam_openid_connect_provider" "github" {
   count = var.create_oidc_provider ? 1 : 0
@@ -29,6 +41,11 @@ locals {
       for branch in var.branches : "repo:${repo}:ref:refs/heads/${branch}"
     ]
   ])
+  # `<prefix>*` for dynamodb:LeadingKeys: every key the role may touch.
+  lock_key_patterns = [for prefix in var.lock_key_prefixes : "${prefix}*"]
+  # The attribute only force-unlock writes (FORCE_UNLOCK_ATTRIBUTE in
+  # crates/lock/src/schema.rs; tests/infra checks they are the same).
+  force_unlock_attribute = "forcedLockId"
 }
 
 data "aws_iam_policy_document" "trust" {
@@ -64,6 +81,32 @@ data "aws_iam_policy_document" "locks" {
     sid       = "LockTableItems"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [var.table_arn]
+    # Every partition key of the request matches one of the patterns. (A
+    # request without a key would pass a ForAllValues test, but GetItem and
+    # UpdateItem always carry one.)
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = local.lock_key_patterns
+    }
+  }
+
+  # IAM sees the attribute NAMES a request uses, never their values: the
+  # force attribute is named by force-unlock (and an operator's takeover)
+  # and by no other write, not even to remove it.
+  dynamic "statement" {
+    for_each = var.admin ? [] : ["no-force-unlock"]
+    content {
+      sid       = "NoForceUnlock"
+      effect    = "Deny"
+      actions   = ["dynamodb:UpdateItem"]
+      resources = [var.table_arn]
+      condition {
+        test     = "ForAnyValue:StringEquals"
+        variable = "dynamodb:Attributes"
+        values   = [local.force_unlock_attribute]
+      }
+    }
   }
 
   statement {

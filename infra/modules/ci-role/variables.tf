@@ -25,6 +25,22 @@ variable "branches" {
   }
 }
 
+variable "lock_key_prefixes" {
+  description = "Lock keys the role may read and write start with one of these literal prefixes (e.g. [\"deploy-api-\", \"build-api-\"]); the policy appends the wildcard."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.lock_key_prefixes) > 0 && alltrue([for p in var.lock_key_prefixes : p != "" && !strcontains(p, "*") && !strcontains(p, "?")])
+    error_message = "lock_key_prefixes must be non-empty literal prefixes: no empty string and no * or ? (an empty prefix or a bare * would be every key)."
+  }
+}
+
+variable "admin" {
+  description = "Let the role force-unlock (end someone else's grant). false = the role may take, renew and release locks under its prefixes but never force one."
+  type        = bool
+  default     = false
+}
+
 variable "table_arn" {
   description = "ARN of the lock table (the lock-table module's table_arn)."
   type        = string
