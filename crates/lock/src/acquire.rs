@@ -46,6 +46,9 @@ pub struct AcquireRequest {
     /// for the holder later (a queued chat command to start when a waiter's
     /// turn comes).
     pub context: Option<String>,
+    /// The caller as AWS authenticated it (an STS ARN), recorded beside the
+    /// self-declared `owner` so a grant shows who really took it.
+    pub caller_arn: Option<String>,
 }
 
 /// Which expired grants an acquire may take over.
@@ -202,6 +205,8 @@ impl Plan {
             run_url: request.run_url.clone(),
             pipeline: request.pipeline.clone(),
             context: request.context.clone(),
+            caller_arn: request.caller_arn.clone(),
+            forced_by_arn: None,
             bypass: None,
             ended_at: None,
             released_by: None,
@@ -290,6 +295,7 @@ pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
     );
     e.set_or_remove(attr::RUN_URL, s(&request.run_url));
     e.set_or_remove(attr::CONTEXT, s(&request.context));
+    e.set_or_remove(attr::CALLER_ARN, s(&request.caller_arn));
     let pipeline = request.pipeline.as_ref();
     e.set_or_remove(
         attr::RUN_REPOSITORY,

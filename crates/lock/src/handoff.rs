@@ -49,8 +49,13 @@ pub(crate) enum Ending {
         actor: Option<String>,
         reason: Option<String>,
     },
-    /// An operator ended it.
-    Forced { actor: String, reason: String },
+    /// An operator ended it: `actor` as they declared it, `actor_arn` as
+    /// AWS authenticated them (when the caller could ask).
+    Forced {
+        actor: String,
+        actor_arn: Option<String>,
+        reason: String,
+    },
     /// Its lease lapsed; the line's head takes over.
     Lapsed,
 }
@@ -86,11 +91,16 @@ impl Ending {
                 r.released_by = Some(actor.clone().unwrap_or_else(|| r.locked_by.clone()));
                 r.release_reason.clone_from(reason);
             }
-            Ending::Forced { actor, reason } => {
+            Ending::Forced {
+                actor,
+                actor_arn,
+                reason,
+            } => {
                 r.status = LockStatus::Failed;
                 r.released_by = Some(actor.clone());
                 r.release_reason = Some(reason.clone());
                 r.forced = true;
+                r.forced_by_arn.clone_from(actor_arn);
             }
         }
         r.ended_at = Some(iso_at_millis(now_ms));
@@ -166,8 +176,8 @@ impl LockClient {
                 set_grant(&mut e, &request, &plan);
                 let ended_as = (!matches!(ending, Ending::Lapsed)).then(|| EndedAs::of(&ended));
                 carry_over(&mut e, &plan, ended_as);
-                if matches!(ending, Ending::Forced { .. }) {
-                    mark_forced(&mut e);
+                if let Ending::Forced { actor_arn, .. } = ending {
+                    mark_forced(&mut e, actor_arn.as_deref());
                 }
             }
             None => ending_fields(&mut e, ending, now_ms, retention),
@@ -234,8 +244,16 @@ impl LockClient {
 pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retention_secs: u64) {
     let (actor, reason, forced) = match ending {
         Ending::Lapsed => return,
-        Ending::Released { actor, reason, .. } => (actor.clone(), reason.clone(), false),
-        Ending::Forced { actor, reason } => (Some(actor.clone()), Some(reason.clone()), true),
+        Ending::Released { actor, reason, .. } => (actor.clone(), reason.clone(), None),
+        Ending::Forced {
+            actor,
+            actor_arn,
+            reason,
+        } => (
+            Some(actor.clone()),
+            Some(reason.clone()),
+            Some(actor_arn.as_deref()),
+        ),
     };
     e.set_string(attr::STATUS, ending.status().as_str());
     e.set_string(attr::ENDED_AT, iso_at_millis(now_ms));
@@ -247,8 +265,8 @@ pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retentio
         }
     }
     e.set_or_remove(attr::RELEASE_REASON, reason.map(AttributeValue::S));
-    if forced {
-        mark_forced(e);
+    if let Some(actor_arn) = forced {
+        mark_forced(e, actor_arn);
     }
     e.set_number(attr::TTL, (now_ms / 1000).saturating_add(retention_secs));
     e.remove(attr::ACTIVE);
@@ -256,12 +274,18 @@ pub(crate) fn ending_fields(e: &mut Expr, ending: &Ending, now_ms: u64, retentio
 
 /// `SET forcedLockId = lockId`: the grant this write ends was forced. The
 /// operand is the item's lock id before the write, so it names the ended
-/// grant even when the same write grants the key to someone else. Only
-/// forced endings call this: IAM denies it to roles that may not force
-/// (see [`crate::schema::FORCE_UNLOCK_ATTRIBUTE`]).
-pub(crate) fn mark_forced(e: &mut Expr) {
+/// grant even when the same write grants the key to someone else. With it,
+/// who forced it as AWS authenticated them, or no one (an earlier force's
+/// ARN must not pass for this one's). Only forced endings call this: IAM
+/// denies it to roles that may not force (see
+/// [`crate::schema::FORCE_UNLOCK_ATTRIBUTE`]).
+pub(crate) fn mark_forced(e: &mut Expr, actor_arn: Option<&str>) {
     let (forced, lock_id) = (e.name(attr::FORCED_LOCK_ID), e.name(attr::LOCK_ID));
     e.set_raw(format!("{forced} = {lock_id}"));
+    e.set_or_remove(
+        attr::FORCED_BY_ARN,
+        actor_arn.map(|a| AttributeValue::S(a.to_owned())),
+    );
 }
 
 /// The grant is still `seen`'s and still in progress, and the line still

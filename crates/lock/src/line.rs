@@ -124,6 +124,9 @@ impl Waiter {
     pub(crate) fn acquire_request(&self, key: &str) -> AcquireRequest {
         AcquireRequest {
             key: key.to_owned(),
+            // A grant handed to a waiter is written by whoever ended the
+            // grant before it: no caller of the waiter's own to record.
+            caller_arn: None,
             owner: self.owner.clone(),
             owner_name: self.owner_name.clone(),
             ttl: Duration::from_millis(self.claim_ms.unwrap_or(self.ttl_ms)),

@@ -349,6 +349,7 @@ impl MemoryStore {
         };
         let ending = Ending::Forced {
             actor: actor.to_owned(),
+            actor_arn: None,
             reason: reason.to_owned(),
         };
         let old = entry.record.clone();
@@ -423,7 +424,7 @@ impl MemoryStore {
     fn force_unlock_now(
         &self,
         key: &str,
-        actor: &str,
+        (actor, actor_arn): (&str, Option<&str>),
         reason: &str,
         only_lock_id: Option<&str>,
         granted_by: Option<u64>,
@@ -446,6 +447,7 @@ impl MemoryStore {
         };
         let ending = Ending::Forced {
             actor: actor.to_owned(),
+            actor_arn: actor_arn.map(str::to_owned),
             reason: reason.to_owned(),
         };
         Ok(self.end_entry(entry, &ending, now_millis))
@@ -583,7 +585,18 @@ impl LockStore for MemoryStore {
         reason: &str,
         only_lock_id: Option<&str>,
     ) -> Result<Ended, LockError> {
-        self.force_unlock_now(key, actor, reason, only_lock_id, None)
+        self.force_unlock_now(key, (actor, None), reason, only_lock_id, None)
+    }
+
+    async fn force_unlock_as(
+        &self,
+        key: &str,
+        actor: &str,
+        actor_arn: Option<&str>,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> Result<Ended, LockError> {
+        self.force_unlock_now(key, (actor, actor_arn), reason, only_lock_id, None)
     }
 
     async fn force_unlock_seen(
@@ -593,7 +606,7 @@ impl LockStore for MemoryStore {
         reason: &str,
         granted_by: u64,
     ) -> Result<Ended, LockError> {
-        self.force_unlock_now(key, actor, reason, None, Some(granted_by))
+        self.force_unlock_now(key, (actor, None), reason, None, Some(granted_by))
     }
 
     async fn status(&self, key: &str) -> Result<Option<LockRecord>, LockError> {

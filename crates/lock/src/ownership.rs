@@ -200,7 +200,22 @@ impl LockClient {
         reason: &str,
         only_lock_id: Option<&str>,
     ) -> Result<Ended, LockError> {
-        self.force_unlock_when(key, actor, reason, only_lock_id, None)
+        self.force_unlock_when(key, (actor, None), reason, only_lock_id, None)
+            .await
+    }
+
+    /// [`LockClient::force_unlock`] recording, beside the declared `actor`,
+    /// who asked as AWS authenticated them (`actor_arn`, an STS ARN), as
+    /// `forcedByArn`. Same single request.
+    pub async fn force_unlock_as(
+        &self,
+        key: &str,
+        actor: &str,
+        actor_arn: Option<&str>,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> Result<Ended, LockError> {
+        self.force_unlock_when(key, (actor, actor_arn), reason, only_lock_id, None)
             .await
     }
 
@@ -214,14 +229,14 @@ impl LockClient {
         reason: &str,
         granted_by: u64,
     ) -> Result<Ended, LockError> {
-        self.force_unlock_when(key, actor, reason, None, Some(granted_by))
+        self.force_unlock_when(key, (actor, None), reason, None, Some(granted_by))
             .await
     }
 
     async fn force_unlock_when(
         &self,
         key: &str,
-        actor: &str,
+        (actor, actor_arn): (&str, Option<&str>),
         reason: &str,
         only_lock_id: Option<&str>,
         granted_by: Option<u64>,
@@ -230,6 +245,7 @@ impl LockClient {
         let now_ms = now_epoch_millis();
         let ending = Ending::Forced {
             actor: actor.to_owned(),
+            actor_arn: actor_arn.map(str::to_owned),
             reason: reason.to_owned(),
         };
         let mut e = Expr::default();
@@ -506,6 +522,8 @@ fn ended_predecessor(request: &ReleaseRequest, current: &LockRecord) -> LockReco
         run_url: None,
         pipeline: None,
         context: None,
+        caller_arn: None,
+        forced_by_arn: None,
         bypass: None,
         ended_at: None,
         released_by: request.actor.clone(),

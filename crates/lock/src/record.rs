@@ -137,6 +137,12 @@ pub struct LockRecord {
     /// it may hold where to reply, so it is never shown.
     #[serde(skip_serializing)]
     pub context: Option<String>,
+    /// Who took the grant as AWS authenticated them (an STS ARN), when the
+    /// CLI could ask; `locked_by` is what they declared.
+    pub caller_arn: Option<String>,
+    /// Who force-unlocked this grant as AWS authenticated them, when known;
+    /// `released_by` is the actor they declared.
+    pub forced_by_arn: Option<String>,
     pub ended_at: Option<String>,
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
@@ -244,7 +250,6 @@ impl LockRecord {
         let forced = forced_grant(Some(&lock_id))
             || matches!(item.get(attr::FORCED), Some(AttributeValue::Bool(true)));
         Ok(LockRecord {
-            lock_id,
             request_id: opt_s(item, attr::REQUEST_ID),
             fence: opt_n(item, attr::FENCE)
                 .map_err(corrupt)?
@@ -279,6 +284,9 @@ impl LockRecord {
                 _ => None,
             },
             context: opt_s(item, attr::CONTEXT),
+            caller_arn: opt_s(item, attr::CALLER_ARN),
+            forced_by_arn: opt_s(item, attr::FORCED_BY_ARN)
+                .filter(|_| forced_grant(Some(&lock_id))),
             bypass: crate::bypass::Bypass::from_item(item),
             ended_at: opt_s(item, attr::ENDED_AT),
             released_by: opt_s(item, attr::RELEASED_BY),
@@ -298,6 +306,7 @@ impl LockRecord {
             line_version: opt_n(item, attr::LINE_VERSION)
                 .map_err(corrupt)?
                 .unwrap_or(0),
+            lock_id,
             lock_key: key,
         })
     }

@@ -61,6 +61,12 @@ pub mod attr {
     pub const FORCED: &str = "forced";
     /// See [`super::FORCE_UNLOCK_ATTRIBUTE`].
     pub const FORCED_LOCK_ID: &str = super::FORCE_UNLOCK_ATTRIBUTE;
+    /// Who made the force unlock of `forcedLockId` as AWS authenticated
+    /// them (an STS ARN), when known; written only with `forcedLockId`.
+    pub const FORCED_BY_ARN: &str = "forcedByArn";
+    /// Who made the grant as AWS authenticated them (an STS ARN), beside
+    /// the self-declared `lockedBy`; CLI grants only.
+    pub const CALLER_ARN: &str = "callerArn";
     pub const ACTIVE: &str = super::ACTIVE_INDEX_PARTITION_KEY;
     pub const PREV_LOCK_ID: &str = "prevLockId";
     pub const PREV_REQUEST_ID: &str = "prevRequestId";

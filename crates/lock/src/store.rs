@@ -130,6 +130,17 @@ pub trait LockStore: Clone + Send + Sync + 'static {
         only_lock_id: Option<&str>,
     ) -> impl Future<Output = Result<Ended, LockError>> + Send;
 
+    /// A force unlock that records who asked as AWS authenticated them;
+    /// see [`LockClient::force_unlock_as`].
+    fn force_unlock_as(
+        &self,
+        key: &str,
+        actor: &str,
+        actor_arn: Option<&str>,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send;
+
     /// Force unlock of a grant made no later than `granted_by` (epoch
     /// seconds) only; see [`LockClient::force_unlock_seen`].
     fn force_unlock_seen(
@@ -266,6 +277,17 @@ impl LockStore for LockClient {
         only_lock_id: Option<&str>,
     ) -> impl Future<Output = Result<Ended, LockError>> + Send {
         LockClient::force_unlock(self, key, actor, reason, only_lock_id)
+    }
+
+    fn force_unlock_as(
+        &self,
+        key: &str,
+        actor: &str,
+        actor_arn: Option<&str>,
+        reason: &str,
+        only_lock_id: Option<&str>,
+    ) -> impl Future<Output = Result<Ended, LockError>> + Send {
+        LockClient::force_unlock_as(self, key, actor, actor_arn, reason, only_lock_id)
     }
 
     fn force_unlock_seen(

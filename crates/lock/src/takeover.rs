@@ -36,6 +36,7 @@ impl LockClient {
         let plan = Plan::at(request, &self.options, now_ms);
         let ending = Ending::Forced {
             actor: actor.to_owned(),
+            actor_arn: None,
             reason: reason.to_owned(),
         };
         let mut e = Expr::default();
@@ -46,7 +47,7 @@ impl LockClient {
             release_reason: Some(reason),
         };
         carry_over(&mut e, &plan, Some(ended_as));
-        mark_forced(&mut e);
+        mark_forced(&mut e, None);
         let (id, from) = (e.name(attr::LOCK_ID), e.string("fromLockId", from_lock_id));
         let (status, in_progress) = (
             e.name(attr::STATUS),

@@ -47,6 +47,7 @@ conformance! {
     acquire_with_wait_gets_the_lock_when_the_lease_lapses,
     force_unlock_records_actor_and_reason_and_needs_a_reason,
     a_grant_after_a_forced_end_is_not_forced,
+    caller_arns_are_recorded_on_grants_and_force_unlocks_and_never_inherited,
     a_takeover_ends_the_holder_and_grants_the_operator_together,
     force_unlock_seen_never_ends_a_grant_made_after_the_request,
     list_reads_only_active_locks_by_page_prefix_and_environment,
@@ -1697,4 +1698,53 @@ async fn a_grant_after_a_forced_end_is_not_forced<S: Subject>(store: S) {
         .await
         .unwrap();
     assert_eq!(repeat.lock_id, third.lock_id());
+}
+
+/// The identities AWS authenticated stay with what they did: the caller of
+/// a grant on that grant only, the caller of a force unlock on the grant it
+/// ended only.
+async fn caller_arns_are_recorded_on_grants_and_force_unlocks_and_never_inherited<S: Subject>(
+    store: S,
+) {
+    const CI: &str = "arn:aws:sts::123456789012:assumed-role/baton-ci/run-1";
+    const OPS: &str = "arn:aws:sts::123456789012:assumed-role/baton-admin/alice";
+    let mut req = request("k", "github:acme/api#1", 600);
+    req.caller_arn = Some(CI.into());
+    let first = store.acquire(&req).await.unwrap();
+    assert_eq!(first.record.caller_arn.as_deref(), Some(CI));
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert_eq!(stored.caller_arn.as_deref(), Some(CI));
+    assert_eq!(stored.forced_by_arn, None);
+
+    let ended = store
+        .force_unlock_as("k", "ops", Some(OPS), "runner gone", None)
+        .await
+        .unwrap();
+    assert_eq!(ended.forced_by_arn.as_deref(), Some(OPS));
+    assert_eq!(ended.released_by.as_deref(), Some("ops"));
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert!(stored.forced);
+    assert_eq!(stored.forced_by_arn.as_deref(), Some(OPS));
+    assert_eq!(
+        stored.caller_arn.as_deref(),
+        Some(CI),
+        "the grant's caller stays"
+    );
+
+    // A grant without a known caller inherits neither identity.
+    let second = store.acquire(&request("k", "U2", 600)).await.unwrap();
+    assert_eq!(second.record.caller_arn, None);
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert_eq!((stored.caller_arn, stored.forced_by_arn), (None, None));
+
+    // A later force unlock by someone AWS did not name does not take the
+    // earlier one's ARN.
+    let ended = store
+        .force_unlock("k", "admin", "again", Some(second.lock_id()))
+        .await
+        .unwrap();
+    assert_eq!(ended.forced_by_arn, None);
+    let stored = store.status("k").await.unwrap().unwrap();
+    assert!(stored.forced);
+    assert_eq!(stored.forced_by_arn, None, "{stored:?}");
 }
