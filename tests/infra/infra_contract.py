@@ -158,6 +158,9 @@ SDK_CALLS = {
     "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
     "get_queue_attributes": "sqs:GetQueueAttributes",
     "get_queue_url": "sqs:GetQueueUrl",
+    # STS: the CLI asks who it runs as (crates/cli/src/caller.rs). IAM never
+    # needs to grant it: GetCallerIdentity works whatever a policy denies.
+    "get_caller_identity": "sts:GetCallerIdentity",
     # SSM
     "get_parameter": "ssm:GetParameter",
     "get_parameters": "ssm:GetParameters",

@@ -258,3 +258,11 @@ def test_rendering_refuses_what_it_cannot_read(tree):
     edit(tree, MAIN_TF, "values   = local.lock_key_patterns", "values   = formatlist(\"%s*\", var.lock_key_prefixes)")
     with pytest.raises(iam_policy.Unrenderable, match="formatlist"):
         iam_policy.role_policies(tree, MODULE, "ci", variables(False))
+
+
+def test_the_cli_caller_lookup_is_a_known_sdk_call():
+    """The CLI's sts:GetCallerIdentity is read like every SDK call, and needs
+    no grant in the role (STS answers it whatever a policy says)."""
+    calls, problems = contract.sdk_calls_in(REPO, [REPO / "crates/cli/src/caller.rs"])
+    assert problems == []
+    assert [c.action for c in calls] == ["sts:GetCallerIdentity"]

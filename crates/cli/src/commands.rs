@@ -165,9 +165,14 @@ pub fn grant_text(grant: &Grant) -> String {
     text
 }
 
-/// `acquire KEY …`.
-pub async fn acquire(client: &LockClient, args: AcquireArgs) -> Result<Report, Failure> {
-    let request = acquire_request(&args.key, &args.holder, args.request_id);
+/// `acquire KEY …`, recording `caller` (the STS ARN) on the grant.
+pub async fn acquire(
+    client: &LockClient,
+    args: AcquireArgs,
+    caller: Option<String>,
+) -> Result<Report, Failure> {
+    let mut request = acquire_request(&args.key, &args.holder, args.request_id);
+    request.caller_arn = caller;
     let mut signals = Signals::install()?;
     let grant = acquire_interruptible(client, &request, &args.holder, &mut signals).await?;
     let mut json = record_fields(&grant.record);
@@ -400,11 +405,18 @@ pub async fn wait(client: &LockClient, args: WaitArgs) -> Result<Report, Failure
 /// `if: always()` must not fail because the holder released first. Naming a
 /// `--lock-id` that is no longer the holding grant is exit 4: someone newer
 /// holds it and was deliberately not touched.
-pub async fn force_unlock(client: &LockClient, args: ForceUnlockArgs) -> Result<Report, Failure> {
+///
+/// `caller` (the STS ARN) is recorded beside the declared `--actor`.
+pub async fn force_unlock(
+    client: &LockClient,
+    args: ForceUnlockArgs,
+    caller: Option<String>,
+) -> Result<Report, Failure> {
     match client
-        .force_unlock(
+        .force_unlock_as(
             &args.key,
             &args.actor,
+            caller.as_deref(),
             &args.reason,
             args.lock_id.as_deref(),
         )

@@ -3,6 +3,7 @@
 //! dispatch, print, exit with the documented code.
 
 mod bypass;
+mod caller;
 mod cli;
 mod commands;
 mod failure;
@@ -120,12 +121,23 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
             "no lock table given: pass --table NAME or set BATON_TABLE (create one with `baton table create`)",
         ));
     };
-    let client = LockClient::new(
-        aws_sdk_dynamodb::Client::new(&baton_runtime::sdk::sdk_config().await),
-        table,
-    );
+    let config = baton_runtime::sdk::sdk_config().await;
+    let client = LockClient::new(aws_sdk_dynamodb::Client::new(&config), table);
+    // Only commands that make or force-end a grant record who called, and
+    // they ask once, before their first write.
+    let records_caller = match &cli.command {
+        Command::Acquire(_) | Command::ForceUnlock(_) => true,
+        Command::Run(args) => !args.no_lock,
+        _ => false,
+    };
+    let caller = if records_caller {
+        let lookup = caller::lookup(&identity::ProcessEnv)?;
+        caller::resolve(&config, lookup).await?
+    } else {
+        None
+    };
     match cli.command {
-        Command::Acquire(args) => commands::acquire(&client, args).await,
+        Command::Acquire(args) => commands::acquire(&client, args, caller).await,
         Command::Release(args) => commands::release(&client, args).await,
         Command::Renew(args) => commands::renew(&client, args).await,
         Command::Status(args) => commands::status(&client, &args.key).await,
@@ -133,10 +145,10 @@ async fn dispatch(cli: Cli) -> Result<Report, Failure> {
         Command::History(args) => history::history(&client, args).await,
         Command::List(args) => commands::list(&client, args).await,
         Command::Wait(args) => commands::wait(&client, args).await,
-        Command::ForceUnlock(args) => commands::force_unlock(&client, args).await,
+        Command::ForceUnlock(args) => commands::force_unlock(&client, args, caller).await,
         Command::Verify(args) => commands::verify(&client, args).await,
         Command::Run(args) if args.no_lock => bypass::run_without_lock(&client, args).await,
-        Command::Run(args) => run::run(&client, args).await,
+        Command::Run(args) => run::run(&client, args, caller).await,
         Command::Table(TableCommand::Create) => commands::table_create(&client).await,
     }
 }

@@ -212,6 +212,9 @@ pub fn describe(record: &LockRecord) -> String {
     if !place.is_empty() {
         lines.push(format!("  where:   {}", place.join(", ")));
     }
+    if let Some(arn) = &record.caller_arn {
+        lines.push(format!("  caller:  {} (as AWS knows it)", clean(arn)));
+    }
     if let Some(next) = record.waiters.first() {
         lines.push(format!(
             "  waiting: {} (next: {})",
@@ -227,7 +230,11 @@ pub fn describe(record: &LockRecord) -> String {
             "  ended:   {} by {}{}{}",
             clean(ended),
             clean(record.released_by.as_deref().unwrap_or("?")),
-            if record.forced { " (forced)" } else { "" },
+            match (&record.forced_by_arn, record.forced) {
+                (Some(arn), _) => format!(" (forced, as AWS knows it {})", clean(arn)),
+                (None, true) => " (forced)".to_owned(),
+                (None, false) => String::new(),
+            },
             record
                 .release_reason
                 .as_deref()

@@ -134,7 +134,11 @@ fn say(text: &str) {
 /// supervisor's state machine (child exit, signals, SIGKILL escalation,
 /// the local lease deadline, renewals, a lost lock), whose arms share the
 /// same few variables; split up, each arm would need all of them passed in.
-pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failure> {
+pub async fn run(
+    client: &LockClient,
+    mut args: RunArgs,
+    caller: Option<String>,
+) -> Result<Report, Failure> {
     if args.reason.is_some() {
         return Err(Failure::usage(
             "--reason goes with --no-lock (a run that bypasses the lock); a locked run's purpose is --purpose",
@@ -152,7 +156,8 @@ pub async fn run(client: &LockClient, mut args: RunArgs) -> Result<Report, Failu
         args.holder.purpose = Some(program_name(&program));
     }
     let timing = Timing::new(args.holder.ttl);
-    let request = acquire_request(&args.key, &args.holder, None);
+    let mut request = acquire_request(&args.key, &args.holder, None);
+    request.caller_arn = caller;
     let mut signals = Signals::install()?;
     let grant = acquire_interruptible(client, &request, &args.holder, &mut signals).await?;
     let key = grant.record.lock_key.clone();

@@ -1746,3 +1746,152 @@ fn history_shows_each_ended_grant_newest_first_with_how_it_ended() {
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("--since"), "{bad:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The caller's identity as AWS knows it (sts:GetCallerIdentity on a loopback
+// server answering STS's XML, reached through AWS_ENDPOINT_URL_STS).
+
+const CI_ARN: &str = "arn:aws:sts::123456789012:assumed-role/baton-ci/github-run-7";
+const OPS_ARN: &str = "arn:aws:sts::123456789012:assumed-role/baton-admin/alice";
+
+fn sts_identity(arn: &str) -> baton_testkit::Reply {
+    let body = format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AROAEXAMPLE:run</UserId>\
+         <Account>123456789012</Account></GetCallerIdentityResult>\
+         <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>\
+         </GetCallerIdentityResponse>"
+    );
+    baton_testkit::Reply::new(200, body).header("content-type", "text/xml")
+}
+
+/// A multi-thread runtime (the server's tasks run while the test blocks on
+/// baton) and a loopback STS.
+fn sts() -> (tokio::runtime::Runtime, baton_testkit::HttpRecorder) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let recorder = runtime
+        .block_on(baton_testkit::HttpRecorder::start())
+        .expect("STS recorder");
+    (runtime, recorder)
+}
+
+/// The GetCallerIdentity requests STS received.
+fn identity_calls(recorder: &baton_testkit::HttpRecorder) -> usize {
+    recorder
+        .requests()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("Action=GetCallerIdentity"))
+        .count()
+}
+
+#[test]
+fn the_callers_arn_is_recorded_on_grants_and_force_unlocks_asked_once_per_process() {
+    let env = Env::new();
+    let (_runtime, recorder) = sts();
+    recorder.script("/", [sts_identity(CI_ARN), sts_identity(OPS_ARN)]);
+    recorder.default_reply("/", sts_identity(CI_ARN));
+    let with_sts = |args: &[&str]| {
+        finish(
+            env.cmd(args)
+                .env("AWS_ENDPOINT_URL_STS", recorder.url())
+                .spawn()
+                .expect("spawn baton"),
+        )
+    };
+
+    let grant = with_sts(&["--json", "acquire", "k", "--owner", "says-anything"]);
+    assert_eq!(grant.code, 0, "{grant:?}");
+    assert_eq!(s(&grant.json(), "callerArn"), CI_ARN);
+    assert_eq!(identity_calls(&recorder), 1);
+    let stored = env.status("k");
+    assert_eq!(s(&stored, "callerArn"), CI_ARN);
+    assert_eq!(s(&stored, "lockedBy"), "says-anything");
+    let text = env.run(&["status", "k"]);
+    assert!(
+        text.stdout.contains(&format!("caller:  {CI_ARN}")),
+        "{text:?}"
+    );
+
+    // Reading and renewing ask no one, even with STS reachable.
+    let renewed = with_sts(&["renew", "k", "--lock-id", s(&grant.json(), "lockId")]);
+    assert_eq!(renewed.code, 0, "{renewed:?}");
+    assert_eq!(identity_calls(&recorder), 1);
+
+    let forced = with_sts(&[
+        "--json",
+        "force-unlock",
+        "k",
+        "--actor",
+        "ops",
+        "--reason",
+        "stuck",
+    ]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert_eq!(identity_calls(&recorder), 2);
+    let stored = env.status("k");
+    assert_eq!(stored["forced"], true);
+    assert_eq!(s(&stored, "forcedByArn"), OPS_ARN);
+    assert_eq!(s(&stored, "releasedBy"), "ops");
+    assert_eq!(s(&stored, "callerArn"), CI_ARN, "the grant's caller stays");
+    let text = env.run(&["status", "k"]);
+    assert!(
+        text.stdout
+            .contains(&format!("(forced, as AWS knows it {OPS_ARN})")),
+        "{text:?}"
+    );
+
+    // `run` acquires, renews and releases: one question for the process.
+    let run = with_sts(&["run", "k2", "--ttl", "2s", "--", "sleep", "1.5"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(identity_calls(&recorder), 3);
+    assert_eq!(s(&env.status("k2"), "callerArn"), CI_ARN);
+}
+
+#[test]
+fn a_failed_caller_lookup_writes_nothing_and_skip_goes_without() {
+    let env = Env::new();
+    let (_runtime, recorder) = sts();
+    recorder.default_reply(
+        "/",
+        baton_testkit::Reply::new(
+            403,
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+             <Type>Sender</Type><Code>ExpiredToken</Code>\
+             <Message>The security token included in the request is expired</Message>\
+             </Error><RequestId>r-2</RequestId></ErrorResponse>",
+        )
+        .header("content-type", "text/xml"),
+    );
+    let with_sts = |args: &[&str], setting: Option<&str>| {
+        let mut cmd = env.cmd(args);
+        cmd.env("AWS_ENDPOINT_URL_STS", recorder.url());
+        if let Some(setting) = setting {
+            cmd.env("BATON_CALLER_IDENTITY", setting);
+        }
+        finish(cmd.spawn().expect("spawn baton"))
+    };
+
+    let refused = with_sts(&["--json", "acquire", "k"], None);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(s(&refused.json(), "error"), "caller_identity");
+    assert!(
+        refused.stderr.contains("sts:GetCallerIdentity")
+            && refused.stderr.contains("ExpiredToken")
+            && refused.stderr.contains("BATON_CALLER_IDENTITY=skip"),
+        "{refused:?}"
+    );
+    assert_eq!(s(&env.status("k"), "state"), "absent");
+    let run = with_sts(&["run", "k", "--", "true"], None);
+    assert_eq!(run.code, 125, "baton's own error for run: {run:?}");
+    let asked = identity_calls(&recorder);
+    assert!(asked >= 2, "{asked}");
+
+    let skipped = with_sts(&["--json", "acquire", "k"], Some("skip"));
+    assert_eq!(skipped.code, 0, "{skipped:?}");
+    assert!(skipped.json().get("callerArn").is_none_or(Value::is_null));
+    assert_eq!(identity_calls(&recorder), asked, "skip asks no one");
+
+    let typo = with_sts(&["--json", "acquire", "k2"], Some("off"));
+    assert_eq!(typo.code, 2, "{typo:?}");
+    assert_eq!(s(&env.status("k2"), "state"), "absent");
+}

@@ -15,7 +15,8 @@
 # The prefix is the boundary, not the CLI: with raw API access a role can do
 # anything to the keys inside its prefixes (end a grant by writing its status
 # without naming the force attribute, for one). `baton table create` is an
-# admin task and is deliberately not granted.
+# admin task and is deliberately not granted. The CLI also calls
+# sts:GetCallerIdentity (to record who took a grant), which needs no grant.
 
 resource "aws_iam_openid_connect_provider" "github" {
   count = var.create_oidc_provider ? 1 : 0
