@@ -181,6 +181,74 @@ async fn every_way_a_grant_ends_is_recorded_once_with_its_outcome() {
     assert_eq!(s.entries("k").await, entries);
 }
 
+/// A forced end that hands the key to a waiter, and an operator's
+/// takeover, end the grant in the write that grants the next one: the new
+/// item's `forcedLockId` names the grant it replaced, so the entry still
+/// says FORCED.
+#[tokio::test]
+async fn a_forced_end_in_the_same_write_as_the_next_grant_is_recorded_as_forced() {
+    let s = setup().await;
+    let minute = Duration::from_secs(60);
+    let a = s
+        .locks
+        .acquire(&request("k", "alice", minute))
+        .await
+        .unwrap();
+    let join = JoinRequest {
+        acquire: request("k", "bob", minute),
+        mode: LineMode::Fifo { max: 5 },
+        max_wait: minute,
+        claim: None,
+        member: None,
+    };
+    assert!(matches!(
+        s.locks.join(&join).await.unwrap(),
+        Joined::Waiting(_)
+    ));
+    let ended = s
+        .locks
+        .force_unlock("k", "ops", "stuck deploy", Some(a.lock_id()))
+        .await
+        .unwrap();
+    let bob = ended.next.expect("bob was handed the key");
+    let taken = s
+        .locks
+        .take_over(
+            &request("k", "admin", minute),
+            bob.lock_id(),
+            "admin",
+            "rollback",
+        )
+        .await
+        .unwrap();
+    let admin = taken.next.expect("the operator's grant");
+    s.record_stream().await;
+
+    let summary: Vec<_> = s
+        .entries("k")
+        .await
+        .iter()
+        .map(|e| (e.fence, e.outcome, e.ended_by.clone(), e.next_fence))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                bob.fence(),
+                Outcome::Forced,
+                Some("admin".to_owned()),
+                Some(admin.fence())
+            ),
+            (
+                a.fence(),
+                Outcome::Forced,
+                Some("ops".to_owned()),
+                Some(bob.fence())
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn history_pages_newest_first_per_key_and_across_keys() {
     let s = setup().await;

@@ -174,7 +174,8 @@ fn ended_by_release(record: &LockRecord) -> HistoryEntry {
 
 /// A grant replaced by `new` in one write: the new item's copy of its
 /// predecessor says how it ended (a hand-off writes the release, a takeover
-/// its actor; a lapse leaves it in progress).
+/// its actor, a forced end handed to a waiter `forcedLockId`; a lapse
+/// leaves it in progress).
 fn replaced(old: &LockRecord, new: &LockRecord) -> HistoryEntry {
     let granted_ms = rfc3339_millis(&new.locked_at).unwrap_or(old.expires_at_ms);
     let previous = new.previous.as_ref().filter(|p| p.lock_id == old.lock_id);
@@ -182,7 +183,9 @@ fn replaced(old: &LockRecord, new: &LockRecord) -> HistoryEntry {
         Some(p) if p.status != LockStatus::InProgress => entry(
             old,
             granted_ms,
-            if p.status == LockStatus::Completed {
+            if p.forced {
+                Outcome::Forced
+            } else if p.status == LockStatus::Completed {
                 Outcome::Completed
             } else {
                 Outcome::Failed
