@@ -1389,3 +1389,29 @@ def check_queue_senders(root: Path) -> list[str]:
             if not isinstance(senders, list) or role not in [unquote(s) for s in senders]:
                 problems.append(f"{where}: {senders!r} does not let the router's role {role!r} send")
     return problems
+
+
+# --------------------------------------------------------------------------
+# The dashboard
+# --------------------------------------------------------------------------
+
+DASHBOARD_MODULE = "dashboard"
+EMF_RS = "crates/worker/src/emf.rs"
+_EMF_NAME = re.compile(r'Metric::\w+\s*=>\s*"(\w+)"')
+_BATON_METRIC = re.compile(r'\["Baton",\s*"(\w+)"')
+
+
+def check_dashboard_metrics(root: Path) -> list[str]:
+    """Every Baton metric the dashboard charts is one the worker emits."""
+    emf = root / EMF_RS
+    tf = root / MODULES / DASHBOARD_MODULE / "main.tf"
+    if not emf.is_file() or not tf.is_file():
+        return [f"{EMF_RS} or {MODULES}/{DASHBOARD_MODULE}/main.tf is missing"]
+    emitted = set(_EMF_NAME.findall(emf.read_text(encoding="utf-8")))
+    charted = set(_BATON_METRIC.findall(tf.read_text(encoding="utf-8")))
+    if not charted:
+        return [f"{MODULES}/{DASHBOARD_MODULE}: charts no Baton metric"]
+    return [
+        f"{MODULES}/{DASHBOARD_MODULE} charts Baton metric {name!r}, which {EMF_RS} never emits (it emits {sorted(emitted)})"
+        for name in sorted(charted - emitted)
+    ]

@@ -818,3 +818,16 @@ def test_alarm_check_fails_when_an_alarm_reaches_nobody_or_the_router_is_uncappe
     edit(tree, rel, old, new)
     problems = contract.check_alarms(tree)
     assert any(expect in p for p in problems), problems
+
+
+def test_the_dashboard_charts_only_metrics_the_worker_emits():
+    assert contract.check_dashboard_metrics(REPO) == []
+
+
+def test_dashboard_check_fails_on_a_metric_nobody_emits(tmp_path):
+    shutil.copytree(REPO / "infra", tmp_path / "infra")
+    (tmp_path / "crates/worker/src").mkdir(parents=True)
+    shutil.copy(REPO / contract.EMF_RS, tmp_path / contract.EMF_RS)
+    edit(tmp_path, "infra/modules/dashboard/main.tf", '"LockHeld"', '"LockConflicts"')
+    problems = contract.check_dashboard_metrics(tmp_path)
+    assert any("LockConflicts" in p for p in problems), problems

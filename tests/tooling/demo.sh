@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: baton's main job on an embedded default.
 #  Part 1 — the CLI: two CI pipelines race for one lock on DynamoDB Local;
-#           one runs, the other waits, fences grow.
+#           one runs, the other waits, fences grow; the history consumer
+#           (`baton-history --follow`) records both grants.
 #  Part 2 — chatops: the sample SQS events in events/ go through the worker,
 #           with a loopback recorder as Slack and GitHub, printed as the
 #           channel sees them.
@@ -23,7 +24,7 @@ ddb_was_up=0
 curl -s -o /dev/null --max-time 1 "$BATON_TEST_DYNAMODB_ENDPOINT" 2>/dev/null && ddb_was_up=1
 trap '[ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
 echo "Building baton (first run: a few minutes)…"
-cargo build --quiet --locked -p baton-cli -p baton-worker -p baton-api --examples --bins
+cargo build --quiet --locked -p baton-cli -p baton-worker -p baton-api -p baton-history --examples --bins
 bash tests/tooling/dynamodb-local.sh start
 
 # The standard AWS environment, pointed at DynamoDB Local.
@@ -37,6 +38,10 @@ bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 
 bold "Part 1: two pipelines, one lock (table $BATON_TABLE)"
 "$baton" table create
+# The history consumer reads the lock table's stream, as its Lambda does on AWS.
+RUST_LOG=warn "$CARGO_TARGET_DIR/debug/baton-history" --follow 2> .run/demo-history.log &
+history_pid=$!
+trap 'kill "$history_pid" 2>/dev/null || true; [ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
 pipeline() {
   local who=$1
   "$baton" run deploy-api-prod --owner "$who" --ttl 1m --wait 2m --purpose "deploy api to prod" -- \
@@ -58,6 +63,13 @@ echo "GitHub Actions pipeline:"; sed 's/^/  /' .run/demo-gh.log
 echo "Azure DevOps pipeline:";   sed 's/^/  /' .run/demo-az.log
 echo "After both:"
 "$baton" status deploy-api-prod | sed 's/^/  /'
+# The consumer records each ended grant from the stream within a moment.
+for _ in $(seq 1 100); do
+  [ "$("$baton" --json history deploy-api-prod | jq '.entries | length')" -ge 2 ] && break
+  sleep 0.1
+done
+echo "The key's history (baton history deploy-api-prod):"
+"$baton" history deploy-api-prod | sed 's/^/  /'
 echo
 
 bold "Part 2: Slack commands through the worker"
@@ -76,7 +88,7 @@ export BATON_API_TOKENS="{\"tokens\": [
   {\"name\": \"demo-ci\", \"sha256\": \"$(sha "$lock_token")\", \"scopes\": [\"read\", \"lock:\"]}]}"
 RUST_LOG=warn "$CARGO_TARGET_DIR/debug/baton-api" --listen 127.0.0.1:0 > .run/demo-api.out 2> .run/demo-api.log &
 api_pid=$!
-trap 'kill "$api_pid" 2>/dev/null || true; [ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
+trap 'kill "$api_pid" "$history_pid" 2>/dev/null || true; [ "$ddb_was_up" = 1 ] || bash tests/tooling/dynamodb-local.sh stop' EXIT
 for _ in $(seq 1 100); do grep -q '^listening on ' .run/demo-api.out 2>/dev/null && break; sleep 0.1; done
 api=$(sed -n 's/^listening on //p' .run/demo-api.out)
 [ -n "$api" ] || { echo "baton-api did not start; see .run/demo-api.log" >&2; exit 1; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make package`: Lambda zips for baton-worker, baton-router and baton-api with
+# `make package`: Lambda zips for baton-worker, baton-router, baton-api and baton-history with
 # cargo-lambda (from PyPI, into .venv/tools/cargo-lambda). arm64 when the
 # aarch64 Rust target is (or can be) installed, x86_64 otherwise.
 # Output: target/lambda/<name>/bootstrap.zip, the paths infra/ deploys.
@@ -33,9 +33,9 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
 fi
 
 cargo lambda build --release "${arch[@]}" --output-format zip \
-  --lambda-dir "$root/target/lambda" --bin baton-worker --bin baton-router --bin baton-api
+  --lambda-dir "$root/target/lambda" --bin baton-worker --bin baton-router --bin baton-api --bin baton-history
 
-for name in baton-worker baton-router baton-api; do
+for name in baton-worker baton-router baton-api baton-history; do
   zip="target/lambda/$name/bootstrap.zip"
   printf '%-14s %s  %s bytes\n' "$name" "$zip" "$(stat -c %s "$zip")"
 done

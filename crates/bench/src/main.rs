@@ -18,6 +18,7 @@
 mod coldstart;
 mod contention;
 mod fixtures;
+mod history;
 mod line;
 mod net;
 mod overhead;
@@ -129,7 +130,7 @@ impl Env {
 
 type Section<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Row>>> + Send + 'a>>;
 
-const SECTIONS: [(u8, &str, &str); 8] = [
+const SECTIONS: [(u8, &str, &str); 9] = [
     (1, "1 requests", "DynamoDB requests per operation"),
     (2, "2 overhead", "library overhead against the raw SDK"),
     (
@@ -154,6 +155,11 @@ const SECTIONS: [(u8, &str, &str); 8] = [
         "8 line",
         "waiting lines: requests, throughput, fairness, hand-off latency",
     ),
+    (
+        9,
+        "9 history",
+        "history: lock requests with the stream on, consumer writes, reads",
+    ),
 ];
 
 fn section(env: &Env, n: u8) -> Section<'_> {
@@ -165,7 +171,8 @@ fn section(env: &Env, n: u8) -> Section<'_> {
         5 => Box::pin(coldstart::run(env)),
         6 => Box::pin(router::run(env)),
         7 => Box::pin(reconciler::run(env)),
-        _ => Box::pin(line::run(env)),
+        8 => Box::pin(line::run(env)),
+        _ => Box::pin(history::run(env)),
     }
 }
 

@@ -37,3 +37,8 @@ output "dlq_alarm_arn" {
   description = "ARN of the DLQ-not-empty alarm."
   value       = aws_cloudwatch_metric_alarm.dlq_not_empty.arn
 }
+
+output "dlq_name" {
+  description = "Name of the dead-letter queue (for dashboards)."
+  value       = aws_sqs_queue.dlq.name
+}
