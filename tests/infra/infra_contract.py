@@ -1415,3 +1415,47 @@ def check_dashboard_metrics(root: Path) -> list[str]:
         f"{MODULES}/{DASHBOARD_MODULE} charts Baton metric {name!r}, which {EMF_RS} never emits (it emits {sorted(emitted)})"
         for name in sorted(charted - emitted)
     ]
+
+
+# --------------------------------------------------------------------------
+# The workspaces a deployment serves
+# --------------------------------------------------------------------------
+
+TEAMS_VAR = "allowed_teams"
+TEAMS_ENV = "BATON_ALLOWED_TEAMS"
+
+
+def check_allowed_teams(root: Path) -> list[str]:
+    """Both functions must be told which Slack workspaces they serve: the
+    worker and router modules declare `allowed_teams` without a default,
+    hand it to the code as BATON_ALLOWED_TEAMS, and the live units of one
+    environment pass them the same value."""
+    problems: list[str] = []
+    for role in CONFIG_ROLES:
+        module = ROLES[role]["module"]
+        declared = [
+            body
+            for path in module_files(root, module)
+            for entry in load_hcl(path).get("variable", [])
+            for name, body in entry.items()
+            if unquote(name) == TEAMS_VAR
+        ]
+        if not declared:
+            problems.append(f"{role}: {MODULES}/{module} has no variable {TEAMS_VAR}")
+        elif "default" in declared[0]:
+            problems.append(f"{role}: {MODULES}/{module} gives {TEAMS_VAR} a default; a deployment must name its workspaces")
+        text = "".join(p.read_text(encoding="utf-8") for p in module_files(root, module))
+        if not re.search(rf"{TEAMS_ENV}\s*=\s*join\(\",\",\s*var\.{TEAMS_VAR}\)", text):
+            problems.append(f"{role}: {MODULES}/{module} does not set {TEAMS_ENV} from var.{TEAMS_VAR}")
+    by_folder: dict[Path, dict[str, Any]] = {}
+    modules = {ROLES[role]["module"]: role for role in CONFIG_ROLES}
+    for unit in live_units(root):
+        if unit.module in modules:
+            value = unit.inputs.get(TEAMS_VAR)
+            if value is None:
+                problems.append(f"{unit.label(root)}: passes no {TEAMS_VAR}")
+            by_folder.setdefault(unit.path.parent, {})[modules[unit.module]] = value
+    for folder, values in sorted(by_folder.items()):
+        if len({repr(v) for v in values.values()}) > 1:
+            problems.append(f"{folder.relative_to(root)}: the worker and the router serve different workspaces: {values}")
+    return problems

@@ -831,3 +831,21 @@ def test_dashboard_check_fails_on_a_metric_nobody_emits(tmp_path):
     edit(tmp_path, "infra/modules/dashboard/main.tf", '"LockHeld"', '"LockConflicts"')
     problems = contract.check_dashboard_metrics(tmp_path)
     assert any("LockConflicts" in p for p in problems), problems
+
+
+def test_both_functions_must_be_told_the_same_workspaces():
+    assert contract.check_allowed_teams(REPO) == []
+
+
+@pytest.mark.parametrize(
+    "rel, old, new, expect",
+    [
+        ("infra/modules/router-function/variables.tf", "  type        = list(string)\n\n  validation", "  type        = list(string)\n  default     = []\n\n  validation", "gives allowed_teams a default"),
+        ("infra/modules/worker-function/main.tf", '{ BATON_ALLOWED_TEAMS = join(",", var.allowed_teams) },', "", "does not set BATON_ALLOWED_TEAMS"),
+        ("infra/live/plt/router/terragrunt.hcl", "allowed_teams = include.root.locals.allowed_teams", 'allowed_teams = ["T0OTHER"]', "different workspaces"),
+    ],
+)
+def test_workspace_check_fails(tree, rel, old, new, expect):
+    edit(tree, rel, old, new)
+    problems = contract.check_allowed_teams(tree)
+    assert any(expect in p for p in problems), problems

@@ -614,6 +614,38 @@ ref = "main"
         &self.allowed_teams
     }
 
+    /// The config restricted to the workspaces a deployment names (its
+    /// `BATON_ALLOWED_TEAMS`): the ids must be Slack workspace or Enterprise
+    /// Grid ids, and a config that lists its own `allowed_teams` must list
+    /// the same ones, so the two places can never disagree in silence.
+    pub fn restricted_to_teams(mut self, teams: &[String]) -> Result<Config, ConfigError> {
+        check_slack_ids(
+            "BATON_ALLOWED_TEAMS",
+            teams,
+            &['T', 'E'],
+            "a Slack workspace or Enterprise Grid id (like \"T0123ABCD\" or \"E0123ABCD\")",
+        )?;
+        if teams.is_empty() {
+            return Err(invalid(
+                "BATON_ALLOWED_TEAMS",
+                "is empty; name the Slack workspaces (T…) or Enterprise Grid (E…) this deployment serves",
+            ));
+        }
+        let (mut wanted, mut listed) = (teams.to_vec(), self.allowed_teams.clone());
+        wanted.sort();
+        listed.sort();
+        if !listed.is_empty() && listed != wanted {
+            return Err(invalid(
+                "allowed_teams",
+                format!(
+                    "the config lists {listed:?} but the deployment's BATON_ALLOWED_TEAMS is {wanted:?}; list the same workspaces in both, or only in the deployment"
+                ),
+            ));
+        }
+        self.allowed_teams = wanted;
+        Ok(self)
+    }
+
     /// Whether a command from workspace `team_id` (part of Enterprise Grid
     /// `enterprise_id`, if any) may be served: always when `allowed_teams`
     /// is empty, else when either id is listed.

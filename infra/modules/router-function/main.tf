@@ -33,6 +33,7 @@ module "function" {
       GITHUB_WEBHOOK_SECRET_PARAM = var.github_webhook_secret_param
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
+    { BATON_ALLOWED_TEAMS = join(",", var.allowed_teams) },
     var.azure_devops_hook_secret_param == null ? {} : { AZURE_DEVOPS_HOOK_SECRET_PARAM = var.azure_devops_hook_secret_param },
     var.slack_signing_secret_previous_param == null ? {} : { SLACK_SIGNING_SECRET_PREVIOUS_PARAM = var.slack_signing_secret_previous_param },
   )

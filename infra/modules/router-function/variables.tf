@@ -107,6 +107,16 @@ variable "queue_arn" {
   type        = string
 }
 
+variable "allowed_teams" {
+  description = "The Slack workspace (T…) and Enterprise Grid (E…) ids this deployment serves (BATON_ALLOWED_TEAMS); no default, so no deployment is open to every workspace by omission. Must be the same for the worker and the router."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_teams) > 0 && alltrue([for t in var.allowed_teams : can(regex("^[TE][A-Z0-9]{2,}$", t))])
+    error_message = "allowed_teams needs at least one Slack workspace (T…) or Enterprise Grid (E…) id."
+  }
+}
+
 variable "config_path" {
   description = "Path of the command config TOML inside the zip (BATON_CONFIG); null = the code's built-in default. Must be the worker's: the router accepts completions only from the pipelines it names."
   type        = string

@@ -36,6 +36,7 @@ module "function" {
       BATON_MAX_RECEIVES = tostring(var.queue_max_receive_count)
     },
     var.config_path == null ? {} : { BATON_CONFIG = var.config_path },
+    { BATON_ALLOWED_TEAMS = join(",", var.allowed_teams) },
     var.history_table_name == null ? {} : { BATON_HISTORY_TABLE = var.history_table_name },
     var.azure_devops_pat_param == null ? {} : { AZURE_DEVOPS_PAT_PARAM = var.azure_devops_pat_param },
   )

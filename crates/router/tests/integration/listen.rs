@@ -258,3 +258,51 @@ async fn listen_mode_answers_but_does_not_queue_a_forged_push_completion() {
     assert_eq!((status, reply.as_str()), (204, ""));
     assert_eq!(queue.count().await, 0);
 }
+
+#[tokio::test]
+async fn a_deployment_serves_only_the_workspaces_it_names() {
+    let queue = TestQueue::fifo().await;
+    let elsewhere =
+        ListeningRouter::start_with(&queue.url, &[("BATON_ALLOWED_TEAMS", "T0OTHER,E0GRID")]).await;
+    let (headers, body) = signed_command("router plt", "2001.3101.http");
+    let (status, _, reply) = elsewhere
+        .send("POST", "/slack/commands", &headers, body)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply.contains("doesn't serve this Slack workspace"),
+        "{reply}"
+    );
+    assert!(
+        queue.receive().await.is_empty(),
+        "a refused command is never queued"
+    );
+
+    let here = ListeningRouter::start_with(&queue.url, &[("BATON_ALLOWED_TEAMS", "T0ACME")]).await;
+    let (headers, body) = signed_command("router plt", "2001.3102.http");
+    assert_eq!(
+        here.send("POST", "/slack/commands", &headers, body).await.0,
+        200
+    );
+    assert_eq!(
+        queue.receive().await.len(),
+        1,
+        "the named workspace is served"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_workspace_list_stops_the_start_naming_the_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton-router"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("BATON_QUEUE_URL", "http://127.0.0.1:1/queue")
+        .env("SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .env("BATON_ALLOWED_TEAMS", "acme-corp")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run baton-router");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BATON_ALLOWED_TEAMS"), "{stderr}");
+}

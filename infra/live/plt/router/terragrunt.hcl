@@ -44,6 +44,8 @@ inputs = {
 
   # The same command config for the worker and the router (env.hcl).
   config_path = include.root.locals.config_path
+  # The Slack workspaces served, also the same for both (env.hcl).
+  allowed_teams = include.root.locals.allowed_teams
 
   log_level = "info"
 }

@@ -72,6 +72,8 @@ inputs = {
 
   # The same command config for the worker and the router (env.hcl).
   config_path = include.root.locals.config_path
+  # The Slack workspaces served, also the same for both (env.hcl).
+  allowed_teams = include.root.locals.allowed_teams
 
   # The SNS topic notified when the worker takes over a lapsed lock (null:
   # nobody).
