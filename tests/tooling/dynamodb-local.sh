@@ -39,7 +39,10 @@ start() {
     exit 1
   fi
   mkdir -p "$root/.run"
-  (cd "$jar_dir" && exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx512m \
+  # Every test makes its own tables, each lock table with a change stream
+  # (the history is derived from it): a full run holds hundreds in memory,
+  # more than a 512 MB heap serves without stalling in collections.
+  (cd "$jar_dir" && exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx2g \
       -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
       -inMemory -sharedDb -disableTelemetry -port "$port" \
       >"$root/.run/dynamodb-local-${port}.log" 2>&1) &

@@ -10,7 +10,9 @@ use anyhow::Context;
 use baton_history::consume::record_all;
 use baton_history::follow::Follower;
 use baton_history::writer::HistoryWriter;
-use baton_lock::{AcquireRequest, HistoryClient, HistoryQuery, LockClient, LockStatus, ReleaseRequest};
+use baton_lock::{
+    AcquireRequest, HistoryClient, HistoryQuery, LockClient, LockStatus, ReleaseRequest,
+};
 use baton_testkit::{FaultProxy, fast_options, local_dynamodb_client, local_streams_client};
 use serde_json::json;
 
@@ -46,7 +48,11 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
     // Lock operations with the stream on: acquire, renew, release.
     lock_proxy.clear();
     let grant = locks
-        .acquire(&AcquireRequest::new("bench-history", "U0ALICE", Duration::from_secs(60)))
+        .acquire(&AcquireRequest::new(
+            "bench-history",
+            "U0ALICE",
+            Duration::from_secs(60),
+        ))
         .await
         .context("acquire")?;
     let acquire_ops = lock_proxy.operations();
@@ -58,15 +64,27 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
     let renew_ops = lock_proxy.operations();
     lock_proxy.clear();
     locks
-        .release(&ReleaseRequest::new("bench-history", grant.lock_id(), LockStatus::Completed))
+        .release(&ReleaseRequest::new(
+            "bench-history",
+            grant.lock_id(),
+            LockStatus::Completed,
+        ))
         .await
         .context("release")?;
     let release_ops = lock_proxy.operations();
-    for (op, ops) in [("acquire", &acquire_ops), ("renew", &renew_ops), ("release", &release_ops)] {
+    for (op, ops) in [
+        ("acquire", &acquire_ops),
+        ("renew", &renew_ops),
+        ("release", &release_ops),
+    ] {
         rows.push(
-            Row::new(SECTION, format!("{op} with history on: requests"), describe(ops))
-                .target("1", Verdict::meets(ops.len() == 1))
-                .note("the history is derived from the table's stream, not written by the operation"),
+            Row::new(
+                SECTION,
+                format!("{op} with history on: requests"),
+                describe(ops),
+            )
+            .target("1", Verdict::meets(ops.len() == 1))
+            .note("the history is derived from the table's stream, not written by the operation"),
         );
     }
 
@@ -74,11 +92,19 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
     let grants = env.scale(1_000);
     for i in 1..grants {
         let g = locks
-            .acquire(&AcquireRequest::new("bench-history", format!("U{i}"), Duration::from_secs(60)))
+            .acquire(&AcquireRequest::new(
+                "bench-history",
+                format!("U{i}"),
+                Duration::from_secs(60),
+            ))
             .await
             .context("acquire")?;
         locks
-            .release(&ReleaseRequest::new("bench-history", g.lock_id(), LockStatus::Completed))
+            .release(&ReleaseRequest::new(
+                "bench-history",
+                g.lock_id(),
+                LockStatus::Completed,
+            ))
             .await
             .context("release")?;
     }
@@ -128,7 +154,11 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
             .context("history read")?;
         samples.push(t.elapsed());
         most_requests = most_requests.max(read_proxy.operations().len());
-        anyhow::ensure!(page.entries.len() == 20, "a page of 20, got {}", page.entries.len());
+        anyhow::ensure!(
+            page.entries.len() == 20,
+            "a page of 20, got {}",
+            page.entries.len()
+        );
     }
     let samples = Samples::new(samples);
     rows.push(

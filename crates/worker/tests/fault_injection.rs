@@ -1688,9 +1688,17 @@ impl Scenario {
                 )),
                 Fate::Done => {}
             }
+            // Told it started (in the channel), or, when the start was
+            // never announced and the run ended first, that it already ran.
+            let told_it_ran = told.iter().any(|r| {
+                r["response_type"] == "in_channel"
+                    || r["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("already ran"))
+            });
             if runs_per_request.contains_key(&m.id)
                 && !told.is_empty()
-                && !told.iter().any(|r| r["response_type"] == "in_channel")
+                && !told_it_ran
                 && !told_unconfirmed(&w, &m.id)
             {
                 let texts: Vec<&str> = told.iter().filter_map(|r| r["text"].as_str()).collect();

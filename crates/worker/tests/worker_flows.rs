@@ -1431,3 +1431,47 @@ async fn history_shows_a_targets_last_runs_privately_newest_first() {
         "each run links to its pipeline run: {text}"
     );
 }
+
+/// Found by the worker fault suite: a run started, its announcement never
+/// reached Slack, and the run finished before the command came back; the
+/// redelivery found the grant ended and said nothing, so the requester,
+/// who may have been told only "held" by an earlier copy, never heard
+/// that their run had happened.
+#[tokio::test]
+async fn finding_f5_a_redelivery_after_the_run_ended_tells_the_requester_it_ran() {
+    let h = Harness::with(|s| s.default_budget = Duration::from_millis(1500)).await;
+    h.slack.default_reply("/response/", Reply::new(500, "down"));
+    let cmd = h.command("U1", "/build", "router plt");
+    let first = h.run(vec![command_record("m-1", &cmd, 1)]).await;
+    assert_eq!(
+        failures(&first),
+        vec!["m-1"],
+        "the start was never announced"
+    );
+    assert_eq!(h.dispatches().len(), 1);
+
+    let lock = h.locks.status("build-router-plt").await.unwrap().unwrap();
+    let done = completion(
+        "build-router-plt",
+        &lock.lock_id,
+        lock.fence,
+        Conclusion::Success,
+    );
+    assert!(failures(&h.report("c-1", done).await).is_empty());
+
+    h.slack.default_reply("/response/", Reply::new(200, "ok"));
+    let before = h.slack.requests_to("/response/").len();
+    let second = h.run(vec![command_record("m-1", &cmd, 2)]).await;
+    assert!(failures(&second).is_empty());
+    assert_eq!(h.dispatches().len(), 1, "never a second run");
+    let told: Vec<Value> = h.slack.requests_to("/response/")[before..]
+        .iter()
+        .map(RecordedRequest::json)
+        .collect();
+    assert_eq!(told.len(), 1, "the requester hears it once: {told:?}");
+    let said = text(&told[0]);
+    assert!(said.contains("already ran"), "{said}");
+    assert!(said.contains("runs/99"), "the run's link: {said}");
+    assert!(said.contains("succeeded"), "and how it ended: {said}");
+    assert_eq!(told[0]["response_type"], "ephemeral");
+}

@@ -125,6 +125,33 @@ pub fn request_expired(cmd: &str, text: &str, waited_secs: u64) -> Reply {
 
 /// Told to the requester when the lock of an earlier attempt of this very
 /// request lapsed before its pipeline started: nothing runs under it.
+/// How a run the requester may never have heard of ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnded {
+    Succeeded,
+    Failed,
+    /// Ended by an admin's unlock or takeover.
+    Unlocked,
+}
+
+/// Told to the requester when their command comes again after its run has
+/// already started and ended: the start may never have been announced
+/// (Slack was down), so they hear now that it ran, how it ended and where.
+pub fn already_ran(target: &Target, ended: RunEnded, run_url: Option<&str>) -> Reply {
+    let how = match ended {
+        RunEnded::Succeeded => "succeeded",
+        RunEnded::Failed => "failed",
+        RunEnded::Unlocked => "was ended by an unlock",
+    };
+    let link = run_url
+        .map(|url| format!(" (<{}|the run>)", escape(url)))
+        .unwrap_or_default();
+    Reply::ephemeral(format!(
+        "Your `{}` already ran{link} and {how}. Run the command again for a new run.",
+        invocation(target),
+    ))
+}
+
 pub fn lapsed_before_start(target: &Target) -> Reply {
     Reply::ephemeral(format!(
         "⚠️ The lock taken for `{}` lapsed before its pipeline started, so nothing was started. Run the command again to take a fresh lock.",

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_chatops::render;
+use baton_chatops::render::{self, RunEnded};
 use baton_chatops::{CommandConfig, CommandMessage, Request, Target};
 use baton_lock::{
     AcquireRequest, Grant, GrantKind, LockError, LockRecord, LockState, LockStatus, PipelineRun,
@@ -225,8 +225,22 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 let reply = render::dispatch_failed(run.target, reason);
                 self.reply(run.message, &reply, deadline).await
             }
+            // Its run started and ended: the start may never have been
+            // announced, so the requester hears that it ran.
+            _ if record.run_url.is_some() => self.already_ran(run, record, deadline).await,
             _ => Outcome::Done,
         }
+    }
+
+    /// Tells the requester that the run of their command already ended.
+    async fn already_ran(&self, run: &Run<'_>, record: &LockRecord, deadline: Instant) -> Outcome {
+        let ended = match record.status {
+            _ if record.forced => RunEnded::Unlocked,
+            LockStatus::Completed => RunEnded::Succeeded,
+            _ => RunEnded::Failed,
+        };
+        let reply = render::already_ran(run.target, ended, record.run_url.as_deref());
+        self.reply(run.message, &reply, deadline).await
     }
 
     /// A redelivery whose grant lapsed never dispatches under it. Whether a
@@ -254,7 +268,14 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             // grant settle leaves alone (NotPipeline) has changed meanwhile.
             Settled::Ended | Settled::NotPipeline => {
                 info!(lock_key = %run.key, "redelivered after its lease lapsed; its run had ended");
-                Outcome::Done
+                match self.locks.status(&run.key).await {
+                    Ok(Some(ended))
+                        if ended.lock_id == record.lock_id && ended.run_url.is_some() =>
+                    {
+                        self.already_ran(run, &ended, deadline).await
+                    }
+                    _ => Outcome::Done,
+                }
             }
             Settled::Unknown => {
                 Outcome::Retry("cannot tell yet whether the lapsed grant's run started".into())
