@@ -27,6 +27,18 @@ pub async fn serve<S: LockStore>(listener: TcpListener, api: Arc<Api<S>>) {
     .await;
 }
 
+/// The API as an HTTP function: the binary's `main` runs it under the
+/// Lambda runtime or on loopback.
+impl<S: LockStore> baton_runtime::http_main::HttpFunction for Api<S> {
+    async fn handle_lambda(&self, req: lambda_http::Request) -> http::Response<lambda_http::Body> {
+        Api::handle_lambda(self, req).await
+    }
+
+    async fn serve_local(self: Arc<Self>, listener: TcpListener) {
+        serve(listener, self).await;
+    }
+}
+
 async fn handle<S: LockStore>(
     api: &Api<S>,
     req: http::Request<hyper::body::Incoming>,

@@ -31,6 +31,18 @@ pub async fn serve<Q: Enqueue + 'static>(listener: TcpListener, router: Arc<Rout
     .await;
 }
 
+/// The router as an HTTP function: the binary's `main` runs it under the
+/// Lambda runtime or on loopback.
+impl<Q: Enqueue + 'static> baton_runtime::http_main::HttpFunction for Router<Q> {
+    async fn handle_lambda(&self, req: lambda_http::Request) -> http::Response<lambda_http::Body> {
+        Router::handle_lambda(self, req).await
+    }
+
+    async fn serve_local(self: Arc<Self>, listener: TcpListener) {
+        serve(listener, self).await;
+    }
+}
+
 async fn handle<Q: Enqueue>(
     router: &Router<Q>,
     req: http::Request<hyper::body::Incoming>,

@@ -10,87 +10,8 @@
 //! stdout carries only the address line).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use baton_router::{app, local};
-use baton_runtime::logging::{self, Logs};
-use lambda_http::{Request, service_fn};
-
-const USAGE: &str = "usage: baton-router [--listen 127.0.0.1:PORT]";
-
-enum Mode {
-    Lambda,
-    Listen(String),
-}
-
-fn parse_args() -> Result<Mode, String> {
-    let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next(), args.next()) {
-        (None, _, _) => Ok(Mode::Lambda),
-        (Some("--listen"), Some(addr), None) => Ok(Mode::Listen(addr)),
-        (Some(arg), _, _) if arg.starts_with("--listen=") && args.next().is_none() => {
-            Ok(Mode::Listen(arg["--listen=".len()..].to_string()))
-        }
-        (Some("-h" | "--help"), _, _) => Err(String::new()),
-        _ => Err(USAGE.to_string()),
-    }
-}
-
-/// Errors print as one `baton-router: <message>: <cause>…` line on stderr
-/// (exit 1); in Lambda mode a failed cold start is also logged as JSON.
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mode = match parse_args() {
-        Ok(m) => m,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(mode).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("baton-router: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(mode: Mode) -> anyhow::Result<()> {
-    match mode {
-        Mode::Lambda => {
-            logging::init(Logs::LambdaJson, "info");
-            let router = match app::router_from_env().await {
-                Ok(r) => Arc::new(r),
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "cold start failed");
-                    return Err(e);
-                }
-            };
-            lambda_http::run(service_fn(move |req: Request| {
-                let router = router.clone();
-                async move { Ok::<_, lambda_http::Error>(router.handle_lambda(req).await) }
-            }))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-        }
-        Mode::Listen(addr) => {
-            logging::init(Logs::StderrJson, "info");
-            let addr = local::parse_listen_addr(&addr)?;
-            let router = Arc::new(app::router_from_env().await?);
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            // The first stdout line is the bound address, for scripts and
-            // tests that asked for port 0.
-            println!("listening on http://{}", listener.local_addr()?);
-            tokio::select! {
-                () = local::serve(listener, router) => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            Ok(())
-        }
-    }
+    baton_runtime::http_main::main("baton-router", baton_router::app::router_from_env).await
 }

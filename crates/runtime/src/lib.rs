@@ -10,6 +10,7 @@
 //! binaries call it once at start-up.
 
 pub mod config;
+pub mod http_main;
 pub mod logging;
 pub mod sdk;
 pub mod secret;
