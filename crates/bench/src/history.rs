@@ -1,10 +1,16 @@
-//! Figure 9: what the history costs. Lock operations are counted at the
-//! wire on a table whose stream is on (the history is derived from it, so
-//! the operations must stay one request each); the consumer's own writes
-//! per ended grant are counted at a second proxy with the write units
-//! DynamoDB reports; and a key with 1,000 entries is read newest first.
+//! Figure 9: what the history and the HTTP API cost. Lock operations are
+//! counted at the wire on a table whose stream is on (the history is
+//! derived from it, so the operations must stay one request each); the
+//! consumer's own writes per ended grant are counted at a second proxy; a
+//! key with 1,000 entries is read newest first; and an acquire + release
+//! through `baton-api` on loopback is timed against the same two calls
+//! made with the library.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use baton_api::{Api, Settings, Tokens, hash_hex};
+use bytes::Bytes;
 
 use anyhow::Context;
 use baton_history::consume::record_all;
@@ -18,6 +24,7 @@ use serde_json::json;
 
 use crate::Env;
 use crate::fixtures;
+use crate::net::Connection;
 use crate::report::{Row, Verdict, describe, ms};
 use crate::stats::Samples;
 
@@ -170,5 +177,85 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
         .target("1 Query per page", Verdict::meets(most_requests == 1))
         .data(json!({"latency": samples.json(), "most_requests_per_read": most_requests})),
     );
+    rows.push(api_against_library(env, table).await?);
     Ok(rows)
+}
+
+/// Acquire + release: through the HTTP API (its own server on loopback,
+/// one kept-alive connection, token checked on every call) against the
+/// library calling DynamoDB Local directly.
+async fn api_against_library(env: &Env, table: &str) -> anyhow::Result<Row> {
+    let token = "bench-token";
+    let tokens = Tokens::parse(&format!(
+        r#"{{"tokens": [{{"name": "bench", "sha256": "{}", "scopes": ["lock:"]}}]}}"#,
+        hash_hex(token)
+    ))?;
+    let locks = LockClient::with_options(local_dynamodb_client(&env.ddb, 3), table, fast_options());
+    let api = Arc::new(Api::new(locks.clone(), tokens, Settings::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(baton_api::local::serve(listener, api));
+    let mut connection = Connection::open(&url).await?;
+    let headers = [
+        ("authorization", format!("Bearer {token}")),
+        ("content-type", "application/json".to_owned()),
+    ];
+    let rounds = env.scale(200);
+    let (mut through_api, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let (status, body) = connection
+            .post(
+                "/v1/locks/bench-api/acquire",
+                &headers,
+                Bytes::from_static(br#"{"owner": "bench", "ttl": "1m"}"#),
+            )
+            .await?;
+        anyhow::ensure!(status.is_success(), "acquire answered {status}");
+        let lock_id = serde_json::from_slice::<serde_json::Value>(&body)?["lockId"]
+            .as_str()
+            .context("the grant's lockId")?
+            .to_owned();
+        let (status, _) = connection
+            .post(
+                "/v1/locks/bench-api/release",
+                &headers,
+                Bytes::from(json!({"lockId": lock_id}).to_string()),
+            )
+            .await?;
+        anyhow::ensure!(status.is_success(), "release answered {status}");
+        through_api.push(t.elapsed());
+
+        let t = Instant::now();
+        let g = locks
+            .acquire(&AcquireRequest::new(
+                "bench-lib",
+                "bench",
+                Duration::from_secs(60),
+            ))
+            .await?;
+        locks
+            .release(&ReleaseRequest::new(
+                "bench-lib",
+                g.lock_id(),
+                LockStatus::Completed,
+            ))
+            .await?;
+        direct.push(t.elapsed());
+    }
+    server.abort();
+    let (through_api, direct) = (Samples::new(through_api), Samples::new(direct));
+    let ratio = through_api.p50().as_secs_f64() / direct.p50().as_secs_f64().max(1e-9);
+    Ok(Row::new(
+        SECTION,
+        "API acquire+release p50 against the library's",
+        format!(
+            "{} against {} ({ratio:.2}x)",
+            ms(through_api.p50()),
+            ms(direct.p50())
+        ),
+    )
+    .target("<= 2x", Verdict::meets(ratio <= 2.0))
+    .note("the API's own work: HTTP on loopback, token hash, JSON both ways")
+    .data(json!({"api": through_api.json(), "library": direct.json(), "ratio": ratio})))
 }
