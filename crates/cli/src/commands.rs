@@ -134,12 +134,14 @@ pub fn interrupted(signo: i32, key: &str) -> Failure {
     )
 }
 
-/// `"new"`, `"taken_over"` or `"existing"`.
+/// `"new"`, `"taken_over"`, `"existing"` or (past a freeze check, which
+/// the CLI never asks for) `"checked"`.
 pub fn grant_kind_name(kind: &GrantKind) -> &'static str {
     match kind {
         GrantKind::New => "new",
         GrantKind::TakenOver { .. } => "taken_over",
         GrantKind::Existing => "existing",
+        GrantKind::Checked => "checked",
     }
 }
 
@@ -155,7 +157,7 @@ pub fn grant_text(grant: &Grant) -> String {
         iso(r.expires_at)
     );
     match &grant.kind {
-        GrantKind::New => {}
+        GrantKind::New | GrantKind::Checked => {}
         GrantKind::TakenOver { from } => text.push_str(&format!(
             " (took over the expired lease of {})",
             clean(&from.locked_by)

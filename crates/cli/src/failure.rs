@@ -154,6 +154,9 @@ impl From<LockError> for Failure {
         };
         let (code, kind, field) = match &err {
             LockError::Held { .. } => (HELD, "held", "holder"),
+            // The CLI never asks for a freeze check; should it meet a
+            // freeze, that is a key it may not take now, like a held one.
+            LockError::Frozen { .. } => (HELD, "frozen", "current"),
             LockError::WaitTimedOut { .. } => (HELD, "wait_timed_out", "holder"),
             LockError::NotOwner { .. } => (NOT_OWNER, "not_owner", "current"),
             LockError::AlreadyEnded { .. } => (NOT_OWNER, "already_ended", "current"),

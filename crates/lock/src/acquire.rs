@@ -49,6 +49,12 @@ pub struct AcquireRequest {
     /// The caller as AWS authenticated it (an STS ARN), recorded beside the
     /// self-declared `owner` so a grant shows who really took it.
     pub caller_arn: Option<String>,
+    /// Refuse the grant while this freeze is in force
+    /// ([`LockError::Frozen`]). The freeze is checked in the same request
+    /// as the grant (a `TransactWriteItems` of a `ConditionCheck` and the
+    /// acquire's update), so a freeze set a moment before is never missed;
+    /// `None` keeps the acquire a plain `UpdateItem`.
+    pub unless_frozen: Option<crate::freeze::FreezeKey>,
 }
 
 /// Which expired grants an acquire may take over.
@@ -86,6 +92,11 @@ pub enum GrantKind {
     /// The same owner's request id already holds this grant, and its lease
     /// is live; nothing was written.
     Existing,
+    /// Granted past a freeze check ([`AcquireRequest::unless_frozen`]): the
+    /// key was free, ended or expired, but which (and the grant replaced)
+    /// is not known here, because a transaction answers a success with no
+    /// old values. The stored record still names the grant it replaced.
+    Checked,
 }
 
 /// A lock you hold (or, for [`GrantKind::Existing`], held earlier by the same request).
@@ -116,8 +127,15 @@ impl LockClient {
     ///   is `RequestLapsed` (never handed back as held);
     /// - our own write landed but its response was lost and the SDK's retry
     ///   failed the condition: recognised by lock id and returned as granted.
+    ///
+    /// With [`AcquireRequest::unless_frozen`], the same single request is a
+    /// `TransactWriteItems` that also checks the freeze: see
+    /// [`LockClient::acquire_unless_frozen`].
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, LockError> {
         validate_acquire(request)?;
+        if let Some(freeze) = &request.unless_frozen {
+            return self.acquire_unless_frozen(request, freeze).await;
+        }
         let plan = Plan::at(request, &self.options, now_epoch_millis());
         let (e, condition) = grant_update(request, &plan);
         let result = self
@@ -327,6 +345,16 @@ pub(crate) fn set_grant(e: &mut Expr, request: &AcquireRequest, plan: &Plan) {
 /// `ended_as` is how the replaced grant ended when the same write ends it
 /// (a hand-off, a takeover); otherwise its stored ending is copied.
 pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<EndedAs<'_>>) {
+    carry_history(e, ended_as);
+    let fence = e.name(attr::FENCE);
+    let base = e.number("fenceBase", plan.fence_base);
+    let one = e.number("one", 1);
+    e.set_raw(format!("{fence} = if_not_exists({fence}, {base}) + {one}"));
+}
+
+/// [`carry_over`] but the fence: the request history and the copy of the
+/// replaced grant.
+pub(crate) fn carry_history(e: &mut Expr, ended_as: Option<EndedAs<'_>>) {
     // Copy the grant being replaced (operands read the item before the update).
     // A key's first grant has nothing to copy and writes these empty: leaving
     // them out would take a read or a second write, and an acquire is one write.
@@ -364,15 +392,11 @@ pub(crate) fn carry_over(e: &mut Expr, plan: &Plan, ended_as: Option<EndedAs<'_>
             }
         }
     }
-    let fence = e.name(attr::FENCE);
-    let base = e.number("fenceBase", plan.fence_base);
-    let one = e.number("one", 1);
-    e.set_raw(format!("{fence} = if_not_exists({fence}, {base}) + {one}"));
 }
 
 /// The key is free (absent, ended, or expired and takeable under
 /// `request.takeover`), and this request is none of the key's recent ones.
-fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> String {
+pub(crate) fn grant_condition(e: &mut Expr, request: &AcquireRequest, plan: &Plan) -> String {
     let history = request_ids();
     let key_name = e.name(attr::LOCK_KEY);
     let status = e.name(attr::STATUS);
@@ -424,7 +448,7 @@ pub(crate) fn lapsed_condition(e: &mut Expr, before_ms: u64) -> String {
 }
 
 /// `requestId` and the attributes holding the key's earlier request ids, newest first.
-fn request_ids() -> Vec<&'static str> {
+pub(crate) fn request_ids() -> Vec<&'static str> {
     let mut ids = vec![attr::REQUEST_ID];
     ids.extend(attr::REQUEST_HISTORY);
     ids
@@ -465,7 +489,7 @@ fn granted(
 
 /// The condition failed: our own earlier attempt (its answer lost), or the
 /// refusal the current item explains.
-fn not_granted(
+pub(crate) fn not_granted(
     request: &AcquireRequest,
     plan: Plan,
     ccf_item: Option<&HashMap<String, AttributeValue>>,

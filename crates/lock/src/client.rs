@@ -176,6 +176,12 @@ pub(crate) fn validate_key(key: &str) -> Result<(), LockError> {
     if key.trim().is_empty() {
         return Err(LockError::InvalidInput("lock key must not be empty".into()));
     }
+    if key.starts_with(crate::freeze::FREEZE_KEY_PREFIX) {
+        return Err(LockError::InvalidInput(format!(
+            "lock key must not start with `{}`: that prefix is kept for freezes",
+            crate::freeze::FREEZE_KEY_PREFIX
+        )));
+    }
     if key.len() > 1024 {
         return Err(LockError::InvalidInput(format!(
             "lock key is {} bytes; the limit is 1024",

@@ -13,6 +13,14 @@ pub enum LockError {
     #[error("lock `{}` is held by {} until epoch {} (fence {})", holder.lock_key, holder.holder_label(), holder.expires_at, holder.fence)]
     Held { holder: Box<LockRecord> },
 
+    /// A freeze the acquire asked to be checked is in force: nothing was
+    /// written. The freeze is read from the same failed request.
+    #[error("lock `{key}` is frozen until epoch ms {} by {}: {}", freeze.until_ms, freeze.by_label(), freeze.reason)]
+    Frozen {
+        key: String,
+        freeze: Box<crate::freeze::FreezeRecord>,
+    },
+
     /// The presented lock id is not the current grant of the key.
     #[error("lock `{key}` is not held by lock id {lock_id}{}", describe_current(current.as_deref()))]
     NotOwner {

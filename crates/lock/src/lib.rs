@@ -20,6 +20,10 @@
 //! promise, by one conformance suite run against both
 //! (`tests/conformance.rs`).
 //!
+//! - **change freezes**: a freeze is a record of its own; an acquire that
+//!   asks for the check is refused while the freeze lasts, checked in the
+//!   same request as the grant (a `TransactWriteItems`).
+//!
 //! This crate knows DynamoDB and nothing of Slack, SQS or CI systems.
 
 mod acquire;
@@ -28,6 +32,8 @@ mod client;
 pub mod clock;
 mod error;
 mod expr;
+mod freeze;
+mod frozen_acquire;
 mod handoff;
 pub mod history;
 mod history_store;
@@ -46,6 +52,7 @@ pub use acquire::{AcquireRequest, Grant, GrantKind, Takeover};
 pub use bypass::Bypass;
 pub use client::{ListQuery, LockClient, LockOptions, LockPage};
 pub use error::LockError;
+pub use freeze::{FREEZE_KEY_PREFIX, FreezeKey, FreezeRecord, FreezeRequest, MAX_FREEZE};
 pub use handoff::Ended;
 pub use history_store::{
     DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery, entry_item,

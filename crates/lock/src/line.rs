@@ -141,6 +141,10 @@ impl Waiter {
             pipeline: self.pipeline.clone(),
             takeover: Default::default(),
             context: self.context.clone(),
+            // A hand-off is part of the write that ends the previous grant,
+            // which checks no freeze: the caller checks a waiter's freeze
+            // when its turn comes.
+            unless_frozen: None,
         }
     }
 

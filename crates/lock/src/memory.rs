@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::acquire::{
-    AcquireRequest, Grant, Plan, Takeover, grant_kind, refused, takeover_before_ms,
+    AcquireRequest, Grant, GrantKind, Plan, Takeover, grant_kind, refused, takeover_before_ms,
     validate_acquire,
 };
 use crate::client::{ListQuery, LockOptions, LockPage, validate_key};
 use crate::clock::{self, lease_end, lease_end_millis};
 use crate::error::LockError;
+use crate::freeze::{FreezeKey, FreezeRecord, FreezeRequest, planned, validate_freeze};
+use crate::frozen_acquire::FenceRule;
 use crate::handoff::{Ended, Ending};
 use crate::line::{JoinPlan, JoinRequest, Joined, Left, Place, Waiter, successor, validate_join};
 use crate::ownership::{
@@ -47,6 +49,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Shared {
+    /// Freezes by key. A checked acquire holds this lock while it grants,
+    /// so it decides on the freezes and the lock as one write would; lock
+    /// order: `freezes`, then `entries`.
+    freezes: Mutex<BTreeMap<String, FreezeRecord>>,
     entries: Mutex<BTreeMap<String, Entry>>,
     /// How far this store's clock runs ahead of the wall clock, in milliseconds.
     ahead_millis: AtomicU64,
@@ -116,6 +122,46 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn freezes(&self) -> MutexGuard<'_, BTreeMap<String, FreezeRecord>> {
+        // As for `entries`: no write leaves a freeze half-written.
+        self.shared
+            .freezes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn freeze_now(&self, request: &FreezeRequest) -> Result<FreezeRecord, LockError> {
+        validate_freeze(request)?;
+        let record = planned(request, self.now_millis(), self.options.retention);
+        self.freezes()
+            .insert(request.key.as_str().to_owned(), record.clone());
+        Ok(record)
+    }
+
+    fn unfreeze_now(
+        &self,
+        key: &FreezeKey,
+        actor: &str,
+    ) -> Result<Option<FreezeRecord>, LockError> {
+        if actor.trim().is_empty() {
+            return Err(LockError::InvalidInput(
+                "lifting a freeze must say who".into(),
+            ));
+        }
+        let now_ms = self.now_millis();
+        let mut freezes = self.freezes();
+        let Some(record) = freezes
+            .get_mut(key.as_str())
+            .filter(|f| f.active_at(now_ms))
+        else {
+            return Ok(None);
+        };
+        let before = record.clone();
+        record.until_ms = now_ms;
+        record.lifted_by = Some(actor.to_owned());
+        Ok(Some(before))
+    }
+
     fn retention_secs(&self) -> u64 {
         self.options.retention.as_secs()
     }
@@ -124,6 +170,20 @@ impl MemoryStore {
         validate_acquire(request)?;
         let plan = Plan::at(request, &self.options, self.now_millis());
 
+        // The freeze check and the grant decide under both locks, as the
+        // transaction of a checked acquire on DynamoDB does.
+        let freezes = self.freezes();
+        let frozen = request
+            .unless_frozen
+            .as_ref()
+            .and_then(|key| freezes.get(key.as_str()))
+            .filter(|f| f.active_at(plan.fence_base));
+        if let Some(freeze) = frozen {
+            return Err(LockError::Frozen {
+                key: request.key.clone(),
+                freeze: Box::new(freeze.clone()),
+            });
+        }
         let mut entries = self.entries();
         let old = entries.get(&request.key);
         if let Some(old) = old {
@@ -170,8 +230,19 @@ impl MemoryStore {
             forced: old.record.forced,
         });
         // A key without history starts at the clock's epoch milliseconds,
-        // as on DynamoDB.
-        let fence = old.map_or(plan.fence_base, |old| old.record.fence) + 1;
+        // as on DynamoDB; a checked grant sets the fence by its rule.
+        let stored = old.map(|old| old.record.fence);
+        let checked = request.unless_frozen.is_some().then(|| {
+            let floor = FenceRule::Floor(plan.fence_base);
+            match stored {
+                Some(f) if !floor.admits(stored) => FenceRule::After(f),
+                _ => floor,
+            }
+        });
+        let fence = match checked {
+            Some(rule) => rule.fence(),
+            None => stored.unwrap_or(plan.fence_base) + 1,
+        };
         let kind = grant_kind(previous.as_ref());
         let mut record = plan.into_record(request, fence, previous);
         record.line_version = old.map_or(0, |old| old.record.line_version);
@@ -182,6 +253,14 @@ impl MemoryStore {
         };
         entries.insert(request.key.clone(), entry);
         tracing::debug!(key = %record.lock_key, fence, ?kind, "lock granted (memory)");
+        if checked.is_some() {
+            // A transaction tells its caller nothing of what it replaced.
+            record.previous = None;
+            return Ok(Grant {
+                record,
+                kind: GrantKind::Checked,
+            });
+        }
         Ok(Grant { record, kind })
     }
 
@@ -615,5 +694,21 @@ impl LockStore for MemoryStore {
 
     async fn list(&self, query: &ListQuery) -> Result<LockPage, LockError> {
         Ok(self.list_now(query))
+    }
+
+    async fn freeze(&self, request: &FreezeRequest) -> Result<FreezeRecord, LockError> {
+        self.freeze_now(request)
+    }
+
+    async fn unfreeze(
+        &self,
+        key: &FreezeKey,
+        actor: &str,
+    ) -> Result<Option<FreezeRecord>, LockError> {
+        self.unfreeze_now(key, actor)
+    }
+
+    async fn freeze_status(&self, key: &FreezeKey) -> Result<Option<FreezeRecord>, LockError> {
+        Ok(self.freezes().get(key.as_str()).cloned())
     }
 }

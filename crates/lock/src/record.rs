@@ -321,14 +321,14 @@ impl LockRecord {
     }
 }
 
-fn opt_s(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn opt_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
         _ => None,
     }
 }
 
-fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, String> {
+pub(crate) fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, String> {
     match item.get(name) {
         Some(AttributeValue::N(n)) => n
             .parse::<u64>()

@@ -102,6 +102,15 @@ pub mod attr {
     /// so a join can refuse a second place in the condition of its own
     /// write, without reading the line first.
     pub const LINE_MEMBERS: &str = "lineMembers";
+    /// A freeze's item (key [`crate::FREEZE_KEY_PREFIX`]…): who froze,
+    /// their name, why, when (epoch ms) and until when (epoch ms); who
+    /// lifted it early, if anyone did.
+    pub const FROZEN_BY: &str = "frozenBy";
+    pub const FROZEN_BY_NAME: &str = "frozenByName";
+    pub const FREEZE_REASON: &str = "freezeReason";
+    pub const FROZEN_AT_MS: &str = "frozenAtMs";
+    pub const FROZEN_UNTIL_MS: &str = "frozenUntilMs";
+    pub const LIFTED_BY: &str = "liftedBy";
 }
 
 /// The history table: one item per ended grant, kept for a retention period

@@ -14,6 +14,7 @@ use crate::acquire::{AcquireRequest, Grant};
 use crate::client::{ListQuery, LockClient, LockOptions, LockPage};
 use crate::clock;
 use crate::error::LockError;
+use crate::freeze::{FreezeKey, FreezeRecord, FreezeRequest};
 use crate::handoff::Ended;
 use crate::line::{JoinRequest, Joined, Left};
 use crate::ownership::ReleaseRequest;
@@ -162,6 +163,28 @@ pub trait LockStore: Clone + Send + Sync + 'static {
     /// [`LockClient::list`].
     fn list(&self, query: &ListQuery) -> impl Future<Output = Result<LockPage, LockError>> + Send;
 
+    /// Freezes `request.key` from now for its duration, replacing any
+    /// freeze there; see [`LockClient::freeze`].
+    fn freeze(
+        &self,
+        request: &FreezeRequest,
+    ) -> impl Future<Output = Result<FreezeRecord, LockError>> + Send;
+
+    /// Lifts the freeze on `key` now (`None`: nothing was frozen); see
+    /// [`LockClient::unfreeze`].
+    fn unfreeze(
+        &self,
+        key: &FreezeKey,
+        actor: &str,
+    ) -> impl Future<Output = Result<Option<FreezeRecord>, LockError>> + Send;
+
+    /// The freeze on `key`, in force or ended; see
+    /// [`LockClient::freeze_status`].
+    fn freeze_status(
+        &self,
+        key: &FreezeKey,
+    ) -> impl Future<Output = Result<Option<FreezeRecord>, LockError>> + Send;
+
     /// Polls [`LockStore::status`] until `key` is free, `timeout` passes or
     /// `cancel` fires; see [`LockClient::wait_until_free`].
     fn wait_until_free(
@@ -309,5 +332,27 @@ impl LockStore for LockClient {
 
     fn list(&self, query: &ListQuery) -> impl Future<Output = Result<LockPage, LockError>> + Send {
         LockClient::list(self, query)
+    }
+
+    fn freeze(
+        &self,
+        request: &FreezeRequest,
+    ) -> impl Future<Output = Result<FreezeRecord, LockError>> + Send {
+        LockClient::freeze(self, request)
+    }
+
+    fn unfreeze(
+        &self,
+        key: &FreezeKey,
+        actor: &str,
+    ) -> impl Future<Output = Result<Option<FreezeRecord>, LockError>> + Send {
+        LockClient::unfreeze(self, key, actor)
+    }
+
+    fn freeze_status(
+        &self,
+        key: &FreezeKey,
+    ) -> impl Future<Output = Result<Option<FreezeRecord>, LockError>> + Send {
+        LockClient::freeze_status(self, key)
     }
 }

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use baton_lock::{
-    AcquireRequest, CancellationToken, GrantKind, ListQuery, LockError, LockOptions, LockState,
+    AcquireRequest, CancellationToken, FreezeKey, FreezeRequest, GrantKind, ListQuery, LockError, LockOptions, LockState,
     LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
 };
 use baton_testkit::fast_options;
@@ -57,6 +57,11 @@ conformance! {
     a_completion_can_never_end_a_grant_without_a_pipeline,
     an_expired_grant_with_a_recorded_run_is_spared_when_asked,
     a_run_recorded_on_a_grant_without_a_pipeline_spares_it_too,
+    a_freeze_refuses_a_checked_acquire_with_the_freeze_and_writes_nothing,
+    an_ended_freeze_allows_a_checked_acquire,
+    a_lifted_freeze_allows_and_unfreeze_says_what_it_lifted,
+    a_checked_acquire_without_a_freeze_keeps_every_acquire_promise,
+    a_freeze_key_is_never_a_lock_key,
 }
 
 fn request(key: &str, owner: &str, ttl_secs: u64) -> AcquireRequest {
@@ -1747,4 +1752,221 @@ async fn caller_arns_are_recorded_on_grants_and_force_unlocks_and_never_inherite
     let stored = store.status("k").await.unwrap().unwrap();
     assert!(stored.forced);
     assert_eq!(stored.forced_by_arn, None, "{stored:?}");
+}
+
+fn freeze_of(scope: &str, secs: u64) -> FreezeRequest {
+    FreezeRequest {
+        key: FreezeKey::new(scope).unwrap(),
+        by: "U0ADMIN".into(),
+        by_name: Some("alice".into()),
+        reason: "release week".into(),
+        duration: Duration::from_secs(secs),
+    }
+}
+
+fn checked(key: &str, owner: &str, scope: &str) -> AcquireRequest {
+    let mut req = request(key, owner, 600);
+    req.unless_frozen = Some(FreezeKey::new(scope).unwrap());
+    req
+}
+
+async fn a_freeze_refuses_a_checked_acquire_with_the_freeze_and_writes_nothing<S: Subject>(
+    store: S,
+) {
+    let before = store.now_millis();
+    let set = store.freeze(&freeze_of("deploy/prod", 3600)).await.unwrap();
+    assert!(set.start_ms >= before && set.until_ms == set.start_ms + 3_600_000);
+
+    let refused = store
+        .acquire(&checked("deploy-api-prod", "U1", "deploy/prod"))
+        .await;
+
+    match refused {
+        Err(LockError::Frozen { key, freeze }) => {
+            assert_eq!(key, "deploy-api-prod");
+            assert_eq!(*freeze, set, "the freeze as stored, from the same request");
+            assert_eq!(freeze.scope, "deploy/prod");
+            assert_eq!(freeze.by, "U0ADMIN");
+            assert_eq!(freeze.by_label(), "alice");
+            assert_eq!(freeze.reason, "release week");
+        }
+        other => panic!("expected Frozen, got {other:?}"),
+    }
+    assert_eq!(store.status("deploy-api-prod").await.unwrap(), None);
+    // Another scope's freeze, and an acquire that asks for no check, are
+    // not refused.
+    store
+        .acquire(&checked("deploy-api-dev", "U1", "deploy/dev"))
+        .await
+        .unwrap();
+    let plain = store
+        .acquire(&request("deploy-api-prod", "U1", 600))
+        .await
+        .unwrap();
+    assert_eq!(plain.kind, GrantKind::New);
+    // A held key under a freeze answers the freeze first.
+    match store
+        .acquire(&checked("deploy-api-prod", "U2", "deploy/prod"))
+        .await
+    {
+        Err(LockError::Frozen { .. }) => {}
+        other => panic!("expected Frozen, got {other:?}"),
+    }
+}
+
+async fn an_ended_freeze_allows_a_checked_acquire<S: Subject>(store: S) {
+    let first = store
+        .acquire(&request("deploy-api-prod", "U1", 600))
+        .await
+        .unwrap();
+    store
+        .release(&release(
+            "deploy-api-prod",
+            first.lock_id(),
+            LockStatus::Completed,
+        ))
+        .await
+        .unwrap();
+    let set = store.freeze(&freeze_of("deploy/prod", 1)).await.unwrap();
+    assert!(
+        store
+            .acquire(&checked("deploy-api-prod", "U2", "deploy/prod"))
+            .await
+            .is_err()
+    );
+
+    store.reach_ms(set.until_ms).await;
+    let grant = store
+        .acquire(&checked("deploy-api-prod", "U2", "deploy/prod"))
+        .await
+        .unwrap();
+
+    assert_eq!(grant.kind, GrantKind::Checked);
+    assert!(grant.fence() > first.fence(), "the fence only grows");
+    let stored = store.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(stored.fence, grant.fence(), "the caller knows its fence");
+    assert_eq!(stored.lock_id, grant.lock_id());
+    assert_eq!(stored.locked_by, "U2");
+    assert_eq!(stored.status, LockStatus::InProgress);
+    let previous = stored.previous.expect("the stored record names its predecessor");
+    assert_eq!(previous.lock_id, first.lock_id());
+    assert_eq!(previous.status, LockStatus::Completed);
+    let status = store
+        .freeze_status(&FreezeKey::new("deploy/prod").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.active_at(store.now_millis()));
+}
+
+async fn a_lifted_freeze_allows_and_unfreeze_says_what_it_lifted<S: Subject>(store: S) {
+    let key = FreezeKey::new("deploy/prod").unwrap();
+    assert_eq!(store.unfreeze(&key, "U0ADMIN").await.unwrap(), None);
+    let set = store.freeze(&freeze_of("deploy/prod", 3600)).await.unwrap();
+
+    let lifted = store.unfreeze(&key, "U0OTHER").await.unwrap();
+
+    assert_eq!(lifted, Some(set.clone()), "the freeze as it was");
+    let now = store.now_millis();
+    let after = store.freeze_status(&key).await.unwrap().unwrap();
+    assert_eq!(after.lifted_by.as_deref(), Some("U0OTHER"));
+    assert_eq!(after.reason, set.reason);
+    assert!(after.until_ms <= now && !after.active_at(now));
+    assert_eq!(
+        store.unfreeze(&key, "U0ADMIN").await.unwrap(),
+        None,
+        "nothing left to lift"
+    );
+    let grant = store
+        .acquire(&checked("deploy-api-prod", "U1", "deploy/prod"))
+        .await
+        .unwrap();
+    assert_eq!(grant.kind, GrantKind::Checked);
+    // Freezing again replaces the lifted record.
+    let again = store.freeze(&freeze_of("deploy/prod", 3600)).await.unwrap();
+    assert_eq!(store.freeze_status(&key).await.unwrap(), Some(again));
+}
+
+async fn a_checked_acquire_without_a_freeze_keeps_every_acquire_promise<S: Subject>(store: S) {
+    let mut first = checked("deploy-api-prod", "U1", "deploy/prod");
+    first.request_id = Some("msg-1".into());
+    let before = store.now_millis();
+    let grant = store.acquire(&first).await.unwrap();
+    assert_eq!(grant.kind, GrantKind::Checked);
+    assert!(grant.fence() >= before, "a new key's fence starts at the clock");
+    let stored = store.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(stored.fence, grant.fence());
+    assert_eq!(stored.request_id.as_deref(), Some("msg-1"));
+
+    // Held: the holder, from the same request.
+    match store
+        .acquire(&checked("deploy-api-prod", "U2", "deploy/prod"))
+        .await
+    {
+        Err(LockError::Held { holder }) => assert_eq!(holder.lock_id, grant.lock_id()),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    // Re-entry by request id.
+    let again = store.acquire(&first).await.unwrap();
+    assert_eq!(again.kind, GrantKind::Existing);
+    assert_eq!(again.lock_id(), grant.lock_id());
+
+    // Plain and checked grants in turn: the fence grows every time.
+    let mut fences = vec![grant.fence()];
+    let mut holder = grant.lock_id().to_owned();
+    for i in 0..4 {
+        store
+            .release(&release("deploy-api-prod", &holder, LockStatus::Completed))
+            .await
+            .unwrap();
+        let next = if i % 2 == 0 {
+            request("deploy-api-prod", "U3", 600)
+        } else {
+            checked("deploy-api-prod", "U3", "deploy/prod")
+        };
+        let g = store.acquire(&next).await.unwrap();
+        fences.push(g.fence());
+        holder = g.lock_id().to_owned();
+    }
+    assert!(fences.windows(2).all(|w| w[1] > w[0]), "{fences:?}");
+
+    // An expired grant is taken over by a checked acquire too.
+    let lapsed = store
+        .acquire(&request("deploy-web-prod", "U1", 1))
+        .await
+        .unwrap();
+    store.reach(lapsed.record.expires_at + 1).await;
+    let taken = store
+        .acquire(&checked("deploy-web-prod", "U2", "deploy/prod"))
+        .await
+        .unwrap();
+    assert!(taken.fence() > lapsed.fence());
+    let stored = store.status("deploy-web-prod").await.unwrap().unwrap();
+    assert_eq!(stored.previous.unwrap().lock_id, lapsed.lock_id());
+}
+
+async fn a_freeze_key_is_never_a_lock_key<S: Subject>(store: S) {
+    let key = FreezeKey::new("deploy/prod").unwrap();
+    assert_eq!(key.as_str(), "!freeze/deploy/prod");
+    assert_eq!(key.scope(), "deploy/prod");
+    store.freeze(&freeze_of("deploy/prod", 3600)).await.unwrap();
+    for refused in [
+        store.acquire(&request(key.as_str(), "U1", 600)).await.err(),
+        store.status(key.as_str()).await.err(),
+    ] {
+        match refused {
+            Some(LockError::InvalidInput(why)) => assert!(why.contains("!freeze/"), "{why}"),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+    assert!(FreezeKey::new(" ").is_err());
+    let mut no_reason = freeze_of("deploy/prod", 3600);
+    no_reason.reason = " ".into();
+    assert!(matches!(
+        store.freeze(&no_reason).await,
+        Err(LockError::InvalidInput(_))
+    ));
+    // The freeze is still the one set, untouched by the refused calls.
+    let status = store.freeze_status(&key).await.unwrap().unwrap();
+    assert_eq!(status.reason, "release week");
 }

@@ -483,3 +483,99 @@ async fn a_takeover_is_one_write_and_no_contender_gets_in_between() {
     let stored = direct.status("k").await.unwrap().unwrap();
     assert_eq!(stored.lock_id, next.lock_id());
 }
+
+fn checked_request(key: &str, owner: &str, scope: &str) -> AcquireRequest {
+    let mut req = request(key, owner, 600);
+    req.unless_frozen = Some(baton_lock::FreezeKey::new(scope).unwrap());
+    req
+}
+
+#[tokio::test]
+async fn a_freeze_checked_acquire_is_one_transaction_granted_held_or_frozen() {
+    let table = TestTable::create().await;
+    let proxy = FaultProxy::passthrough(&table.endpoint).await.unwrap();
+    let locks = table.client_via(&proxy.url(), 1, fast_options());
+
+    let grant = locks
+        .acquire(&checked_request("deploy-api-prod", "U1", "deploy/prod"))
+        .await
+        .unwrap();
+    assert_eq!(proxy.operations(), vec!["TransactWriteItems"], "granted");
+    assert_eq!(grant.kind, GrantKind::Checked);
+
+    proxy.clear();
+    let held = locks
+        .acquire(&checked_request("deploy-api-prod", "U2", "deploy/prod"))
+        .await;
+    assert!(matches!(held, Err(LockError::Held { .. })), "{held:?}");
+    assert_eq!(proxy.operations(), vec!["TransactWriteItems"], "held");
+
+    locks
+        .freeze(&baton_lock::FreezeRequest {
+            key: baton_lock::FreezeKey::new("deploy/prod").unwrap(),
+            by: "U0ADMIN".into(),
+            by_name: None,
+            reason: "release week".into(),
+            duration: Duration::from_secs(600),
+        })
+        .await
+        .unwrap();
+    proxy.clear();
+    let frozen = locks
+        .acquire(&checked_request("deploy-web-prod", "U2", "deploy/prod"))
+        .await;
+    assert!(matches!(frozen, Err(LockError::Frozen { .. })), "{frozen:?}");
+    assert_eq!(proxy.operations(), vec!["TransactWriteItems"], "frozen");
+
+    // Without the check, an acquire stays one plain UpdateItem.
+    proxy.clear();
+    locks
+        .acquire(&request("deploy-web-prod", "U2", 600))
+        .await
+        .unwrap();
+    assert_eq!(proxy.operations(), vec!["UpdateItem"]);
+}
+
+#[tokio::test]
+async fn a_checked_acquire_on_a_fence_ahead_of_the_clock_still_grows_it() {
+    let table = TestTable::create().await;
+    let proxy = FaultProxy::passthrough(&table.endpoint).await.unwrap();
+    let locks = table.client_via(&proxy.url(), 1, fast_options());
+    // A key whose fences were issued by a clock far ahead of this one.
+    let ahead = baton_lock::clock::now_epoch_millis() + 1_000_000_000;
+    let item = [
+        ("lockKey", AttributeValue::S("deploy-api-prod".into())),
+        ("lockId", AttributeValue::S("old-grant".into())),
+        ("lockedBy", AttributeValue::S("U0".into())),
+        ("status", AttributeValue::S("COMPLETED".into())),
+        ("expiresAt", AttributeValue::N("1".into())),
+        ("fence", AttributeValue::N(ahead.to_string())),
+    ];
+    locks
+        .dynamodb()
+        .put_item()
+        .table_name(&table.name)
+        .set_item(Some(
+            item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    proxy.clear();
+
+    let grant = locks
+        .acquire(&checked_request("deploy-api-prod", "U1", "deploy/prod"))
+        .await
+        .unwrap();
+
+    assert_eq!(grant.fence(), ahead + 1);
+    assert_eq!(
+        proxy.operations(),
+        vec!["TransactWriteItems", "TransactWriteItems"],
+        "the fence floor failed once, then the fence as seen was used"
+    );
+    let stored = locks.status("deploy-api-prod").await.unwrap().unwrap();
+    assert_eq!(stored.fence, ahead + 1);
+    assert_eq!(stored.lock_id, grant.lock_id());
+    assert_eq!(stored.previous.unwrap().lock_id, "old-grant");
+}

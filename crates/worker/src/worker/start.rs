@@ -173,7 +173,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                     warn!(lock_key = %run.key, previous = %from.locked_by, "took over an expired lock");
                     emf::emit(Metric::LockAcquired, &run.target.command, 1.0);
                 }
-                GrantKind::New => emf::emit(Metric::LockAcquired, &run.target.command, 1.0),
+                GrantKind::New | GrantKind::Checked => {
+                    emf::emit(Metric::LockAcquired, &run.target.command, 1.0)
+                }
             }
             info!(lock_key = %run.key, fence = grant.fence(), locked = run.locked, "grant taken");
             return self.dispatch(run, &grant, deadline).await;
