@@ -6,6 +6,8 @@
 //! /build <component> <environment> [--dry-run]
 //! /build status
 //! /build unlock <component> <environment> <reason>
+//! /build freeze <environment> <duration> <reason>
+//! /build unfreeze <environment>
 //! /build help
 //! ```
 //!
@@ -16,6 +18,7 @@
 //! that was not allowed.
 
 use crate::config::{CommandConfig, Config, Membership};
+use crate::freeze::Frozen;
 use crate::message::CommandMessage;
 use crate::target::Target;
 
@@ -37,6 +40,28 @@ pub enum Request {
         test: bool,
         /// `--force REASON`: an admin takes the lock over from its holder.
         force: Option<Force>,
+        /// `--override-freeze`: an admin runs through a change freeze; the
+        /// override is recorded on the grant and announced.
+        override_freeze: bool,
+    },
+    /// An admin freezes an environment for the command: runs there are
+    /// refused until the freeze ends or is lifted.
+    Freeze {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The environment to freeze.
+        environment: String,
+        /// For how long, from when the worker records it.
+        duration: std::time::Duration,
+        /// Why; shown to everyone the freeze refuses.
+        reason: String,
+    },
+    /// An admin lifts an environment's freeze before it ends.
+    Unfreeze {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The environment to thaw.
+        environment: String,
     },
     /// List the command's current locks.
     Status {
@@ -110,7 +135,9 @@ impl Request {
             | Request::History { target, .. } => &target.command,
             Request::Status { command }
             | Request::Help { command }
-            | Request::Queue { command, .. } => command,
+            | Request::Queue { command, .. }
+            | Request::Freeze { command, .. }
+            | Request::Unfreeze { command, .. } => command,
         }
     }
 
@@ -123,6 +150,7 @@ impl Request {
                 dry_run,
                 test,
                 force,
+                override_freeze,
                 ..
             } => {
                 let mut text = format!("{} {}", target.component, target.environment);
@@ -131,6 +159,9 @@ impl Request {
                 }
                 if *test {
                     text.push_str(" --test");
+                }
+                if *override_freeze {
+                    text.push_str(" --override-freeze");
                 }
                 if let Some(force) = force {
                     if force.keep_run {
@@ -155,6 +186,16 @@ impl Request {
             Request::Cancel { target, .. } => {
                 format!("cancel {} {}", target.component, target.environment)
             }
+            Request::Freeze {
+                environment,
+                duration,
+                reason,
+                ..
+            } => format!(
+                "freeze {environment} {} {reason}",
+                humantime::format_duration(*duration)
+            ),
+            Request::Unfreeze { environment, .. } => format!("unfreeze {environment}"),
             Request::Status { .. } => "status".into(),
             Request::Help { .. } => "help".into(),
             Request::Queue { target: None, .. } => "queue".into(),
@@ -202,6 +243,15 @@ pub enum Malformation {
     /// `history` without exactly a component and an environment.
     #[error("history takes a component and an environment")]
     HistoryNeedsTarget,
+    /// `freeze` without an environment, a duration and a reason.
+    #[error("freeze needs an environment, a duration and a reason")]
+    FreezeNeedsArgs,
+    /// `freeze` with a duration that is not one, or out of range.
+    #[error("`{0}` is not a freeze duration between 1m and 31d")]
+    FreezeDuration(String),
+    /// `unfreeze` without exactly an environment.
+    #[error("unfreeze takes an environment")]
+    UnfreezeNeedsEnvironment,
     /// An option other than `--dry-run`.
     #[error("unknown option {0}")]
     UnknownOption(String),
@@ -334,6 +384,39 @@ pub enum CommandError {
         /// The command, e.g. `/deploy`.
         command: String,
     },
+    /// The environment is frozen for this command: a scheduled freeze or
+    /// an admin's. Admins may run through it with `--override-freeze`.
+    #[error("`{command}` is frozen in `{}` until epoch ms {}: {}", frozen.environment, frozen.until_ms, frozen.reason)]
+    Frozen {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The component the run was for.
+        component: String,
+        /// The freeze.
+        frozen: Frozen,
+        /// Who may override it (the command's admins).
+        unlock_users: Vec<String>,
+    },
+    /// The user may not freeze or unfreeze this command's environments.
+    #[error("user {user} may not freeze `{command}`")]
+    NotAllowedToFreeze {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The requester's Slack user id.
+        user: String,
+        /// Who may (the command's admins; empty when nobody is configured).
+        unlock_users: Vec<String>,
+    },
+    /// The user may not run through a freeze.
+    #[error("user {user} may not override a `{command}` freeze")]
+    NotAllowedToOverrideFreeze {
+        /// The command, e.g. `/deploy`.
+        command: String,
+        /// The requester's Slack user id.
+        user: String,
+        /// Who may (the command's admins; empty when nobody is configured).
+        unlock_users: Vec<String>,
+    },
     /// `unlock` without a reason: force-unlocks are announced and the reason
     /// is what makes the announcement useful.
     #[error("`{command} unlock` needs a reason")]
@@ -350,10 +433,53 @@ pub enum CommandError {
 /// The one policy decision for a slash command, made by the router before
 /// it queues and again by the worker before it acts (the queue is not
 /// trusted): the workspace must be in `allowed_teams`, the channel in the
-/// command's `allowed_channels`, and then [`parse_request`] checks the
-/// command, its target and the user's permission. Both doors call this
-/// function, so they cannot disagree.
+/// command's `allowed_channels`, then [`parse_request`] checks the
+/// command, its target and the user's permission, and last a run in an
+/// environment under a scheduled freeze at `now_ms` (epoch milliseconds)
+/// is refused unless an admin overrides it. Both doors call this function,
+/// so they cannot disagree. (An admin's freeze is a record in the lock
+/// table: the worker's acquire checks it.)
 pub fn decide(
+    config: &Config,
+    msg: &CommandMessage,
+    groups: &Membership,
+    now_ms: u64,
+) -> Result<Request, CommandError> {
+    let request = decide_policy(config, msg, groups)?;
+    refuse_if_frozen(config, request, now_ms)
+}
+
+/// A run under a scheduled freeze, without `--override-freeze`, is refused
+/// with the freeze; anything else passes.
+fn refuse_if_frozen(
+    config: &Config,
+    request: Request,
+    now_ms: u64,
+) -> Result<Request, CommandError> {
+    let Request::Run {
+        target,
+        override_freeze: false,
+        ..
+    } = &request
+    else {
+        return Ok(request);
+    };
+    let Some(cmd) = config.command(&target.command) else {
+        return Ok(request);
+    };
+    match cmd.frozen_at(&target.environment, now_ms) {
+        Some(frozen) => Err(CommandError::Frozen {
+            command: cmd.name.clone(),
+            component: target.component.clone(),
+            frozen,
+            unlock_users: cmd.unlock_users.clone(),
+        }),
+        None => Ok(request),
+    }
+}
+
+/// [`decide`] without the freeze check.
+fn decide_policy(
     config: &Config,
     msg: &CommandMessage,
     groups: &Membership,
@@ -421,6 +547,8 @@ fn parse_request_as(
         "queue" => parse_queue(cmd_config, &words[1..]),
         "leave" => parse_leave(cmd_config, &words[1..]),
         "history" => parse_history(cmd_config, &words[1..]),
+        "freeze" => parse_freeze(cmd_config, &words[1..], user_id, groups),
+        "unfreeze" => parse_unfreeze(cmd_config, &words[1..], user_id, groups),
         _ => parse_run(cmd_config, &words, user_id, groups),
     }
 }
@@ -473,6 +601,82 @@ fn parse_unlock(
         lock_key,
         reason,
         keep_run,
+    })
+}
+
+/// Freezing is for the command's admins (`unlock_users`), as unlocking is.
+fn check_may_freeze(
+    config: &CommandConfig,
+    user_id: &str,
+    groups: &Membership,
+) -> Result<(), CommandError> {
+    if config.user_may_unlock_as(user_id, groups) {
+        return Ok(());
+    }
+    Err(CommandError::NotAllowedToFreeze {
+        command: config.name.clone(),
+        user: user_id.to_string(),
+        unlock_users: config.unlock_users.clone(),
+    })
+}
+
+/// The environment `word` names, checked against the config.
+fn check_environment(config: &CommandConfig, word: &str) -> Result<String, CommandError> {
+    let environment = word.to_lowercase();
+    if config.environments.contains(&environment) {
+        return Ok(environment);
+    }
+    Err(CommandError::UnknownEnvironment {
+        command: config.name.clone(),
+        environment,
+        allowed: config.environments.clone(),
+    })
+}
+
+/// `freeze <environment> <duration> <reason…>`, for admins.
+fn parse_freeze(
+    config: &CommandConfig,
+    words: &[&str],
+    user_id: &str,
+    groups: &Membership,
+) -> Result<Request, CommandError> {
+    check_may_freeze(config, user_id, groups)?;
+    let [environment, duration, reason @ ..] = words else {
+        return Err(malformed(config, Malformation::FreezeNeedsArgs));
+    };
+    let environment = check_environment(config, environment)?;
+    let duration = crate::freeze::parse_freeze_duration(duration).ok_or_else(|| {
+        malformed(
+            config,
+            Malformation::FreezeDuration((*duration).to_owned()),
+        )
+    })?;
+    let reason = unquote(&reason.join(" ")).to_owned();
+    if reason.is_empty() {
+        return Err(malformed(config, Malformation::FreezeNeedsArgs));
+    }
+    Ok(Request::Freeze {
+        command: config.name.clone(),
+        environment,
+        duration,
+        reason,
+    })
+}
+
+/// `unfreeze <environment>`, for admins.
+fn parse_unfreeze(
+    config: &CommandConfig,
+    words: &[&str],
+    user_id: &str,
+    groups: &Membership,
+) -> Result<Request, CommandError> {
+    check_may_freeze(config, user_id, groups)?;
+    let [environment] = words else {
+        return Err(malformed(config, Malformation::UnfreezeNeedsEnvironment));
+    };
+    Ok(Request::Unfreeze {
+        command: config.name.clone(),
+        environment: check_environment(config, environment)?,
     })
 }
 
@@ -531,7 +735,12 @@ fn parse_run(
     user_id: &str,
     groups: &Membership,
 ) -> Result<Request, CommandError> {
-    let is_flag = |w: &str| is_dry_run(w) || is_word(w, "--test") || is_word(w, "--keep-run");
+    let is_flag = |w: &str| {
+        is_dry_run(w)
+            || is_word(w, "--test")
+            || is_word(w, "--keep-run")
+            || is_word(w, "--override-freeze")
+    };
     let (before, reason) = match words.iter().position(|w| is_word(w, "--force")) {
         Some(i) => {
             let reason = words[i + 1..]
@@ -547,6 +756,7 @@ fn parse_run(
     let flag_words = |name: &str| before.iter().any(|w| is_word(w, name));
     let dry_run = before.iter().any(|w| is_dry_run(w));
     let (test, keep_run) = (flag_words("--test"), flag_words("--keep-run"));
+    let override_freeze = flag_words("--override-freeze");
     let force_at = before.iter().position(|w| is_word(w, "--force"));
     let args: Vec<&str> = before[..force_at.unwrap_or(before.len())]
         .iter()
@@ -604,6 +814,13 @@ fn parse_run(
             command: target.command,
         });
     }
+    if override_freeze && !config.user_may_unlock_as(user_id, groups) {
+        return Err(CommandError::NotAllowedToOverrideFreeze {
+            command: target.command,
+            user: user_id.to_string(),
+            unlock_users: config.unlock_users.clone(),
+        });
+    }
     let force = match reason {
         None => None,
         Some(_) if !config.user_may_unlock_as(user_id, groups) => {
@@ -633,6 +850,7 @@ fn parse_run(
         dry_run,
         test,
         force,
+        override_freeze,
     })
 }
 
@@ -760,6 +978,7 @@ workflow = "deploy.yml"
                 &closed,
                 &message(team, channel, user, cmd, text),
                 &Membership::none(),
+                0,
             )
         };
         // Another workspace is refused before anything else, unknown
@@ -866,6 +1085,7 @@ workflow = "deploy.yml"
             dry_run,
             test: false,
             force: None,
+            override_freeze: false,
         }
     }
 
@@ -1000,6 +1220,7 @@ workflow = "build.yml"
                 dry_run: false,
                 test: false,
                 force: None,
+                override_freeze: false,
             }
         );
     }
@@ -1219,5 +1440,123 @@ workflow = "build.yml"
             text.contains("Environments: `dev`, `plt`, `prod`"),
             "{text}"
         );
+    }
+
+    fn frozen_config() -> Config {
+        Config::from_toml_str(
+            r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api", "web"]
+environments = ["dev", "prod"]
+unlock_users = ["UADMIN"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+[[commands."/deploy".freezes]]
+cron = "0 17 * * 5"
+duration = "63h"
+timezone = "Europe/Berlin"
+environments = ["prod"]
+reason = "weekend"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn freeze_and_unfreeze_are_for_admins_and_read_their_arguments() {
+        let config = frozen_config();
+        let parse = |text: &str, user: &str| parse_request(&config, "/deploy", text, user);
+        assert_eq!(
+            parse("freeze PROD 2h \"release week\"", "UADMIN").unwrap(),
+            Request::Freeze {
+                command: "/deploy".into(),
+                environment: "prod".into(),
+                duration: std::time::Duration::from_secs(7200),
+                reason: "release week".into(),
+            }
+        );
+        assert_eq!(
+            parse("unfreeze prod", "UADMIN").unwrap(),
+            Request::Unfreeze {
+                command: "/deploy".into(),
+                environment: "prod".into(),
+            }
+        );
+        assert!(matches!(
+            parse("freeze prod 2h release", "U1"),
+            Err(CommandError::NotAllowedToFreeze { .. })
+        ));
+        assert!(matches!(
+            parse("unfreeze prod", "U1"),
+            Err(CommandError::NotAllowedToFreeze { .. })
+        ));
+        for (text, problem) in [
+            ("freeze prod", Malformation::FreezeNeedsArgs),
+            ("freeze prod 2h", Malformation::FreezeNeedsArgs),
+            ("freeze prod soon why", Malformation::FreezeDuration("soon".into())),
+            ("freeze prod 40d why", Malformation::FreezeDuration("40d".into())),
+            ("unfreeze", Malformation::UnfreezeNeedsEnvironment),
+        ] {
+            assert_eq!(
+                parse(text, "UADMIN"),
+                Err(CommandError::Malformed {
+                    command: "/deploy".into(),
+                    problem
+                }),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            parse("freeze qa 2h why", "UADMIN"),
+            Err(CommandError::UnknownEnvironment { .. })
+        ));
+        assert!(matches!(
+            parse("api prod --override-freeze", "U1"),
+            Err(CommandError::NotAllowedToOverrideFreeze { .. })
+        ));
+    }
+
+    #[test]
+    fn a_scheduled_freeze_refuses_runs_at_both_doors_unless_overridden() {
+        let config = frozen_config();
+        // Friday 2026-12-04 18:00 Berlin = 17:00 UTC: in the weekend freeze.
+        let friday_evening = 1_796_403_600_000;
+        let thursday = friday_evening - 24 * 3_600_000;
+        let msg = |user: &str, text: &str| message("T1", "C1", user, "/deploy", text);
+        let decide_at = |user: &str, text: &str, now: u64| {
+            decide(&config, &msg(user, text), &Membership::none(), now)
+        };
+        match decide_at("U1", "api prod", friday_evening) {
+            Err(CommandError::Frozen {
+                command,
+                component,
+                frozen,
+                unlock_users,
+            }) => {
+                assert_eq!((command.as_str(), component.as_str()), ("/deploy", "api"));
+                assert_eq!(frozen.environment, "prod");
+                assert_eq!(frozen.reason, "weekend");
+                // Monday 08:00 Berlin = 07:00 UTC.
+                assert_eq!(frozen.until_ms, 1_796_626_800_000);
+                assert_eq!(unlock_users, vec!["UADMIN".to_string()]);
+            }
+            other => panic!("expected Frozen, got {other:?}"),
+        }
+        assert!(decide_at("U1", "api prod", thursday).is_ok());
+        assert!(decide_at("U1", "api dev", friday_evening).is_ok());
+        assert!(decide_at("U1", "status", friday_evening).is_ok());
+        assert!(matches!(
+            decide_at("UADMIN", "api prod --override-freeze", friday_evening),
+            Ok(Request::Run {
+                override_freeze: true,
+                ..
+            })
+        ));
+        let text = decide_at("UADMIN", "api prod --override-freeze", friday_evening)
+            .unwrap()
+            .text();
+        assert_eq!(text, "api prod --override-freeze");
     }
 }

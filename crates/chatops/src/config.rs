@@ -56,6 +56,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::{Path, Segment};
 
+use crate::freeze::{Frozen, RawFreeze, ScheduledFreeze};
 use crate::target::Target;
 
 /// The workflow inputs baton always sends with a dispatch, so a pipeline can
@@ -86,7 +87,9 @@ pub const MAX_LOCK_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Words of the command grammar; a component or environment with one of
 /// these names could never be addressed, so the config rejects them.
-pub const RESERVED_WORDS: [&str; 6] = ["status", "unlock", "help", "cancel", "queue", "leave"];
+pub const RESERVED_WORDS: [&str; 8] = [
+    "status", "unlock", "help", "cancel", "queue", "leave", "freeze", "unfreeze",
+];
 
 /// How long a queued request waits at most, unless the command says
 /// otherwise (`max_wait`).
@@ -370,6 +373,9 @@ pub struct CommandConfig {
     pub allowed_channels: Vec<String>,
     /// The pipeline to start: a GitHub workflow or an Azure DevOps pipeline.
     pub pipeline: PipelineConfig,
+    /// Scheduled change freezes: windows in which runs in some
+    /// environments are refused (admins may override).
+    pub freezes: Vec<ScheduledFreeze>,
 }
 
 impl CommandConfig {
@@ -455,6 +461,23 @@ impl CommandConfig {
             .filter(|id| is_group_id(id))
             .cloned()
             .collect()
+    }
+
+    /// The scheduled freeze in force on `environment` at `now_ms` (epoch
+    /// milliseconds), the one ending last if several are.
+    pub fn frozen_at(&self, environment: &str, now_ms: u64) -> Option<Frozen> {
+        crate::freeze::latest(
+            self.freezes
+                .iter()
+                .filter_map(|f| f.frozen_at(environment, now_ms)),
+        )
+    }
+
+    /// The scope of `environment`'s admin freeze record in the lock table:
+    /// `deploy/prod` for `/deploy` in `prod` (the lock crate prefixes it so
+    /// it can never be a lock key).
+    pub fn freeze_scope(&self, environment: &str) -> String {
+        format!("{}/{environment}", crate::target::key_base(&self.name))
     }
 
     /// Whether `environment` is one of this command's protected ones.
@@ -697,6 +720,8 @@ struct RawCommand {
     #[serde(default)]
     allowed_channels: Vec<String>,
     pipeline: RawPipeline,
+    #[serde(default)]
+    freezes: Vec<RawFreeze>,
 }
 
 /// The pipeline table as written. It is one flat table whatever the kind
@@ -894,6 +919,12 @@ impl RawCommand {
         )?;
 
         let pipeline = self.pipeline.validate(&field("pipeline"))?;
+        let freezes = self
+            .freezes
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| f.validate(&format!("{}[{i}]", field("freezes")), &environments))
+            .collect::<Result<Vec<_>, _>>()?;
 
         Ok(CommandConfig {
             name: name.to_string(),
@@ -911,6 +942,7 @@ impl RawCommand {
             protected_environments: self.protected_environments,
             allowed_channels: self.allowed_channels,
             pipeline,
+            freezes,
         })
     }
 }

@@ -12,6 +12,8 @@
 //! * [`command`]: the command grammar, turning `/build router plt` into a
 //!   [`Request`] or a [`CommandError`] that says what would have worked.
 //! * [`target`]: what a run is for, and its lock key.
+//! * [`freeze`]: change freezes, scheduled in the config or set by an
+//!   admin, and whether one is in force at a given instant.
 //! * [`render`]: the Slack replies, as Block Kit JSON.
 //!
 //! Nothing here touches the network, the clock or AWS: callers pass `now`
@@ -19,6 +21,7 @@
 
 pub mod command;
 pub mod config;
+pub mod freeze;
 pub mod message;
 pub mod render;
 pub mod target;
@@ -29,6 +32,7 @@ pub use config::{
     GitHubActions, LockScope, MAX_DISPATCH_INPUTS, Membership, OnConflict, PipelineConfig,
     PipelineKind, is_group_id,
 };
+pub use freeze::{Frozen, FrozenBy, ScheduledFreeze, parse_freeze_duration};
 pub use message::{CommandMessage, CompletionMessage, Conclusion, MessageError, QueueMessage};
 pub use render::{
     Block, LockView, Mrkdwn, PostMessage, Reply, ResponseType, help_text, usage_lines,

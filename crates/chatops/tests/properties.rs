@@ -97,6 +97,7 @@ fn word() -> impl Strategy<Value = String> {
         3 => prop::sample::select(vec![
             "router", "API", "web", "db", "dev", "plt", "PROD", "status", "unlock", "help", "-h", "--help", "queue", "leave", "history", "cancel",
             "--dry-run", "\u{2014}dry-run", "\u{2013}DRY-RUN", "--dryrun", "-x", "--force", "because", "it", "died",
+            "freeze", "unfreeze", "2h", "90m", "--override-freeze",
         ])
         .prop_map(str::to_owned),
         1 => "\\PC{1,12}",
@@ -151,7 +152,19 @@ proptest! {
                         prop_assert_eq!(&target.command, &cmd.name);
                         prop_assert_eq!(lock_key, &cmd.lock_key(target));
                     }
+                    Request::Freeze { environment, reason, .. } => {
+                        prop_assert!(cmd.environments.contains(environment), "{request:?}");
+                        prop_assert!(!reason.trim().is_empty(), "a freeze always carries its reason");
+                        prop_assert!(cmd.user_may_unlock(&user), "only admins freeze");
+                    }
+                    Request::Unfreeze { environment, .. } => {
+                        prop_assert!(cmd.environments.contains(environment), "{request:?}");
+                        prop_assert!(cmd.user_may_unlock(&user), "only admins unfreeze");
+                    }
                     Request::Status { .. } | Request::Help { .. } | Request::Queue { target: None, .. } => {}
+                }
+                if let Request::Run { override_freeze: true, .. } = &request {
+                    prop_assert!(cmd.user_may_unlock(&user), "only admins override a freeze");
                 }
                 if let Request::Unlock { reason, .. } = &request {
                     prop_assert!(!reason.trim().is_empty(), "an unlock always carries its reason");
@@ -741,6 +754,9 @@ struct Policy {
     protected: Vec<&'static str>,
     allowed: Vec<(&'static str, Vec<&'static str>)>,
     admins: Vec<&'static str>,
+    /// A daily scheduled freeze, if any: from `start_hour` UTC for
+    /// `hours`, on these environments.
+    freeze: Option<(u32, u32, Vec<&'static str>)>,
 }
 
 const ENVIRONMENTS: [&str; 3] = ["dev", "plt", "prod"];
@@ -759,8 +775,13 @@ fn policy() -> impl Strategy<Value = Policy> {
         subset(&ENVIRONMENTS),
         prop::collection::vec(prop::option::of(subset(&LISTED)), 3),
         subset(&LISTED),
+        prop::option::of((
+            0u32..24,
+            1u32..6,
+            prop::sample::subsequence(ENVIRONMENTS.to_vec(), 1..=3),
+        )),
     )
-        .prop_map(|(teams, channels, protected, lists, admins)| Policy {
+        .prop_map(|(teams, channels, protected, lists, admins, freeze)| Policy {
             teams,
             channels,
             protected,
@@ -770,6 +791,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 .filter_map(|(env, list)| list.map(|l| (*env, l)))
                 .collect(),
             admins,
+            freeze,
         })
 }
 
@@ -802,7 +824,21 @@ unlock_users = {}
         out.push_str(
             "[commands.\"/deploy\".pipeline]\nrepo = \"acme/platform\"\nworkflow = \"deploy.yml\"\n",
         );
+        if let Some((start, hours, envs)) = &self.freeze {
+            out.push_str(&format!(
+                "[[commands.\"/deploy\".freezes]]\ncron = \"0 {start} * * *\"\nduration = \"{hours}h\"\nenvironments = {}\nreason = \"release week\"\n",
+                toml_list(envs)
+            ));
+        }
         out
+    }
+
+    /// Whether the policy's freeze holds `env` at `hour:30` UTC: an oracle
+    /// written without cron, for daily windows of whole hours.
+    fn frozen(&self, env: &str, hour: u32) -> bool {
+        self.freeze.as_ref().is_some_and(|(start, hours, envs)| {
+            envs.contains(&env) && (hour + 24 - start) % 24 < *hours
+        })
     }
 
     fn listed(&self, env: &str) -> Option<&Vec<&'static str>> {
@@ -820,6 +856,7 @@ prop_compose! {
         text in prop::sample::select(vec![
             "api prod", "web dev", "api plt --dry-run", "api prod --test", "web prod --force rollback",
             "unlock api prod stuck", "cancel api prod", "queue api prod", "leave web prod", "history api prod", "status", "help", "",
+            "api prod --override-freeze", "web dev --override-freeze --dry-run", "freeze prod 2h release week", "unfreeze dev",
         ]),
     ) -> CommandMessage {
         CommandMessage {
@@ -841,17 +878,21 @@ proptest! {
     #[test]
     fn no_unlisted_team_channel_or_user_runs_and_both_doors_agree(
         policy in policy(), msg in policy_request(), member_of in subset(&["S0OPS", "S0REL"]),
+        hour in 0u32..24,
     ) {
         let config = Config::from_toml_str(&policy.toml())
             .unwrap_or_else(|e| panic!("{e}\n{}", policy.toml()));
-        let at_router = decide(&config, &msg, &Membership::Unresolved);
+        // 2026-12-03T00:30:00Z plus `hour` hours: both doors decide at the
+        // same instant (the worker's own clock is its to read).
+        let now_ms = 1_796_257_800_000 + u64::from(hour) * 3_600_000;
+        let at_router = decide(&config, &msg, &Membership::Unresolved, now_ms);
 
         let body = QueueMessage::Command(msg.clone()).to_json();
         let Ok(QueueMessage::Command(queued)) = QueueMessage::parse(&body) else {
             panic!("the worker cannot read {body}");
         };
         let groups = Membership::Known(member_of.iter().map(|g| g.to_string()).collect());
-        let at_worker = decide(&config, &queued, &groups);
+        let at_worker = decide(&config, &queued, &groups, now_ms);
         // The router cannot look groups up, so it may let through what the
         // worker then refuses, never the reverse; and when the config names
         // no group, or the user is in every group, they decide alike.
@@ -869,8 +910,15 @@ proptest! {
             || policy.teams.contains(&msg.team_id.as_str())
             || msg.enterprise_id.as_deref().is_some_and(|e| policy.teams.contains(&e));
         let channel_listed = policy.channels.is_empty() || policy.channels.contains(&msg.channel_id.as_str());
-        if let Ok(Request::Run { target, .. }) = &at_worker {
+        if let Ok(Request::Run { target, override_freeze, .. }) = &at_worker {
             let env = target.environment.as_str();
+            // No run in a frozen environment, unless an admin overrides it.
+            prop_assert!(!policy.frozen(env, hour) || *override_freeze, "ran in frozen {env} at {hour}:30");
+            if *override_freeze {
+                let admin = policy.admins.contains(&msg.user_id.as_str())
+                    || policy.admins.iter().any(|g| member_of.contains(g));
+                prop_assert!(admin, "{} overrode a freeze without being an admin", msg.user_id);
+            }
             if policy.protected.contains(&env) {
                 let list = policy.listed(env);
                 prop_assert!(list.is_some_and(in_list), "{} ran in protected {env} unlisted ({list:?})", msg.user_id);
@@ -896,6 +944,10 @@ proptest! {
             }
             Err(CommandError::TeamNotAllowed { .. }) => prop_assert!(!team_listed),
             Err(CommandError::ChannelNotAllowed { .. }) => prop_assert!(team_listed && !channel_listed),
+            Err(CommandError::Frozen { frozen, .. }) => {
+                prop_assert!(policy.frozen(&frozen.environment, hour), "refused as frozen at {hour}:30: {frozen:?}");
+                prop_assert!(frozen.until_ms > now_ms);
+            }
             Err(CommandError::Protected { environment, .. }) => {
                 prop_assert!(policy.protected.contains(&environment.as_str()));
                 prop_assert!(policy.listed(environment).is_none_or(|l| l.is_empty()));

@@ -55,7 +55,9 @@ impl Outgoing {
             } => lock_key.as_str(),
             Request::Status { command }
             | Request::Help { command }
-            | Request::Queue { command, .. } => &key_base(command),
+            | Request::Queue { command, .. }
+            | Request::Freeze { command, .. }
+            | Request::Unfreeze { command, .. } => &key_base(command),
         };
         Outgoing {
             body: QueueMessage::Command(msg.clone()).to_json(),
@@ -198,6 +200,7 @@ mod tests {
             dry_run: false,
             test: false,
             force: None,
+            override_freeze: false,
         };
         let o = Outgoing::command(&command_msg(), &run);
         assert_eq!(o.group_id, "build-router-plt");

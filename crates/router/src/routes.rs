@@ -282,7 +282,8 @@ impl<Q: Enqueue> Router<Q> {
         };
         // The router has no bot token: a listed user group admits for now and
         // the worker, which can look members up, decides it.
-        let request = match decide(&self.config, &msg, &Membership::Unresolved) {
+        // Scheduled freezes are decided at the moment the command arrived.
+        let request = match decide(&self.config, &msg, &Membership::Unresolved, received_at) {
             Ok(r) => r,
             Err(e) => {
                 info!(command = %msg.command, user_id = %msg.user_id, error = %e, "command refused");

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::command::CommandError;
 
 mod history;
+mod freeze;
 mod line;
 mod locks;
 mod runs;
@@ -28,6 +29,7 @@ mod wording;
 use crate::config::CommandConfig;
 use crate::target::Target;
 pub use history::*;
+pub use freeze::*;
 pub use line::*;
 pub use locks::*;
 pub use runs::*;

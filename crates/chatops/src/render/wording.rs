@@ -118,6 +118,30 @@ impl CommandError {
                 "`{}` has no test mode: `--test` needs `test_mode = true` in its config.",
                 escape(command)
             ),
+            CommandError::Frozen {
+                command,
+                component,
+                frozen,
+                unlock_users,
+            } => super::frozen_message(command, component, frozen, &people(unlock_users)),
+            CommandError::NotAllowedToFreeze {
+                command,
+                unlock_users,
+                ..
+            } => format!(
+                "Only `{}` admins may freeze or unfreeze its environments: ask {} (the command's `unlock_users`).",
+                escape(command),
+                people(unlock_users)
+            ),
+            CommandError::NotAllowedToOverrideFreeze {
+                command,
+                unlock_users,
+                ..
+            } => format!(
+                "Only `{}` admins may run through a freeze with `--override-freeze`: ask {} (the command's `unlock_users`).",
+                escape(command),
+                people(unlock_users)
+            ),
             CommandError::MissingReason {
                 command,
                 component,
@@ -132,7 +156,7 @@ impl CommandError {
 /// The usage lines for a command, as Slack mrkdwn.
 pub fn usage_lines(command: &str) -> String {
     format!(
-        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} history <component> <environment>`, `{command} queue [<component> <environment>]`, `{command} leave <component> <environment>`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`"
+        "Usage: `{command} <component> <environment> [--dry-run]`, `{command} status`, `{command} history <component> <environment>`, `{command} queue [<component> <environment>]`, `{command} leave <component> <environment>`, `{command} unlock <component> <environment> [--keep-run] <reason>`, `{command} cancel <component> <environment>`, `{command} freeze <environment> <duration> <reason>`, `{command} unfreeze <environment>`"
     )
 }
 
@@ -166,6 +190,21 @@ pub fn help_text(config: &CommandConfig) -> String {
         let _ = writeln!(
             out,
             "• `{c} <component> <environment> --force <reason>` (admins) to take a held lock over: its run is cancelled (`--keep-run` leaves it) and yours starts"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "• `{c} freeze <environment> <duration> <reason>` (admins) to refuse runs there for a while, e.g. `{c} freeze prod 2h release week`; `{c} unfreeze <environment>` lifts it; `{c} <component> <environment> --override-freeze` (admins) runs through a freeze, announced in the channel"
+    );
+    for f in &config.freezes {
+        let _ = writeln!(
+            out,
+            "• {} frozen by schedule `{}` ({}) for {} each time: {}",
+            code_list(&f.environments),
+            escape(&f.cron_text),
+            escape(f.timezone.name()),
+            humantime::format_duration(f.duration),
+            escape(&f.reason)
         );
     }
     if config.test_mode {
@@ -239,8 +278,18 @@ fn malformation(command: &str, problem: &Malformation) -> String {
         Malformation::LeaveNeedsTarget => {
             format!("`{command} leave` takes a component and an environment: the line to leave.")
         }
+        Malformation::FreezeNeedsArgs => format!(
+            "`{command} freeze` needs an environment, a duration and a reason, e.g. `{command} freeze prod 2h \"release week\"`."
+        ),
+        Malformation::FreezeDuration(text) => format!(
+            "`{}` is not a freeze duration: write one between `1m` and `31d`, e.g. `2h` or `1d 12h`.",
+            escape(text)
+        ),
+        Malformation::UnfreezeNeedsEnvironment => {
+            format!("`{command} unfreeze` takes an environment: the one to thaw.")
+        }
         Malformation::UnknownOption(option) => format!(
-            "I don't know the option `{}`; a run takes `--dry-run`, `--test`, and `--force <reason>` (admins, with `--keep-run` to leave the holder's run going).",
+            "I don't know the option `{}`; a run takes `--dry-run`, `--test`, `--force <reason>` (admins, with `--keep-run` to leave the holder's run going) and `--override-freeze` (admins).",
             escape(option)
         ),
         Malformation::KeepRunNeedsForce => {

@@ -93,7 +93,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 // queue is not trusted to carry only what it allowed.
                 // Listed user groups admit for now; `process` looks them
                 // up before anything is done.
-                let request = decide(&self.settings.config, &message, &Membership::Unresolved);
+                let request = decide(
+                    &self.settings.config,
+                    &message,
+                    &Membership::Unresolved,
+                    self.locks.now_millis(),
+                );
                 Work::Command {
                     message: Box::new(message),
                     request,

@@ -71,6 +71,11 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 member_of.insert(group);
             }
         }
-        Ok(decide(config, message, &Membership::Known(member_of)))
+        Ok(decide(
+            config,
+            message,
+            &Membership::Known(member_of),
+            self.locks.now_millis(),
+        ))
     }
 }

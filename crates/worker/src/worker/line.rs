@@ -111,7 +111,12 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             return None;
         };
         // Its user groups were looked up when it joined the line.
-        let queued = decide(&self.settings.config, &message, &Membership::Unresolved);
+        let queued = decide(
+            &self.settings.config,
+            &message,
+            &Membership::Unresolved,
+            self.locks.now_millis(),
+        );
         let (config, target, lock_key) = match &queued {
             Ok(Request::Run {
                 target, lock_key, ..

@@ -18,6 +18,7 @@ use crate::slack::Slack;
 mod admin;
 mod batch;
 mod completion;
+mod freeze;
 mod groups;
 mod history;
 mod line;

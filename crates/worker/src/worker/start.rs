@@ -76,14 +76,28 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 self.leave(message, config, target, lock_key, deadline)
                     .await
             }
+            Request::Freeze {
+                environment,
+                duration,
+                reason,
+                ..
+            } => {
+                self.freeze(message, config, environment, *duration, reason, deadline)
+                    .await
+            }
+            Request::Unfreeze { environment, .. } => {
+                self.unfreeze(message, config, environment, deadline).await
+            }
             Request::Run {
                 target,
                 lock_key,
                 dry_run,
                 force,
+                override_freeze,
                 ..
             } => {
-                let run = self.run_of(id, receive_count, message, config, target, lock_key);
+                let mut run = self.run_of(id, receive_count, message, config, target, lock_key);
+                run.override_freeze = *override_freeze;
                 if *dry_run {
                     self.dry_run(&run, deadline).await
                 } else if let Some(force) = force.as_ref().filter(|_| run.locked) {
@@ -123,6 +137,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 format!("{REQUEST_KEY_PREFIX}{}", message.trigger_id)
             },
             locked,
+            override_freeze: false,
         }
     }
 
@@ -165,6 +180,9 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
                 Err(LockError::RequestLapsed { record }) => {
                     return self.lapsed(run, &record, deadline).await;
                 }
+                Err(LockError::Frozen { freeze, .. }) => {
+                    return self.frozen(run, &freeze, deadline).await;
+                }
                 Err(e) => return self.lock_failure(run.message, run.id, e, deadline).await,
             };
             match grant.kind {
@@ -190,7 +208,19 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let mut request = AcquireRequest::new(&run.key, &message.user_id, run.config.lock_ttl);
         request.request_id = Some(request_id(message));
         request.owner_name = message.user_name.clone();
-        request.purpose = Some(run.target.invocation());
+        request.purpose = Some(if run.override_freeze {
+            format!("{} --override-freeze", run.target.invocation())
+        } else {
+            run.target.invocation()
+        });
+        // Every run is refused while an admin's freeze of its environment
+        // is in force (checked in the acquire's own request), unless an
+        // admin overrides it; the key is the one `freeze` writes.
+        request.unless_frozen = match super::freeze::freeze_key(run.config, &run.target.environment)
+        {
+            Ok(key) if !run.override_freeze => Some(key),
+            _ => None,
+        };
         request.component = Some(run.target.component.clone());
         request.environment = Some(run.target.environment.clone());
         request.correlation_id = Some(slack_correlation(message));
@@ -374,7 +404,16 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         deadline: Instant,
     ) -> Outcome {
         let link = dispatched.exact.then_some(dispatched.run_url.as_str());
-        let reply = if run.locked {
+        let reply = if run.override_freeze {
+            let frozen = self.overridden_freeze(run).await;
+            warn!(lock_key = %run.key, actor = %run.message.user_id, frozen = ?frozen, "run started through a freeze (override)");
+            let reply = if run.locked {
+                render::started(run.target, &run.message.user_id, &view(&grant.record), link)
+            } else {
+                render::started_unlocked(run.target, &run.message.user_id, link)
+            };
+            reply.with_freeze_override(&run.message.user_id, frozen.as_ref())
+        } else if run.locked {
             render::started(run.target, &run.message.user_id, &view(&grant.record), link)
         } else {
             let reply = render::started_unlocked(run.target, &run.message.user_id, link);
@@ -492,6 +531,9 @@ pub(super) struct Run<'a> {
     pub(super) key: String,
     /// Whether the run holds the target's lock.
     locked: bool,
+    /// `--override-freeze`: an admin runs through a freeze; the grant
+    /// skips the freeze check and says so in its purpose.
+    pub(super) override_freeze: bool,
 }
 
 impl Run<'_> {
