@@ -1,0 +1,313 @@
+//! Change freezes through the binary a user deploys: each step is one
+//! `baton-worker --event FILE` on DynamoDB Local, with loopback recorders
+//! standing in for Slack and GitHub. An admin freezes an environment (a
+//! record in the lock table), runs there are refused with until when, why
+//! and by whom, an admin overrides it (recorded on the grant and
+//! announced), and lifts it; a scheduled freeze from the config refuses
+//! runs too.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use baton_chatops::{CommandMessage, QueueMessage};
+use baton_lock::{FreezeKey, LockClient, LockStatus};
+use baton_testkit::{HttpRecorder, Reply, TestTable, fast_options, unique_name};
+use serde_json::{Value, json};
+
+/// `qa` is frozen by schedule all the time: a window starts every minute
+/// and lasts an hour.
+const CONFIG: &str = r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api", "web"]
+environments = ["qa", "prod"]
+unlock_users = ["UADMIN"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+[[commands."/deploy".freezes]]
+cron = "* * * * *"
+duration = "1h"
+timezone = "Europe/Berlin"
+environments = ["qa"]
+reason = "qa is being rebuilt"
+"#;
+
+const DISPATCH_DEPLOY: &str = "/repos/acme/platform/actions/workflows/deploy.yml/dispatches";
+
+struct Stage {
+    table: TestTable,
+    locks: LockClient,
+    slack: HttpRecorder,
+    github: HttpRecorder,
+    config: PathBuf,
+}
+
+impl Stage {
+    async fn new() -> Stage {
+        let table = TestTable::create().await;
+        let locks = table.client(fast_options());
+        let config = std::env::temp_dir().join(format!("{}.toml", unique_name("baton-config")));
+        std::fs::write(&config, CONFIG).expect("write the command config");
+        let stage = Stage {
+            table,
+            locks,
+            slack: HttpRecorder::start().await.expect("Slack stand-in"),
+            github: HttpRecorder::start().await.expect("GitHub stand-in"),
+            config,
+        };
+        stage
+            .slack
+            .default_reply("/api/", Reply::json(200, json!({"ok": true})));
+        stage.github.default_reply(
+            DISPATCH_DEPLOY,
+            Reply::json(
+                200,
+                json!({"workflow_run_id": 7, "html_url": "https://github.example/acme/platform/actions/runs/7"}),
+            ),
+        );
+        stage
+    }
+
+    fn command(&self, user: &str, text: &str) -> CommandMessage {
+        CommandMessage {
+            command: "/deploy".into(),
+            text: text.into(),
+            user_id: user.into(),
+            user_name: Some(user.to_lowercase()),
+            channel_id: "C0DEPLOYS".into(),
+            channel_name: None,
+            team_id: "T0ACME".into(),
+            team_domain: None,
+            enterprise_id: None,
+            response_url: format!("{}/response/{user}/{}", self.slack.url(), unique_name("r")),
+            trigger_id: unique_name("trigger"),
+            api_app_id: None,
+            received_at: baton_lock::clock::now_epoch_millis(),
+        }
+    }
+
+    /// `/deploy text` from `user`, through the binary; the reply it got.
+    async fn say(&self, user: &str, text: &str) -> Value {
+        let message = self.command(user, text);
+        let mut record = SqsMessage::default();
+        record.message_id = Some(unique_name("m"));
+        record.body = Some(QueueMessage::Command(message.clone()).to_json());
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        let mut event = SqsEvent::default();
+        event.records = vec![record];
+        let file = std::env::temp_dir().join(format!("{}.json", unique_name("sqs-event")));
+        std::fs::write(&file, serde_json::to_string(&event).expect("event JSON"))
+            .expect("write the event");
+        let response = self
+            .binary(&["--event", file.to_str().expect("utf-8 path")])
+            .await;
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(response["batchItemFailures"], json!([]), "handled: {text}");
+        let path = message
+            .response_url
+            .strip_prefix(&self.slack.url())
+            .expect("recorder URL");
+        let replies = self.slack.requests_to(path);
+        assert_eq!(replies.len(), 1, "one reply to {text}");
+        replies[0].json()
+    }
+
+    async fn binary(&self, args: &[&str]) -> Value {
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-worker"))
+            .args(args)
+            .env_clear()
+            .env("BATON_TABLE", &self.table.name)
+            .env("BATON_CONFIG", &self.config)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.table.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "baton")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("SLACK_BOT_TOKEN", "xoxb-binary")
+            .env("GITHUB_TOKEN", "ghp-binary")
+            .env("SLACK_API_URL", format!("{}/api", self.slack.url()))
+            .env(
+                "SLACK_RESPONSE_URL_PREFIX",
+                format!("{}/response/", self.slack.url()),
+            )
+            .env("GITHUB_API_URL", self.github.url())
+            .env("GITHUB_SERVER_URL", "https://github.example")
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(90), run)
+            .await
+            .expect("baton-worker ended within 90 s")
+            .expect("run baton-worker");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON on stdout:\n{stdout}\nstderr:\n{stderr}"))
+    }
+
+    fn dispatches(&self) -> usize {
+        self.github.requests_to(DISPATCH_DEPLOY).len()
+    }
+}
+
+fn text(reply: &Value) -> String {
+    reply["text"].as_str().unwrap_or_default().to_owned()
+}
+
+fn is_in_channel(reply: &Value) -> bool {
+    reply["response_type"] == "in_channel"
+}
+
+fn prod_freeze() -> FreezeKey {
+    FreezeKey::new("deploy/prod").unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_freezes_runs_are_refused_an_admin_overrides_and_lifts_it() {
+    let stage = Stage::new().await;
+
+    // Only an admin may freeze; a refused freeze writes nothing.
+    let refused = stage.say("U1", "freeze prod 2h release week").await;
+    assert!(!is_in_channel(&refused));
+    assert!(
+        text(&refused).contains("Only `/deploy` admins may freeze"),
+        "{refused}"
+    );
+    assert_eq!(stage.locks.freeze_status(&prod_freeze()).await.unwrap(), None);
+
+    // The admin's freeze is recorded and announced.
+    let before = baton_lock::clock::now_epoch_millis();
+    let set = stage
+        .say("UADMIN", "freeze prod 2h \"release week\"")
+        .await;
+    assert!(is_in_channel(&set), "{set}");
+    assert!(text(&set).contains("<@UADMIN> froze `prod` for `/deploy` until"), "{set}");
+    assert!(text(&set).contains("release week"), "{set}");
+    let freeze = stage
+        .locks
+        .freeze_status(&prod_freeze())
+        .await
+        .unwrap()
+        .expect("the freeze is on record");
+    assert_eq!(freeze.by, "UADMIN");
+    assert_eq!(freeze.reason, "release week");
+    assert!(freeze.start_ms >= before);
+    assert_eq!(freeze.until_ms - freeze.start_ms, 2 * 3_600_000);
+    let until = baton_chatops::render::until_text(freeze.until_ms);
+    assert!(text(&set).contains(&until), "{set} should say {until}");
+
+    // A run there is refused with until when, why, by whom and the way
+    // through; nothing is locked or dispatched.
+    let frozen = stage.say("U1", "api prod").await;
+    assert!(!is_in_channel(&frozen));
+    let said = text(&frozen);
+    for part in [
+        "`prod` is frozen for `/deploy`",
+        &until,
+        "by <@UADMIN>",
+        "release week",
+        "`/deploy api prod --override-freeze`",
+    ] {
+        assert!(said.contains(part), "{said} should contain {part}");
+    }
+    assert_eq!(stage.locks.status("deploy-api-prod").await.unwrap(), None);
+    assert_eq!(stage.dispatches(), 0);
+
+    // Only an admin may override.
+    let refused = stage.say("U1", "api prod --override-freeze").await;
+    assert!(text(&refused).contains("--override-freeze"), "{refused}");
+    assert_eq!(stage.dispatches(), 0);
+
+    // The admin's override runs, is recorded on the grant, and announced.
+    let overridden = stage.say("UADMIN", "api prod --override-freeze").await;
+    assert!(is_in_channel(&overridden), "{overridden}");
+    let said = text(&overridden);
+    assert!(said.contains("started `/deploy api prod`"), "{said}");
+    assert!(
+        said.contains("<@UADMIN> overrode the freeze on `prod`"),
+        "{said}"
+    );
+    assert!(said.contains("release week"), "{said}");
+    assert_eq!(stage.dispatches(), 1);
+    let grant = stage
+        .locks
+        .status("deploy-api-prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.status, LockStatus::InProgress);
+    assert_eq!(
+        grant.purpose.as_deref(),
+        Some("/deploy api prod --override-freeze")
+    );
+    assert_eq!(grant.locked_by, "UADMIN");
+
+    // Lifting: only admins, then runs are open again.
+    let refused = stage.say("U1", "unfreeze prod").await;
+    assert!(text(&refused).contains("Only `/deploy` admins"), "{refused}");
+    let lifted = stage.say("UADMIN", "unfreeze prod").await;
+    assert!(is_in_channel(&lifted), "{lifted}");
+    assert!(
+        text(&lifted).contains("<@UADMIN> lifted the freeze on `prod`"),
+        "{lifted}"
+    );
+    let after = stage
+        .locks
+        .freeze_status(&prod_freeze())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.lifted_by.as_deref(), Some("UADMIN"));
+    assert!(!after.active_at(baton_lock::clock::now_epoch_millis()));
+    let again = stage.say("UADMIN", "unfreeze prod").await;
+    assert!(text(&again).contains("nothing to lift"), "{again}");
+
+    let open = stage.say("U2", "web prod").await;
+    assert!(text(&open).contains("started `/deploy web prod`"), "{open}");
+    assert_eq!(stage.dispatches(), 2);
+}
+
+#[tokio::test]
+async fn a_scheduled_freeze_refuses_runs_and_an_admin_gets_through() {
+    let stage = Stage::new().await;
+
+    let frozen = stage.say("U1", "api qa").await;
+
+    let said = text(&frozen);
+    for part in [
+        "`qa` is frozen for `/deploy`",
+        "by the schedule `* * * * *` (Europe/Berlin)",
+        "qa is being rebuilt",
+        "--override-freeze",
+    ] {
+        assert!(said.contains(part), "{said} should contain {part}");
+    }
+    assert_eq!(stage.locks.status("deploy-api-qa").await.unwrap(), None);
+    assert_eq!(stage.dispatches(), 0);
+    // Nobody froze qa by hand: unfreeze says so, and names the schedule.
+    let nothing = stage.say("UADMIN", "unfreeze qa").await;
+    assert!(text(&nothing).contains("nothing to lift"), "{nothing}");
+    assert!(text(&nothing).contains("scheduled freeze"), "{nothing}");
+
+    let overridden = stage.say("UADMIN", "api qa --override-freeze").await;
+    let said = text(&overridden);
+    assert!(said.contains("<@UADMIN> overrode the freeze on `qa`"), "{said}");
+    assert!(said.contains("by the schedule"), "{said}");
+    assert_eq!(stage.dispatches(), 1);
+    // Help tells of freezes.
+    let help = text(&stage.say("U1", "help").await);
+    assert!(help.contains("freeze <environment> <duration> <reason>"), "{help}");
+    assert!(help.contains("frozen by schedule `* * * * *`"), "{help}");
+}
