@@ -645,12 +645,8 @@ fn parse_freeze(
         return Err(malformed(config, Malformation::FreezeNeedsArgs));
     };
     let environment = check_environment(config, environment)?;
-    let duration = crate::freeze::parse_freeze_duration(duration).ok_or_else(|| {
-        malformed(
-            config,
-            Malformation::FreezeDuration((*duration).to_owned()),
-        )
-    })?;
+    let duration = crate::freeze::parse_freeze_duration(duration)
+        .ok_or_else(|| malformed(config, Malformation::FreezeDuration((*duration).to_owned())))?;
     let reason = unquote(&reason.join(" ")).to_owned();
     if reason.is_empty() {
         return Err(malformed(config, Malformation::FreezeNeedsArgs));
@@ -1495,8 +1491,14 @@ reason = "weekend"
         for (text, problem) in [
             ("freeze prod", Malformation::FreezeNeedsArgs),
             ("freeze prod 2h", Malformation::FreezeNeedsArgs),
-            ("freeze prod soon why", Malformation::FreezeDuration("soon".into())),
-            ("freeze prod 40d why", Malformation::FreezeDuration("40d".into())),
+            (
+                "freeze prod soon why",
+                Malformation::FreezeDuration("soon".into()),
+            ),
+            (
+                "freeze prod 40d why",
+                Malformation::FreezeDuration("40d".into()),
+            ),
             ("unfreeze", Malformation::UnfreezeNeedsEnvironment),
         ] {
             assert_eq!(

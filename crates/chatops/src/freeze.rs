@@ -208,7 +208,12 @@ impl RawFreeze {
             .year(Year::Disallowed)
             .build()
             .parse(&cron_text)
-            .map_err(|e| invalid("cron", format!("{:?} is not a cron expression: {e}", self.cron)))?;
+            .map_err(|e| {
+                invalid(
+                    "cron",
+                    format!("{:?} is not a cron expression: {e}", self.cron),
+                )
+            })?;
         let duration = parse_freeze_duration(&self.duration).ok_or_else(|| {
             invalid(
                 "duration",

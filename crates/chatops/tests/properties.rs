@@ -781,18 +781,20 @@ fn policy() -> impl Strategy<Value = Policy> {
             prop::sample::subsequence(ENVIRONMENTS.to_vec(), 1..=3),
         )),
     )
-        .prop_map(|(teams, channels, protected, lists, admins, freeze)| Policy {
-            teams,
-            channels,
-            protected,
-            allowed: ENVIRONMENTS
-                .iter()
-                .zip(lists)
-                .filter_map(|(env, list)| list.map(|l| (*env, l)))
-                .collect(),
-            admins,
-            freeze,
-        })
+        .prop_map(
+            |(teams, channels, protected, lists, admins, freeze)| Policy {
+                teams,
+                channels,
+                protected,
+                allowed: ENVIRONMENTS
+                    .iter()
+                    .zip(lists)
+                    .filter_map(|(env, list)| list.map(|l| (*env, l)))
+                    .collect(),
+                admins,
+                freeze,
+            },
+        )
 }
 
 fn toml_list(items: &[&str]) -> String {

@@ -95,7 +95,10 @@ impl LockClient {
         let mut rule = FenceRule::Floor(plan.fence_base);
         let mut last = None;
         for _ in 0..FENCE_ATTEMPTS {
-            match self.checked_write(request, freeze, &plan, rule, now_ms).await? {
+            match self
+                .checked_write(request, freeze, &plan, rule, now_ms)
+                .await?
+            {
                 Outcome::Granted => return Ok(checked_grant(request, plan, rule)),
                 Outcome::Frozen(record) => {
                     return Err(LockError::Frozen {

@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use baton_lock::{
-    AcquireRequest, CancellationToken, FreezeKey, FreezeRequest, GrantKind, ListQuery, LockError, LockOptions, LockState,
-    LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
+    AcquireRequest, CancellationToken, FreezeKey, FreezeRequest, GrantKind, ListQuery, LockError,
+    LockOptions, LockState, LockStatus, PipelineRun, ReleaseRequest, RunCheck, Takeover,
 };
 use baton_testkit::fast_options;
 
@@ -1848,7 +1848,9 @@ async fn an_ended_freeze_allows_a_checked_acquire<S: Subject>(store: S) {
     assert_eq!(stored.lock_id, grant.lock_id());
     assert_eq!(stored.locked_by, "U2");
     assert_eq!(stored.status, LockStatus::InProgress);
-    let previous = stored.previous.expect("the stored record names its predecessor");
+    let previous = stored
+        .previous
+        .expect("the stored record names its predecessor");
     assert_eq!(previous.lock_id, first.lock_id());
     assert_eq!(previous.status, LockStatus::Completed);
     let status = store
@@ -1893,7 +1895,10 @@ async fn a_checked_acquire_without_a_freeze_keeps_every_acquire_promise<S: Subje
     let before = store.now_millis();
     let grant = store.acquire(&first).await.unwrap();
     assert_eq!(grant.kind, GrantKind::Checked);
-    assert!(grant.fence() >= before, "a new key's fence starts at the clock");
+    assert!(
+        grant.fence() >= before,
+        "a new key's fence starts at the clock"
+    );
     let stored = store.status("deploy-api-prod").await.unwrap().unwrap();
     assert_eq!(stored.fence, grant.fence());
     assert_eq!(stored.request_id.as_deref(), Some("msg-1"));

@@ -524,7 +524,10 @@ async fn a_freeze_checked_acquire_is_one_transaction_granted_held_or_frozen() {
     let frozen = locks
         .acquire(&checked_request("deploy-web-prod", "U2", "deploy/prod"))
         .await;
-    assert!(matches!(frozen, Err(LockError::Frozen { .. })), "{frozen:?}");
+    assert!(
+        matches!(frozen, Err(LockError::Frozen { .. })),
+        "{frozen:?}"
+    );
     assert_eq!(proxy.operations(), vec!["TransactWriteItems"], "frozen");
 
     // Without the check, an acquire stays one plain UpdateItem.

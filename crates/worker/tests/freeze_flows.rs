@@ -185,15 +185,19 @@ async fn an_admin_freezes_runs_are_refused_an_admin_overrides_and_lifts_it() {
         text(&refused).contains("Only `/deploy` admins may freeze"),
         "{refused}"
     );
-    assert_eq!(stage.locks.freeze_status(&prod_freeze()).await.unwrap(), None);
+    assert_eq!(
+        stage.locks.freeze_status(&prod_freeze()).await.unwrap(),
+        None
+    );
 
     // The admin's freeze is recorded and announced.
     let before = baton_lock::clock::now_epoch_millis();
-    let set = stage
-        .say("UADMIN", "freeze prod 2h \"release week\"")
-        .await;
+    let set = stage.say("UADMIN", "freeze prod 2h \"release week\"").await;
     assert!(is_in_channel(&set), "{set}");
-    assert!(text(&set).contains("<@UADMIN> froze `prod` for `/deploy` until"), "{set}");
+    assert!(
+        text(&set).contains("<@UADMIN> froze `prod` for `/deploy` until"),
+        "{set}"
+    );
     assert!(text(&set).contains("release week"), "{set}");
     let freeze = stage
         .locks
@@ -256,7 +260,10 @@ async fn an_admin_freezes_runs_are_refused_an_admin_overrides_and_lifts_it() {
 
     // Lifting: only admins, then runs are open again.
     let refused = stage.say("U1", "unfreeze prod").await;
-    assert!(text(&refused).contains("Only `/deploy` admins"), "{refused}");
+    assert!(
+        text(&refused).contains("Only `/deploy` admins"),
+        "{refused}"
+    );
     let lifted = stage.say("UADMIN", "unfreeze prod").await;
     assert!(is_in_channel(&lifted), "{lifted}");
     assert!(
@@ -303,11 +310,17 @@ async fn a_scheduled_freeze_refuses_runs_and_an_admin_gets_through() {
 
     let overridden = stage.say("UADMIN", "api qa --override-freeze").await;
     let said = text(&overridden);
-    assert!(said.contains("<@UADMIN> overrode the freeze on `qa`"), "{said}");
+    assert!(
+        said.contains("<@UADMIN> overrode the freeze on `qa`"),
+        "{said}"
+    );
     assert!(said.contains("by the schedule"), "{said}");
     assert_eq!(stage.dispatches(), 1);
     // Help tells of freezes.
     let help = text(&stage.say("U1", "help").await);
-    assert!(help.contains("freeze <environment> <duration> <reason>"), "{help}");
+    assert!(
+        help.contains("freeze <environment> <duration> <reason>"),
+        "{help}"
+    );
     assert!(help.contains("frozen by schedule `* * * * *`"), "{help}");
 }

@@ -22,11 +22,9 @@ pub fn until_text(epoch_ms: u64) -> String {
 fn by_text(by: &FrozenBy) -> String {
     match by {
         FrozenBy::Admin { user } => format!("by {}", mention(user)),
-        FrozenBy::Schedule { cron, timezone } => format!(
-            "by the schedule `{}` ({})",
-            escape(cron),
-            escape(timezone)
-        ),
+        FrozenBy::Schedule { cron, timezone } => {
+            format!("by the schedule `{}` ({})", escape(cron), escape(timezone))
+        }
     }
 }
 
@@ -44,7 +42,13 @@ pub fn frozen_message(command: &str, component: &str, frozen: &Frozen, admins: &
 }
 
 /// Posted to the channel when an admin freezes an environment.
-pub fn freeze_set(command: &str, environment: &str, by_user: &str, until_ms: u64, reason: &str) -> Reply {
+pub fn freeze_set(
+    command: &str,
+    environment: &str,
+    by_user: &str,
+    until_ms: u64,
+    reason: &str,
+) -> Reply {
     Reply::in_channel(format!(
         "🧊 {} froze `{}` for `{command}` until {}: {}. Runs there are refused until then; `{command} unfreeze {}` lifts it.",
         mention(by_user),

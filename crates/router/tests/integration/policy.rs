@@ -163,3 +163,83 @@ async fn a_user_group_entry_is_left_to_the_worker_which_can_look_members_up() {
     assert!(!text.contains("not on the list"), "{text}");
     assert_eq!(queue.count().await, 1);
 }
+
+/// `/deploy` with `prod` frozen by schedule all the time (a window starts
+/// every minute and lasts an hour) and `dev` open.
+const FROZEN: &str = r#"
+[commands."/deploy"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["dev", "prod"]
+unlock_users = ["U0ADMIN"]
+[commands."/deploy".pipeline]
+repo = "acme/platform"
+workflow = "deploy.yml"
+[[commands."/deploy".freezes]]
+cron = "* * * * *"
+duration = "1h"
+timezone = "America/New_York"
+environments = ["prod"]
+reason = "release week"
+"#;
+
+#[tokio::test]
+async fn a_run_under_a_scheduled_freeze_is_refused_at_once_and_never_queued() {
+    let queue = TestQueue::fifo().await;
+    let router = router_with(&queue, FROZEN);
+
+    let ev = command(&[
+        ("command", "/deploy"),
+        ("trigger_id", "1.2.freeze"),
+        ("text", "api prod"),
+        ("user_id", "U0DEV"),
+    ]);
+    let text = refusal(&router, &ev).await;
+
+    assert!(
+        text.contains("`prod` is frozen for `/deploy` until"),
+        "{text}"
+    );
+    assert!(text.contains("release week"), "{text}");
+    assert!(
+        text.contains("by the schedule `* * * * *` (America/New_York)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`/deploy api prod --override-freeze`"),
+        "{text}"
+    );
+    assert_eq!(queue.count().await, 0, "a frozen run is not queued");
+
+    // Another environment, and an admin's override, go through.
+    let ev = command(&[
+        ("command", "/deploy"),
+        ("trigger_id", "2.2.freeze"),
+        ("text", "api dev"),
+        ("user_id", "U0DEV"),
+    ]);
+    refusal(&router, &ev).await;
+    assert_eq!(queue.count().await, 1);
+    let ev = command(&[
+        ("command", "/deploy"),
+        ("trigger_id", "3.2.freeze"),
+        ("text", "api prod --override-freeze"),
+        ("user_id", "U0ADMIN"),
+    ]);
+    let text = refusal(&router, &ev).await;
+    assert!(!text.contains("frozen"), "{text}");
+    assert_eq!(queue.count().await, 2);
+    // A non-admin's override is refused at once too.
+    let ev = command(&[
+        ("command", "/deploy"),
+        ("trigger_id", "4.2.freeze"),
+        ("text", "api prod --override-freeze"),
+        ("user_id", "U0DEV"),
+    ]);
+    let text = refusal(&router, &ev).await;
+    assert!(
+        text.contains("Only `/deploy` admins may run through a freeze"),
+        "{text}"
+    );
+    assert_eq!(queue.count().await, 2);
+}

@@ -17,7 +17,10 @@ use crate::ports::{Chat, Pipeline};
 
 /// The lock table's key for `environment`'s admin freeze of `config`'s
 /// command.
-pub(crate) fn freeze_key(config: &CommandConfig, environment: &str) -> Result<FreezeKey, LockError> {
+pub(crate) fn freeze_key(
+    config: &CommandConfig,
+    environment: &str,
+) -> Result<FreezeKey, LockError> {
     FreezeKey::new(&config.freeze_scope(environment))
 }
 
@@ -126,7 +129,8 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             frozen: admin_frozen(&run.target.environment, record),
             unlock_users: run.config.unlock_users.clone(),
         };
-        self.reply(run.message, &render::error(&err), deadline).await
+        self.reply(run.message, &render::error(&err), deadline)
+            .await
     }
 
     /// The freeze an `--override-freeze` run went through, for its
