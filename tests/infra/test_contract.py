@@ -155,6 +155,15 @@ SYNTHETIC = {
             fn setup(c: &Client) { let _ = c.put_item().send(); }
         }
     """,
+    # The freeze-checked acquire: one transaction of a condition check on
+    # the freeze and the grant's update (ConditionCheckItem + UpdateItem).
+    "crates/lock/src/frozen_acquire.rs": """
+        pub async fn acquire_unless_frozen(c: &Client) {
+            let check = ConditionCheck::builder().table_name("t").build();
+            let update = Update::builder().table_name("t").build();
+            c.transact_write_items().send().await;
+        }
+    """,
     # The admin helper no Lambda runs: excluded from the comparison.
     "crates/lock/src/table.rs": """
         pub async fn create(c: &Client) {

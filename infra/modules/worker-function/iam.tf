@@ -17,6 +17,15 @@ data "aws_iam_policy_document" "this" {
     resources = [var.table_arn]
   }
 
+  # A run's acquire checks its environment's freeze (an item of the same
+  # table) in the same TransactWriteItems as the grant's UpdateItem; IAM
+  # has no action for the transaction, only one per item in it.
+  statement {
+    sid       = "LockTableFreezeCheck"
+    actions   = ["dynamodb:ConditionCheckItem"]
+    resources = [var.table_arn]
+  }
+
   # The list operation queries the sparse active-locks index; `history`
   # queries the history table by key.
   statement {
