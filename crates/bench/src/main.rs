@@ -18,6 +18,7 @@
 mod coldstart;
 mod contention;
 mod fixtures;
+mod freeze;
 mod history;
 mod line;
 mod net;

@@ -187,6 +187,7 @@ async fn measure(env: &Env, table: &str) -> anyhow::Result<Vec<Row>> {
         ));
     }
     rows.push(row);
+    rows.extend(crate::freeze::rows(env, table).await?);
     Ok(rows)
 }
 
