@@ -72,17 +72,16 @@ impl Intercept for WriteUnits {
         let Ok(output) = context.output_or_error() else {
             return Ok(());
         };
-        let units = if let Some(out) = output.downcast_ref::<UpdateItemOutput>() {
-            out.consumed_capacity().and_then(|c| c.capacity_units())
-        } else if let Some(out) = output.downcast_ref::<TransactWriteItemsOutput>() {
-            Some(
-                out.consumed_capacity()
-                    .iter()
-                    .filter_map(|c| c.capacity_units())
-                    .sum(),
-            )
-        } else {
-            None
+        let units = match output.downcast_ref::<UpdateItemOutput>() {
+            Some(out) => out.consumed_capacity().and_then(|c| c.capacity_units()),
+            None => output
+                .downcast_ref::<TransactWriteItemsOutput>()
+                .map(|out| {
+                    out.consumed_capacity()
+                        .iter()
+                        .filter_map(|c| c.capacity_units())
+                        .sum()
+                }),
         };
         if let Some(units) = units {
             self.0.lock().unwrap_or_else(|p| p.into_inner()).push(units);

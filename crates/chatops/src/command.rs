@@ -392,8 +392,8 @@ pub enum CommandError {
         command: String,
         /// The component the run was for.
         component: String,
-        /// The freeze.
-        frozen: Frozen,
+        /// The freeze (boxed: it is the largest refusal).
+        frozen: Box<Frozen>,
         /// Who may override it (the command's admins).
         unlock_users: Vec<String>,
     },
@@ -471,7 +471,7 @@ fn refuse_if_frozen(
         Some(frozen) => Err(CommandError::Frozen {
             command: cmd.name.clone(),
             component: target.component.clone(),
-            frozen,
+            frozen: Box::new(frozen),
             unlock_users: cmd.unlock_users.clone(),
         }),
         None => Ok(request),

@@ -126,7 +126,7 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
         let err = CommandError::Frozen {
             command: run.config.name.clone(),
             component: run.target.component.clone(),
-            frozen: admin_frozen(&run.target.environment, record),
+            frozen: Box::new(admin_frozen(&run.target.environment, record)),
             unlock_users: run.config.unlock_users.clone(),
         };
         self.reply(run.message, &render::error(&err), deadline)
