@@ -29,7 +29,9 @@ workflow = "deploy.yml"
     // Friday 2026-12-04 18:00 Berlin (17:00 UTC): frozen until Monday
     // 08:00 Berlin (07:00 UTC).
     let friday = 1_796_403_600_000;
-    let frozen = deploy.frozen_at("prod", friday).expect("frozen on Friday evening");
+    let frozen = deploy
+        .frozen_at("prod", friday)
+        .expect("frozen on Friday evening");
     assert_eq!(frozen.until_ms, 1_796_626_800_000);
     assert_eq!(frozen.reason, "weekend: no deploys");
     assert_eq!(deploy.frozen_at("plt", friday), None);

@@ -32,9 +32,20 @@ duration = "1h"
 timezone = "Europe/Berlin"
 environments = ["qa"]
 reason = "qa is being rebuilt"
+
+[commands."/ship"]
+lock_ttl = "30m"
+components = ["api"]
+environments = ["prod"]
+on_conflict = "queue"
+unlock_users = ["UADMIN"]
+[commands."/ship".pipeline]
+repo = "acme/platform"
+workflow = "ship.yml"
 "#;
 
 const DISPATCH_DEPLOY: &str = "/repos/acme/platform/actions/workflows/deploy.yml/dispatches";
+const DISPATCH_SHIP: &str = "/repos/acme/platform/actions/workflows/ship.yml/dispatches";
 
 struct Stage {
     table: TestTable,
@@ -60,19 +71,25 @@ impl Stage {
         stage
             .slack
             .default_reply("/api/", Reply::json(200, json!({"ok": true})));
-        stage.github.default_reply(
-            DISPATCH_DEPLOY,
-            Reply::json(
-                200,
-                json!({"workflow_run_id": 7, "html_url": "https://github.example/acme/platform/actions/runs/7"}),
-            ),
-        );
+        for path in [DISPATCH_DEPLOY, DISPATCH_SHIP] {
+            stage.github.default_reply(
+                path,
+                Reply::json(
+                    200,
+                    json!({"workflow_run_id": 7, "html_url": "https://github.example/acme/platform/actions/runs/7"}),
+                ),
+            );
+        }
         stage
     }
 
     fn command(&self, user: &str, text: &str) -> CommandMessage {
+        self.command_of("/deploy", user, text)
+    }
+
+    fn command_of(&self, command: &str, user: &str, text: &str) -> CommandMessage {
         CommandMessage {
-            command: "/deploy".into(),
+            command: command.into(),
             text: text.into(),
             user_id: user.into(),
             user_name: Some(user.to_lowercase()),
@@ -91,9 +108,30 @@ impl Stage {
     /// `/deploy text` from `user`, through the binary; the reply it got.
     async fn say(&self, user: &str, text: &str) -> Value {
         let message = self.command(user, text);
+        self.deliver(QueueMessage::Command(message.clone())).await;
+        let replies = self.replies_to(&message);
+        assert_eq!(replies.len(), 1, "one reply to {text}");
+        replies[0].clone()
+    }
+
+    /// Every reply to `message` so far.
+    fn replies_to(&self, message: &CommandMessage) -> Vec<Value> {
+        let path = message
+            .response_url
+            .strip_prefix(&self.slack.url())
+            .expect("recorder URL");
+        self.slack
+            .requests_to(path)
+            .iter()
+            .map(|r| r.json())
+            .collect()
+    }
+
+    /// One `baton-worker --event` with `body`, a first delivery.
+    async fn deliver(&self, body: QueueMessage) {
         let mut record = SqsMessage::default();
         record.message_id = Some(unique_name("m"));
-        record.body = Some(QueueMessage::Command(message.clone()).to_json());
+        record.body = Some(body.to_json());
         record
             .attributes
             .insert("ApproximateReceiveCount".into(), "1".into());
@@ -106,14 +144,7 @@ impl Stage {
             .binary(&["--event", file.to_str().expect("utf-8 path")])
             .await;
         let _ = std::fs::remove_file(&file);
-        assert_eq!(response["batchItemFailures"], json!([]), "handled: {text}");
-        let path = message
-            .response_url
-            .strip_prefix(&self.slack.url())
-            .expect("recorder URL");
-        let replies = self.slack.requests_to(path);
-        assert_eq!(replies.len(), 1, "one reply to {text}");
-        replies[0].json()
+        assert_eq!(response["batchItemFailures"], json!([]), "handled");
     }
 
     async fn binary(&self, args: &[&str]) -> Value {
@@ -159,6 +190,12 @@ impl Stage {
 
     fn dispatches(&self) -> usize {
         self.github.requests_to(DISPATCH_DEPLOY).len()
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
     }
 }
 
@@ -323,4 +360,52 @@ async fn a_scheduled_freeze_refuses_runs_and_an_admin_gets_through() {
         "{help}"
     );
     assert!(help.contains("frozen by schedule `* * * * *`"), "{help}");
+}
+
+#[tokio::test]
+async fn a_waiter_whose_turn_comes_under_an_admin_freeze_is_told_and_not_started() {
+    let stage = Stage::new().await;
+    let first = stage.command_of("/ship", "U1", "api prod");
+    stage.deliver(QueueMessage::Command(first.clone())).await;
+    let waiter = stage.command_of("/ship", "U2", "api prod");
+    stage.deliver(QueueMessage::Command(waiter.clone())).await;
+    let queued = text(&stage.replies_to(&waiter)[0]);
+    assert!(queued.contains("Queued `/ship api prod`"), "{queued}");
+    let held = stage.locks.status("ship-api-prod").await.unwrap().unwrap();
+    assert_eq!(held.waiters.len(), 1);
+    let freeze = stage.command_of("/ship", "UADMIN", "freeze prod 1h hotfix window");
+    stage.deliver(QueueMessage::Command(freeze)).await;
+
+    // The holder's run completes: the hand-off grants the waiter, whose
+    // run is not started under the freeze.
+    stage
+        .deliver(QueueMessage::Completion(baton_chatops::CompletionMessage {
+            lock_key: held.lock_key.clone(),
+            lock_id: held.lock_id.clone(),
+            fence: held.fence,
+            conclusion: baton_chatops::Conclusion::Success,
+            run_url: None,
+            run_id: Some(7),
+            repository: Some("acme/platform".into()),
+            workflow: Some("ship.yml".into()),
+            channel_id: None,
+            reported_by: Some("github".into()),
+            reason: None,
+        }))
+        .await;
+
+    assert_eq!(
+        stage.github.requests_to(DISPATCH_SHIP).len(),
+        1,
+        "only the first run was dispatched"
+    );
+    let replies = stage.replies_to(&waiter);
+    let told = text(replies.last().unwrap());
+    assert!(told.contains("`prod` is frozen for `/ship`"), "{told}");
+    assert!(told.contains("hotfix window"), "{told}");
+    let after = stage.locks.status("ship-api-prod").await.unwrap().unwrap();
+    assert_eq!(after.locked_by, "U2", "the waiter had its turn");
+    assert_eq!(after.status, LockStatus::Failed, "and its grant ended");
+    assert_eq!(after.release_reason.as_deref(), Some("frozen"));
+    assert!(after.waiters.is_empty());
 }

@@ -133,6 +133,32 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             .await
     }
 
+    /// The refusal of a run of `target` while an admin's freeze of its
+    /// environment is in force (`None` when none is, or it cannot be read:
+    /// a waiter's run is not held back by a failed read).
+    pub(super) async fn admin_freeze_of(
+        &self,
+        config: &CommandConfig,
+        target: &baton_chatops::Target,
+    ) -> Option<CommandError> {
+        let key = freeze_key(config, &target.environment).ok()?;
+        let record = match self.locks.freeze_status(&key).await {
+            Ok(record) => record?,
+            Err(e) => {
+                warn!(command = %config.name, environment = %target.environment, error = %e, "could not read the environment's freeze");
+                return None;
+            }
+        };
+        record
+            .active_at(self.locks.now_millis())
+            .then(|| CommandError::Frozen {
+                command: config.name.clone(),
+                component: target.component.clone(),
+                frozen: Box::new(admin_frozen(&target.environment, &record)),
+                unlock_users: config.unlock_users.clone(),
+            })
+    }
+
     /// The freeze an `--override-freeze` run went through, for its
     /// announcement: the admin freeze on record if one is in force, else
     /// the scheduled one, else none. Read after the grant, for the notice

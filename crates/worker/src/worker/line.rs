@@ -9,7 +9,7 @@
 
 use baton_chatops::render::{self, LineView, WaiterView};
 use baton_chatops::{
-    CommandConfig, CommandMessage, Membership, OnConflict, Request, Target, decide,
+    CommandConfig, CommandError, CommandMessage, Membership, OnConflict, Request, Target, decide,
 };
 use baton_lock::{
     AcquireRequest, Ended, Grant, JoinRequest, Joined, LineMode, LockError, LockRecord, LockStatus,
@@ -117,23 +117,43 @@ impl<S: LockStore, C: Chat, P: Pipeline> Worker<S, C, P> {
             &Membership::Unresolved,
             self.locks.now_millis(),
         );
-        let (config, target, lock_key) = match &queued {
+        let (config, target, lock_key, override_freeze) = match &queued {
             Ok(Request::Run {
-                target, lock_key, ..
+                target,
+                lock_key,
+                override_freeze,
+                ..
             }) => match self.settings.config.command(&target.command) {
-                Some(config) => (config, target, lock_key),
+                Some(config) => (config, target, lock_key, *override_freeze),
                 None => {
                     return self
                         .end_unstartable(record, "its command is no longer configured")
                         .await;
                 }
             },
+            Err(refusal @ CommandError::Frozen { .. }) => {
+                // A scheduled freeze began while it waited: it is told so,
+                // and the key goes on to the next in line.
+                let _ = self
+                    .reply(&message, &render::error(refusal), deadline)
+                    .await;
+                return self.end_unstartable(record, "frozen").await;
+            }
             _ => {
                 return self
                     .end_unstartable(record, "it no longer parses as a run")
                     .await;
             }
         };
+        // A hand-off grants in the write that ends the previous grant, which
+        // checks no freeze: an admin's freeze is checked here instead, when
+        // the waiter's turn comes.
+        if !override_freeze && let Some(refusal) = self.admin_freeze_of(config, target).await {
+            let _ = self
+                .reply(&message, &render::error(&refusal), deadline)
+                .await;
+            return self.end_unstartable(record, "frozen").await;
+        }
         let run = self.run_of(&message.trigger_id, 1, &message, config, target, lock_key);
         let inputs = run.inputs(grant.lock_id(), grant.fence());
         match self.pipeline.dispatch(&config.pipeline, &inputs).await {
