@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::command::CommandError;
 
-mod history;
 mod freeze;
+mod history;
 mod line;
 mod locks;
 mod runs;
@@ -28,8 +28,8 @@ mod wording;
 
 use crate::config::CommandConfig;
 use crate::target::Target;
-pub use history::*;
 pub use freeze::*;
+pub use history::*;
 pub use line::*;
 pub use locks::*;
 pub use runs::*;
