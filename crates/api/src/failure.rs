@@ -34,6 +34,9 @@ use crate::view;
 pub fn answer(err: LockError) -> Answer {
     let (status, kind) = match &err {
         LockError::Held { .. } => (StatusCode::CONFLICT, "held"),
+        // The API asks for no freeze check; should one refuse, the key may
+        // not be taken now, like a held one.
+        LockError::Frozen { .. } => (StatusCode::CONFLICT, "frozen"),
         LockError::WaitTimedOut { .. } => (StatusCode::CONFLICT, "wait_timed_out"),
         LockError::LineFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "line_full"),
         LockError::NotWaiting { .. } => (StatusCode::CONFLICT, "lost_place"),

@@ -241,6 +241,8 @@ async fn acquire<S: LockStore>(
             GrantKind::New => "new",
             GrantKind::TakenOver { .. } => "taken_over",
             GrantKind::Existing => "existing",
+            // Past a freeze check, which the API does not ask for.
+            GrantKind::Checked => "checked",
         }),
     );
     Ok(Answer::ok("acquired", Value::Object(fields)))
