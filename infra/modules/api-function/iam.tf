@@ -16,6 +16,16 @@ data "aws_iam_policy_document" "this" {
     resources = [var.table_arn]
   }
 
+  # The lock library it links can send a freeze-checked acquire (a
+  # TransactWriteItems with a ConditionCheck on the freeze's item); the API
+  # never asks for the check, but the grant follows the code it links. It
+  # reveals nothing GetItem does not.
+  statement {
+    sid       = "LockTableFreezeCheck"
+    actions   = ["dynamodb:ConditionCheckItem"]
+    resources = [var.table_arn]
+  }
+
   # GET /v1/locks and Tracker's list query the sparse active-locks index.
   statement {
     sid       = "LockTableQuery"
