@@ -29,6 +29,9 @@ bash tests/tooling/dynamodb-local.sh start
 
 # The standard AWS environment, pointed at DynamoDB Local.
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${BATON_DDB_PORT}"
+# DynamoDB Local serves the streams API on the same port (the history
+# consumer reads the lock table's stream through it).
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$AWS_ENDPOINT_URL_DYNAMODB"
 export AWS_ACCESS_KEY_ID=baton AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 export BATON_TABLE="baton-demo-$(date +%s)-$$"
 baton="$CARGO_TARGET_DIR/debug/baton"
@@ -64,10 +67,13 @@ echo "Azure DevOps pipeline:";   sed 's/^/  /' .run/demo-az.log
 echo "After both:"
 "$baton" status deploy-api-prod | sed 's/^/  /'
 # The consumer records each ended grant from the stream within a moment.
+recorded=0
 for _ in $(seq 1 100); do
-  [ "$("$baton" --json history deploy-api-prod | jq '.entries | length')" -ge 2 ] && break
+  recorded=$("$baton" --json history deploy-api-prod | jq '.entries | length')
+  [ "$recorded" -ge 2 ] && break
   sleep 0.1
 done
+[ "$recorded" -ge 2 ] || { echo "the history consumer recorded $recorded of 2 grants; see .run/demo-history.log" >&2; exit 1; }
 echo "The key's history (baton history deploy-api-prod):"
 "$baton" history deploy-api-prod | sed 's/^/  /'
 echo
