@@ -349,3 +349,30 @@ async fn history_pages_newest_first_per_key_and_across_keys() {
         "{bad:?}"
     );
 }
+
+#[tokio::test]
+async fn a_read_across_keys_never_walks_back_further_than_its_limit() {
+    let s = setup().await;
+    let proxy = baton_testkit::FaultProxy::passthrough(&s.table.endpoint)
+        .await
+        .unwrap();
+    let reader = HistoryClient::new(
+        baton_testkit::local_dynamodb_client(&proxy.url(), 3),
+        baton_lock::schema::history::table_for(&s.table.name),
+    );
+    let query = HistoryQuery {
+        since_ms: Some(0),
+        ..HistoryQuery::default()
+    };
+    let page = reader
+        .recent(&query, baton_lock::clock::now_epoch_millis())
+        .await
+        .unwrap();
+    assert!(page.entries.is_empty() && page.next_page_token.is_none());
+    let days = baton_lock::MAX_RECENT_WINDOW.as_secs() / 86_400;
+    let queries = proxy.operations().len() as u64;
+    assert!(
+        (days..=days + 1).contains(&queries),
+        "one Query per day of the window, not per day since 1970: {queries}"
+    );
+}

@@ -50,6 +50,11 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How far back a read across keys looks when it is given no `since`.
 pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The furthest back a read across keys looks, whatever `since` asks: it
+/// reads one day per `Query`, so an unbounded `since` (`--since 100y`)
+/// would cost a request per day back to 1970 for days TTL has emptied.
+pub const MAX_RECENT_WINDOW: Duration = Duration::from_secs(400 * 24 * 3600);
+
 impl HistoryClient {
     /// A client for the history table `table`.
     pub fn new(ddb: Client, table: impl Into<String>) -> Self {
@@ -116,9 +121,11 @@ impl HistoryClient {
         query: &HistoryQuery,
         now_ms: u64,
     ) -> Result<HistoryPage, LockError> {
+        let window = |d: Duration| now_ms.saturating_sub(d.as_millis() as u64);
         let since = query
             .since_ms
-            .unwrap_or_else(|| now_ms.saturating_sub(DEFAULT_RECENT_WINDOW.as_millis() as u64));
+            .unwrap_or_else(|| window(DEFAULT_RECENT_WINDOW))
+            .max(window(MAX_RECENT_WINDOW));
         let limit = page_size(query);
         let (mut day, mut start) = match query.page_token.as_deref() {
             Some(token) => parse_recent_token(token).ok_or_else(|| bad_token(token))?,
@@ -161,7 +168,10 @@ impl HistoryClient {
                 ))
             });
             if start.is_none() {
-                day -= 1;
+                match day.checked_sub(1) {
+                    Some(earlier) => day = earlier,
+                    None => break,
+                }
             }
             if entries.len() as i32 >= limit {
                 break;

@@ -55,8 +55,8 @@ pub use error::LockError;
 pub use freeze::{FREEZE_KEY_PREFIX, FreezeKey, FreezeRecord, FreezeRequest, MAX_FREEZE};
 pub use handoff::Ended;
 pub use history_store::{
-    DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery, entry_item,
-    entry_of,
+    DEFAULT_RECENT_WINDOW, DEFAULT_RETENTION, HistoryClient, HistoryPage, HistoryQuery,
+    MAX_RECENT_WINDOW, entry_item, entry_of,
 };
 pub use line::{JoinRequest, Joined, Left, LineMode, MAX_LINE_LEN, Place, Waiter};
 pub use memory::MemoryStore;
