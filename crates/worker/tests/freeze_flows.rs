@@ -6,14 +6,13 @@
 //! announced), and lifts it; a scheduled freeze from the config refuses
 //! runs too.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use baton_chatops::{CommandMessage, QueueMessage};
-use baton_lock::{FreezeKey, LockClient, LockStatus};
-use baton_testkit::{HttpRecorder, Reply, TestTable, fast_options, unique_name};
+use baton_chatops::QueueMessage;
+use baton_lock::{FreezeKey, LockStatus};
+use baton_testkit::Reply;
 use serde_json::{Value, json};
+use stage::Stage;
+
+mod stage;
 
 /// `qa` is frozen by schedule all the time: a window starts every minute
 /// and lasts an hour.
@@ -47,155 +46,40 @@ workflow = "ship.yml"
 const DISPATCH_DEPLOY: &str = "/repos/acme/platform/actions/workflows/deploy.yml/dispatches";
 const DISPATCH_SHIP: &str = "/repos/acme/platform/actions/workflows/ship.yml/dispatches";
 
-struct Stage {
-    table: TestTable,
-    locks: LockClient,
-    slack: HttpRecorder,
-    github: HttpRecorder,
-    config: PathBuf,
+/// A fresh stage for this suite.
+async fn stage() -> Stage {
+    let stage = Stage::new(CONFIG, &[]).await;
+    for path in [DISPATCH_DEPLOY, DISPATCH_SHIP] {
+        stage.github.default_reply(
+            path,
+            Reply::json(
+                200,
+                json!({"workflow_run_id": 7, "html_url": "https://github.example/acme/platform/actions/runs/7"}),
+            ),
+        );
+    }
+    stage
 }
 
 impl Stage {
-    async fn new() -> Stage {
-        let table = TestTable::create().await;
-        let locks = table.client(fast_options());
-        let config = std::env::temp_dir().join(format!("{}.toml", unique_name("baton-config")));
-        std::fs::write(&config, CONFIG).expect("write the command config");
-        let stage = Stage {
-            table,
-            locks,
-            slack: HttpRecorder::start().await.expect("Slack stand-in"),
-            github: HttpRecorder::start().await.expect("GitHub stand-in"),
-            config,
-        };
-        stage
-            .slack
-            .default_reply("/api/", Reply::json(200, json!({"ok": true})));
-        for path in [DISPATCH_DEPLOY, DISPATCH_SHIP] {
-            stage.github.default_reply(
-                path,
-                Reply::json(
-                    200,
-                    json!({"workflow_run_id": 7, "html_url": "https://github.example/acme/platform/actions/runs/7"}),
-                ),
-            );
-        }
-        stage
-    }
-
-    fn command(&self, user: &str, text: &str) -> CommandMessage {
-        self.command_of("/deploy", user, text)
-    }
-
-    fn command_of(&self, command: &str, user: &str, text: &str) -> CommandMessage {
-        CommandMessage {
-            command: command.into(),
-            text: text.into(),
-            user_id: user.into(),
-            user_name: Some(user.to_lowercase()),
-            channel_id: "C0DEPLOYS".into(),
-            channel_name: None,
-            team_id: "T0ACME".into(),
-            team_domain: None,
-            enterprise_id: None,
-            response_url: format!("{}/response/{user}/{}", self.slack.url(), unique_name("r")),
-            trigger_id: unique_name("trigger"),
-            api_app_id: None,
-            received_at: baton_lock::clock::now_epoch_millis(),
-        }
-    }
-
     /// `/deploy text` from `user`, through the binary; the reply it got.
     async fn say(&self, user: &str, text: &str) -> Value {
-        let message = self.command(user, text);
-        self.deliver(QueueMessage::Command(message.clone())).await;
+        let message = self.command(user, "/deploy", text);
+        self.deliver_handled(QueueMessage::Command(message.clone()))
+            .await;
         let replies = self.replies_to(&message);
         assert_eq!(replies.len(), 1, "one reply to {text}");
         replies[0].clone()
     }
 
-    /// Every reply to `message` so far.
-    fn replies_to(&self, message: &CommandMessage) -> Vec<Value> {
-        let path = message
-            .response_url
-            .strip_prefix(&self.slack.url())
-            .expect("recorder URL");
-        self.slack
-            .requests_to(path)
-            .iter()
-            .map(|r| r.json())
-            .collect()
-    }
-
-    /// One `baton-worker --event` with `body`, a first delivery.
-    async fn deliver(&self, body: QueueMessage) {
-        let mut record = SqsMessage::default();
-        record.message_id = Some(unique_name("m"));
-        record.body = Some(body.to_json());
-        record
-            .attributes
-            .insert("ApproximateReceiveCount".into(), "1".into());
-        let mut event = SqsEvent::default();
-        event.records = vec![record];
-        let file = std::env::temp_dir().join(format!("{}.json", unique_name("sqs-event")));
-        std::fs::write(&file, serde_json::to_string(&event).expect("event JSON"))
-            .expect("write the event");
-        let response = self
-            .binary(&["--event", file.to_str().expect("utf-8 path")])
-            .await;
-        let _ = std::fs::remove_file(&file);
+    /// One `baton-worker --event` with `body`, which must be handled.
+    async fn deliver_handled(&self, body: QueueMessage) {
+        let response = self.deliver(&[body]).await;
         assert_eq!(response["batchItemFailures"], json!([]), "handled");
-    }
-
-    async fn binary(&self, args: &[&str]) -> Value {
-        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-worker"))
-            .args(args)
-            .env_clear()
-            .env("BATON_TABLE", &self.table.name)
-            .env("BATON_CONFIG", &self.config)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.table.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "baton")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("SLACK_BOT_TOKEN", "xoxb-binary")
-            .env("GITHUB_TOKEN", "ghp-binary")
-            .env("SLACK_API_URL", format!("{}/api", self.slack.url()))
-            .env(
-                "SLACK_RESPONSE_URL_PREFIX",
-                format!("{}/response/", self.slack.url()),
-            )
-            .env("GITHUB_API_URL", self.github.url())
-            .env("GITHUB_SERVER_URL", "https://github.example")
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(90), run)
-            .await
-            .expect("baton-worker ended within 90 s")
-            .expect("run baton-worker");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "stdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .unwrap_or_else(|| panic!("no JSON on stdout:\n{stdout}\nstderr:\n{stderr}"))
     }
 
     fn dispatches(&self) -> usize {
         self.github.requests_to(DISPATCH_DEPLOY).len()
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.config);
     }
 }
 
@@ -213,7 +97,7 @@ fn prod_freeze() -> FreezeKey {
 
 #[tokio::test]
 async fn an_admin_freezes_runs_are_refused_an_admin_overrides_and_lifts_it() {
-    let stage = Stage::new().await;
+    let stage = stage().await;
 
     // Only an admin may freeze; a refused freeze writes nothing.
     let refused = stage.say("U1", "freeze prod 2h release week").await;
@@ -325,7 +209,7 @@ async fn an_admin_freezes_runs_are_refused_an_admin_overrides_and_lifts_it() {
 
 #[tokio::test]
 async fn a_scheduled_freeze_refuses_runs_and_an_admin_gets_through() {
-    let stage = Stage::new().await;
+    let stage = stage().await;
 
     let frozen = stage.say("U1", "api qa").await;
 
@@ -364,22 +248,26 @@ async fn a_scheduled_freeze_refuses_runs_and_an_admin_gets_through() {
 
 #[tokio::test]
 async fn a_waiter_whose_turn_comes_under_an_admin_freeze_is_told_and_not_started() {
-    let stage = Stage::new().await;
-    let first = stage.command_of("/ship", "U1", "api prod");
-    stage.deliver(QueueMessage::Command(first.clone())).await;
-    let waiter = stage.command_of("/ship", "U2", "api prod");
-    stage.deliver(QueueMessage::Command(waiter.clone())).await;
+    let stage = stage().await;
+    let first = stage.command("U1", "/ship", "api prod");
+    stage
+        .deliver_handled(QueueMessage::Command(first.clone()))
+        .await;
+    let waiter = stage.command("U2", "/ship", "api prod");
+    stage
+        .deliver_handled(QueueMessage::Command(waiter.clone()))
+        .await;
     let queued = text(&stage.replies_to(&waiter)[0]);
     assert!(queued.contains("Queued `/ship api prod`"), "{queued}");
     let held = stage.locks.status("ship-api-prod").await.unwrap().unwrap();
     assert_eq!(held.waiters.len(), 1);
-    let freeze = stage.command_of("/ship", "UADMIN", "freeze prod 1h hotfix window");
-    stage.deliver(QueueMessage::Command(freeze)).await;
+    let freeze = stage.command("UADMIN", "/ship", "freeze prod 1h hotfix window");
+    stage.deliver_handled(QueueMessage::Command(freeze)).await;
 
     // The holder's run completes: the hand-off grants the waiter, whose
     // run is not started under the freeze.
     stage
-        .deliver(QueueMessage::Completion(baton_chatops::CompletionMessage {
+        .deliver_handled(QueueMessage::Completion(baton_chatops::CompletionMessage {
             lock_key: held.lock_key.clone(),
             lock_id: held.lock_id.clone(),
             fence: held.fence,

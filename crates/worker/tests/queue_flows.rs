@@ -6,17 +6,17 @@
 //! (the replies, the channel notices) and what the lock table holds are
 //! checked after every step.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use baton_chatops::{CommandMessage, CompletionMessage, Conclusion, QueueMessage};
-use baton_lock::{
-    AcquireRequest, JoinRequest, LineMode, LockClient, LockRecord, LockStatus, PipelineRun,
-};
-use baton_testkit::{HttpRecorder, Reply, TestTable, fast_options, unique_name};
+use baton_lock::{AcquireRequest, JoinRequest, LineMode, LockRecord, LockStatus, PipelineRun};
+use baton_testkit::{Reply, unique_name};
 use serde_json::{Value, json};
+use stage::Stage;
+
+mod stage;
 
 const CONFIG: &str = r#"
 [commands."/deploy"]
@@ -56,39 +56,19 @@ const POST_MESSAGE: &str = "/api/chat.postMessage";
 const POST_EPHEMERAL: &str = "/api/chat.postEphemeral";
 const KEY: &str = "deploy-api-plt";
 
-/// A lock table, the stand-ins and a config file for one test.
-struct Stage {
-    table: TestTable,
-    locks: LockClient,
-    slack: HttpRecorder,
-    github: HttpRecorder,
-    config: PathBuf,
-    next_run: AtomicU64,
+/// Run ids GitHub's stand-in hands out, unique across the suite.
+static NEXT_RUN: AtomicU64 = AtomicU64::new(101);
+
+/// A fresh stage for this suite: its config, and the reconciler starting a
+/// handed-off run at once.
+async fn stage() -> Stage {
+    Stage::new(CONFIG, &[("BATON_HANDOFF_GRACE", "0s")]).await
 }
 
 impl Stage {
-    async fn new() -> Stage {
-        let table = TestTable::create().await;
-        let locks = table.client(fast_options());
-        let config = std::env::temp_dir().join(format!("{}.toml", unique_name("baton-config")));
-        std::fs::write(&config, CONFIG).expect("write the command config");
-        let stage = Stage {
-            table,
-            locks,
-            slack: HttpRecorder::start().await.expect("Slack stand-in"),
-            github: HttpRecorder::start().await.expect("GitHub stand-in"),
-            config,
-            next_run: AtomicU64::new(101),
-        };
-        stage
-            .slack
-            .default_reply("/api/", Reply::json(200, json!({"ok": true})));
-        stage
-    }
-
     /// GitHub answers the next dispatch of `path` with a new run id.
     fn next_dispatch_starts_a_run(&self, path: &str) -> u64 {
-        let id = self.next_run.fetch_add(1, Ordering::SeqCst);
+        let id = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
         self.github.script(
             path,
             [Reply::json(
@@ -97,49 +77,6 @@ impl Stage {
             )],
         );
         id
-    }
-
-    fn command(&self, user: &str, command: &str, text: &str) -> CommandMessage {
-        CommandMessage {
-            command: command.into(),
-            text: text.into(),
-            user_id: user.into(),
-            user_name: Some(user.to_lowercase()),
-            channel_id: "C0DEPLOYS".into(),
-            channel_name: None,
-            team_id: "T0ACME".into(),
-            team_domain: None,
-            enterprise_id: None,
-            response_url: format!("{}/response/{user}/{}", self.slack.url(), unique_name("r")),
-            trigger_id: unique_name("trigger"),
-            api_app_id: None,
-            received_at: baton_lock::clock::now_epoch_millis(),
-        }
-    }
-
-    /// One `baton-worker --event` with `messages`, each a first delivery.
-    async fn deliver(&self, messages: &[QueueMessage]) -> Value {
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut record = SqsMessage::default();
-                record.message_id = Some(unique_name("m"));
-                record.body = Some(m.to_json());
-                record
-                    .attributes
-                    .insert("ApproximateReceiveCount".into(), "1".into());
-                record
-            })
-            .collect();
-        let file = std::env::temp_dir().join(format!("{}.json", unique_name("sqs-event")));
-        std::fs::write(&file, serde_json::to_string(&event).expect("event JSON"))
-            .expect("write the event");
-        let out = self
-            .binary(&["--event", file.to_str().expect("utf-8 path")])
-            .await;
-        let _ = std::fs::remove_file(&file);
-        out
     }
 
     /// `/command text` from `user`, through the binary; the reply it got.
@@ -157,63 +94,9 @@ impl Stage {
     }
 
     fn reply_to(&self, message: &CommandMessage) -> Value {
-        let path = message
-            .response_url
-            .strip_prefix(&self.slack.url())
-            .expect("recorder URL");
-        let replies = self.slack.requests_to(path);
+        let replies = self.replies_to(message);
         assert_eq!(replies.len(), 1, "one reply to {}", message.text);
-        replies[0].json()
-    }
-
-    async fn binary(&self, args: &[&str]) -> Value {
-        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-worker"))
-            .args(args)
-            .env_clear()
-            .env("BATON_TABLE", &self.table.name)
-            .env("BATON_CONFIG", &self.config)
-            .env("BATON_HANDOFF_GRACE", "0s")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.table.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "baton")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("SLACK_BOT_TOKEN", "xoxb-binary")
-            .env("GITHUB_TOKEN", "ghp-binary")
-            .env("SLACK_API_URL", format!("{}/api", self.slack.url()))
-            .env(
-                "SLACK_RESPONSE_URL_PREFIX",
-                format!("{}/response/", self.slack.url()),
-            )
-            .env("GITHUB_API_URL", self.github.url())
-            .env("GITHUB_SERVER_URL", "https://github.example")
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(90), run)
-            .await
-            .expect("baton-worker ended within 90 s")
-            .expect("run baton-worker");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "stdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .unwrap_or_else(|| panic!("no JSON on stdout:\n{stdout}\nstderr:\n{stderr}"))
-    }
-
-    async fn record(&self, key: &str) -> LockRecord {
-        self.locks
-            .status(key)
-            .await
-            .expect("read the lock")
-            .expect("the lock exists")
+        replies[0].clone()
     }
 
     fn dispatches(&self, path: &str) -> Vec<Value> {
@@ -242,12 +125,6 @@ impl Stage {
     }
 }
 
-impl Drop for Stage {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.config);
-    }
-}
-
 fn text(reply: &Value) -> String {
     reply["text"].as_str().unwrap_or_default().to_owned()
 }
@@ -258,7 +135,7 @@ fn waiting(record: &LockRecord) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_held_deploy_queues_in_order_and_the_head_starts_when_the_holder_completes() {
-    let s = Stage::new().await;
+    let s = stage().await;
     let first_run = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let holder = s.record(KEY).await;
@@ -343,7 +220,7 @@ async fn a_held_deploy_queues_in_order_and_the_head_starts_when_the_holder_compl
 
 #[tokio::test]
 async fn queue_shows_the_lines_and_a_reject_command_says_it_does_not_queue() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     s.say("U2", "/deploy", "api plt").await;
@@ -368,7 +245,7 @@ async fn queue_shows_the_lines_and_a_reject_command_says_it_does_not_queue() {
 
 #[tokio::test]
 async fn queue_latest_keeps_the_newest_request_and_tells_the_one_it_replaced() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_BUILD);
     s.say("U1", "/build", "api plt").await;
     s.say("U2", "/build", "api plt").await;
@@ -387,7 +264,7 @@ async fn queue_latest_keeps_the_newest_request_and_tells_the_one_it_replaced() {
 
 #[tokio::test]
 async fn a_cancel_hands_the_lock_to_the_next_in_line() {
-    let s = Stage::new().await;
+    let s = stage().await;
     let run = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     s.say("U2", "/deploy", "api plt").await;
@@ -435,7 +312,7 @@ async fn join_directly(s: &Stage, key: &str, message: &CommandMessage, max_wait:
 
 #[tokio::test]
 async fn the_reconciler_drops_a_waiter_past_its_maximum_wait_and_tells_it() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let late = s.command("U2", "/deploy", "api plt");
@@ -460,7 +337,7 @@ async fn the_reconciler_drops_a_waiter_past_its_maximum_wait_and_tells_it() {
 
 #[tokio::test]
 async fn the_reconciler_starts_a_hand_off_whose_worker_stopped_before_dispatching() {
-    let s = Stage::new().await;
+    let s = stage().await;
     let first = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let holder = s.record(KEY).await;
@@ -515,7 +392,7 @@ fn cancels(s: &Stage) -> Vec<String> {
 
 #[tokio::test]
 async fn an_admin_takes_over_in_one_write_cancels_the_old_run_and_starts_theirs() {
-    let s = Stage::new().await;
+    let s = stage().await;
     let first = s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let holder = s.record(KEY).await;
@@ -562,7 +439,7 @@ async fn an_admin_takes_over_in_one_write_cancels_the_old_run_and_starts_theirs(
 
 #[tokio::test]
 async fn keep_run_leaves_the_old_run_going() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
@@ -574,7 +451,7 @@ async fn keep_run_leaves_the_old_run_going() {
 
 #[tokio::test]
 async fn a_takeover_by_a_non_admin_or_without_a_reason_changes_nothing() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let before = s.record(KEY).await;
@@ -596,7 +473,7 @@ async fn a_takeover_by_a_non_admin_or_without_a_reason_changes_nothing() {
 
 #[tokio::test]
 async fn test_runs_and_real_runs_do_not_block_each_other() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
@@ -626,7 +503,7 @@ async fn test_runs_and_real_runs_do_not_block_each_other() {
 
 #[tokio::test]
 async fn the_original_bots_command_forms_work() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     let status = text(&s.say("U1", "/deploy", "status --locks").await);
@@ -641,7 +518,7 @@ async fn the_original_bots_command_forms_work() {
 
 #[tokio::test]
 async fn a_bypass_recorded_by_the_cli_shows_in_slack_status() {
-    let s = Stage::new().await;
+    let s = stage().await;
     s.next_dispatch_starts_a_run(DISPATCH_DEPLOY);
     s.say("U1", "/deploy", "api plt").await;
     s.locks
@@ -668,7 +545,7 @@ async fn a_bypass_recorded_by_the_cli_shows_in_slack_status() {
 
 #[tokio::test]
 async fn a_queued_message_with_a_forged_user_is_refused_and_changes_nothing() {
-    let s = Stage::new().await;
+    let s = stage().await;
     let mut forged = s.command("U1", "/deploy", "api plt --force takeover");
     forged.user_id = "UADMIN> <!channel".into();
     let mut body = serde_json::to_value(QueueMessage::Command(forged)).expect("json");
