@@ -114,9 +114,8 @@ async fn follow() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ddb = aws_sdk_dynamodb::Client::new(&config);
     let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let follower = match Follower::new(&ddb, streams, &settings.lock_table).await {
+    let follower = match Follower::new(history.dynamodb(), streams, &settings.lock_table).await {
         Ok(follower) => follower,
         Err(e) => {
             eprintln!("baton-history: {e}");

@@ -51,6 +51,12 @@ pub struct HistoryWriter {
 }
 
 impl HistoryWriter {
+    /// The SDK client it writes with (the follower reads the stream's table
+    /// description with the same one).
+    pub fn dynamodb(&self) -> &Client {
+        &self.ddb
+    }
+
     /// Writes to `table`, keeping entries for `retention` after they end.
     pub fn new(ddb: Client, table: impl Into<String>, retention: Duration) -> Self {
         HistoryWriter {

@@ -43,6 +43,22 @@ impl Setup {
     }
 }
 
+/// `owner` joins the line of key `k`, which is held.
+async fn wait_in_line(s: &Setup, owner: &str) {
+    let minute = Duration::from_secs(60);
+    let join = JoinRequest {
+        acquire: request("k", owner, minute),
+        mode: LineMode::Fifo { max: 5 },
+        max_wait: minute,
+        claim: None,
+        member: None,
+    };
+    assert!(matches!(
+        s.locks.join(&join).await.unwrap(),
+        Joined::Waiting(_)
+    ));
+}
+
 fn request(key: &str, owner: &str, ttl: Duration) -> AcquireRequest {
     let mut r = AcquireRequest::new(key, owner, ttl);
     r.purpose = Some(format!("deploy by {owner}"));
@@ -94,17 +110,7 @@ async fn every_way_a_grant_ends_is_recorded_once_with_its_outcome() {
         .await
         .unwrap();
     // Failed, with someone waiting: the release hands the key on.
-    let join = JoinRequest {
-        acquire: request("k", "erin", minute),
-        mode: LineMode::Fifo { max: 5 },
-        max_wait: minute,
-        claim: None,
-        member: None,
-    };
-    assert!(matches!(
-        s.locks.join(&join).await.unwrap(),
-        Joined::Waiting(_)
-    ));
+    wait_in_line(&s, "erin").await;
     let mut failed = ReleaseRequest::new("k", d.lock_id(), LockStatus::Failed);
     failed.reason = Some("tests failed".into());
     let ended = s.locks.release(&failed).await.unwrap();
@@ -194,17 +200,7 @@ async fn a_forced_end_in_the_same_write_as_the_next_grant_is_recorded_as_forced(
         .acquire(&request("k", "alice", minute))
         .await
         .unwrap();
-    let join = JoinRequest {
-        acquire: request("k", "bob", minute),
-        mode: LineMode::Fifo { max: 5 },
-        max_wait: minute,
-        claim: None,
-        member: None,
-    };
-    assert!(matches!(
-        s.locks.join(&join).await.unwrap(),
-        Joined::Waiting(_)
-    ));
+    wait_in_line(&s, "bob").await;
     let ended = s
         .locks
         .force_unlock("k", "ops", "stuck deploy", Some(a.lock_id()))
